@@ -1,0 +1,75 @@
+import express, { type ErrorRequestHandler, type Express } from 'express'
+import type { Server as TusServer } from '@tus/server'
+import { lockers, stores } from '../stores/registry.js'
+import type { StoreBackend } from '../stores/types.js'
+import { accessLog } from './accessLog.js'
+import type { Config } from './config.js'
+import { healthRoutes } from './health.js'
+import type { Logger } from './logger.js'
+import { requestContext } from './requestContext.js'
+import { createTusServer } from './tus/createTusServer.js'
+import { download } from './tus/download.js'
+import { ExpirySweeper } from './tus/expirySweeper.js'
+import { protocolGuard } from './tus/protocolGuard.js'
+
+export interface App {
+  app: Express
+  tus: TusServer
+  store: StoreBackend
+  sweeper: ExpirySweeper
+  /** Resolves when every tus request in progress has finished with the store. */
+  drain(): Promise<void>
+  close(): Promise<void>
+}
+
+/** The Express app: health, downloads and the tus endpoint, over the store and locker the config names. */
+export async function createApp(config: Config, logger: Logger): Promise<App> {
+  const store = await stores[config.STORE].create(config)
+  const { locker, close: closeLocker } = await lockers[config.LOCKER].create(config)
+  const tus = createTusServer(config, store.datastore, locker, logger)
+  const sweeper = new ExpirySweeper(store, locker, logger)
+  if (store.datastore.hasExtension('expiration')) sweeper.start(config.EXPIRY_SWEEP_INTERVAL)
+
+  const app = express()
+  app.disable('x-powered-by')
+  app.set('trust proxy', config.TRUST_PROXY)
+  app.use(accessLog(logger))
+  app.use(healthRoutes(store))
+
+  // No body parser anywhere near these routes: @tus/server streams the raw request body.
+  const collection = config.TUS_PATH
+  // Express routes HEAD to GET handlers; a tus HEAD must reach @tus/server instead.
+  const get = download(config, store, logger)
+  app.get(`${collection}/:id`, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
+  const tusRoute = [collection, `${collection}/{*splat}`]
+  // Requests still writing to the store, so shutdown can wait for their bytes to land.
+  const inFlight = new Set<Promise<void>>()
+  app.all(tusRoute, protocolGuard(config), (req, res, next) => {
+    const handling = tus.handle(req, res).catch(next)
+    inFlight.add(handling)
+    void handling.finally(() => inFlight.delete(handling))
+  })
+
+  const onError: ErrorRequestHandler = (error, _req, res, _next) => {
+    const context = requestContext.current()
+    const status = typeof error.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500
+    if (status === 500) logger.error('request failed', { requestId: context?.requestId, uploadId: context?.uploadId, error })
+    if (res.headersSent) return res.destroy()
+    res.status(status).type('text/plain').send(status === 500 ? 'Internal server error\n' : `${error.message}\n`)
+  }
+  app.use(onError)
+
+  return {
+    app,
+    tus,
+    store,
+    sweeper,
+    async drain() {
+      await Promise.allSettled([...inFlight])
+    },
+    async close() {
+      await sweeper.stop()
+      await Promise.all([store.close(), closeLocker()])
+    },
+  }
+}

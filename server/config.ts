@@ -1,0 +1,87 @@
+import bytes from 'bytes'
+import ms from 'ms'
+import { z } from 'zod'
+import { lockers, stores } from '../stores/registry.js'
+
+// Sizes accept plain bytes or units ("10GB", "512kb"); durations plain milliseconds or units ("24h", "30s").
+const size = z.string().trim().transform((text, ctx) => {
+  const value = /^\d+$/.test(text) ? Number(text) : bytes.parse(text)
+  if (value === null || !Number.isSafeInteger(value) || value < 0) {
+    ctx.addIssue({ code: 'custom', message: `expected a size like 1048576 or 10GB, got '${text}'` })
+    return z.NEVER
+  }
+  return value
+})
+
+const duration = z.string().trim().transform((text, ctx) => {
+  const value = /^\d+$/.test(text) ? Number(text) : ms(text as ms.StringValue)
+  if (value === undefined || !Number.isSafeInteger(value) || value < 0) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration like 30000, 30s or 24h, got '${text}'` })
+    return z.NEVER
+  }
+  return value
+})
+
+const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(1080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  TUS_PATH: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~-]$/, "expected a path like /files (leading '/', no trailing '/')")
+    .default('/files'),
+  STORE: z.enum(Object.keys(stores) as [string, ...string[]]).default('file'),
+  FILE_DIR: z.string().min(1).default('./data'),
+  FILE_FSYNC: flag.prefault('true'),
+  LOCKER: z.enum(Object.keys(lockers) as [string, ...string[]]).default('memory'),
+  LOCK_TIMEOUT: duration.prefault('30s'),
+  MAX_SIZE: size.prefault('0'),
+  MAX_METADATA_SIZE: size.prefault('4kb'),
+  MAX_HEADER_SIZE: size.prefault('16kb'),
+  UPLOAD_EXPIRES_AFTER: duration.prefault('24h'),
+  EXPIRY_SWEEP_INTERVAL: duration.prefault('10m'),
+  UPLOAD_IDLE_TIMEOUT: duration.prefault('60s'),
+  HEADERS_TIMEOUT: duration.prefault('10s'),
+  CORS_ORIGINS: z.string().default('*'),
+  TRUST_PROXY: flag.prefault('false'),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+  SHUTDOWN_TIMEOUT: duration.prefault('30s'),
+  NODE_ENV: z.string().optional(),
+})
+
+export type RawConfig = z.infer<typeof schema>
+
+export interface Config extends Omit<RawConfig, 'CORS_ORIGINS' | 'LOG_FORMAT'> {
+  /** '*' means any origin; otherwise the exact origins allowed. */
+  CORS_ORIGINS: '*' | string[]
+  LOG_FORMAT: 'json' | 'pretty'
+}
+
+export class ConfigError extends Error {}
+
+/** Reads the config from an environment; throws a ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty variables count as unset, as docker-compose passes `FOO=` through.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+  const result = schema.safeParse(present)
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    throw new ConfigError(`invalid ${String(issue.path[0])}: ${issue.message}`)
+  }
+  const raw = result.data
+  if (raw.MAX_SIZE > Number.MAX_SAFE_INTEGER) throw new ConfigError('invalid MAX_SIZE: too large')
+  const origins = raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean)
+  if (origins.length === 0) throw new ConfigError("invalid CORS_ORIGINS: expected '*' or a comma-separated list of origins")
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`invalid CORS_ORIGINS: '${origin}' is not an origin like https://app.example.com`)
+    }
+  }
+  return {
+    ...raw,
+    CORS_ORIGINS: origins.includes('*') ? '*' : origins,
+    LOG_FORMAT: raw.LOG_FORMAT ?? (raw.NODE_ENV === 'production' ? 'json' : 'pretty'),
+  }
+}

@@ -1,0 +1,23 @@
+import { EXPOSED_HEADERS } from '@tus/utils'
+import type { Config } from './config.js'
+import { REQUEST_ID_HEADER } from './accessLog.js'
+
+/** Headers a browser may read beyond tus's own list. */
+export const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', REQUEST_ID_HEADER]
+
+/** The Access-Control-Allow-Origin value for a request's Origin, or undefined for none. */
+export function allowedOrigin(config: Pick<Config, 'CORS_ORIGINS'>, origin: string | undefined): string | undefined {
+  if (config.CORS_ORIGINS === '*') return '*'
+  return origin && config.CORS_ORIGINS.includes(origin) ? origin : undefined
+}
+
+/** CORS headers for responses we answer before `@tus/server` (which sets the same ones on its own). */
+export function corsHeaders(config: Pick<Config, 'CORS_ORIGINS'>, origin: string | undefined): Record<string, string> {
+  const allow = allowedOrigin(config, origin)
+  if (!allow) return {}
+  return {
+    'Access-Control-Allow-Origin': allow,
+    'Access-Control-Expose-Headers': [EXPOSED_HEADERS, ...EXTRA_EXPOSED_HEADERS].join(', '),
+    ...(allow === '*' ? {} : { Vary: 'Origin' }),
+  }
+}

@@ -1,0 +1,60 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { App } from './app.js'
+import type { Config } from './config.js'
+import type { Logger } from './logger.js'
+
+export interface RunningServer {
+  server: http.Server
+  port: number
+  /** Stops accepting, lets requests in progress finish up to SHUTDOWN_TIMEOUT, then closes the rest. */
+  shutdown(): Promise<void>
+}
+
+/**
+ * Listens with the timeouts that keep slow or hostile clients cheap: headers must arrive within
+ * HEADERS_TIMEOUT, a socket idle for UPLOAD_IDLE_TIMEOUT is ended (a stalled PATCH keeps the bytes
+ * it sent), and there is no cap on a whole request's duration, since a 20 GB upload takes hours.
+ */
+export async function listen(config: Config, app: App, logger: Logger): Promise<RunningServer> {
+  const server = http.createServer(
+    { maxHeaderSize: config.MAX_HEADER_SIZE, headersTimeout: config.HEADERS_TIMEOUT, requestTimeout: 0 },
+    app.app,
+  )
+  server.timeout = config.UPLOAD_IDLE_TIMEOUT
+  server.keepAliveTimeout = 5000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.PORT, config.HOST, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const port = (server.address() as AddressInfo).port
+  logger.info('listening', { host: config.HOST, port, path: config.TUS_PATH, store: config.STORE })
+
+  let stopping: Promise<void> | undefined
+  const shutdown = () => {
+    stopping ??= (async () => {
+      logger.info('shutting down', { timeoutMs: config.SHUTDOWN_TIMEOUT })
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      // Kept-alive connections go as soon as they are idle; busy ones get until the deadline.
+      const sweepIdle = setInterval(() => server.closeIdleConnections(), 100)
+      let deadline: NodeJS.Timeout | undefined
+      const timedOut = new Promise<boolean>((resolve) => {
+        deadline = setTimeout(() => resolve(true), config.SHUTDOWN_TIMEOUT)
+      })
+      if (await Promise.race([closed.then(() => false), timedOut])) {
+        logger.warn('shutdown timeout: closing connections in progress')
+        server.closeAllConnections()
+      }
+      clearInterval(sweepIdle)
+      clearTimeout(deadline)
+      await app.drain()
+      await app.close()
+      logger.info('stopped')
+    })()
+    return stopping
+  }
+  return { server, port, shutdown }
+}

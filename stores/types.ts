@@ -1,0 +1,36 @@
+import type { Readable } from 'node:stream'
+import type { DataStore, Locker } from '@tus/utils'
+import type { Config } from '../server/config.js'
+
+/** An inclusive byte range of an upload, as in HTTP's Range header. */
+export interface ByteRange {
+  start: number
+  end: number
+}
+
+/** What a storage back end gives the host; the tus extensions it supports are `datastore.extensions`. */
+export interface StoreBackend {
+  datastore: DataStore
+  /** Resolves when the store can take writes; rejects with the reason otherwise. */
+  health(): Promise<void>
+  /** Unfinished uploads whose expiry has passed, for the sweep (which rechecks each under its lock). */
+  expiredUploadIds(): Promise<string[]>
+  /** The bytes of an upload, whole or a range of it. */
+  download(id: string, range?: ByteRange): Promise<Readable>
+  close(): Promise<void>
+}
+
+export interface StoreModule {
+  name: string
+  create(config: Config): Promise<StoreBackend>
+}
+
+export interface LockerBackend {
+  locker: Locker
+  close(): Promise<void>
+}
+
+export interface LockerModule {
+  name: string
+  create(config: Config): Promise<LockerBackend>
+}

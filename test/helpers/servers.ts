@@ -1,0 +1,108 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import winston from 'winston'
+import { createApp } from '../../server/app.js'
+import { loadConfig } from '../../server/config.js'
+import { listen } from '../../server/httpServer.js'
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+export function tempDir(prefix = 'tusgate-'): { dir: string; remove(): void } {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix))
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+export interface InProcessServer {
+  url: string
+  dir: string
+  logs: Record<string, unknown>[]
+  app: Awaited<ReturnType<typeof createApp>>
+  stop(): Promise<void>
+}
+
+/** tusgate in the test's own process on 127.0.0.1, with a fresh FILE_DIR and its log lines captured. */
+export async function startServer(env: Record<string, string> = {}): Promise<InProcessServer> {
+  const temp = tempDir()
+  const dir = path.join(temp.dir, 'data')
+  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', FILE_DIR: dir, ...env })
+  const logs: Record<string, unknown>[] = []
+  const logger = winston.createLogger({
+    level: 'debug',
+    transports: [
+      new winston.transports.Stream({
+        stream: new Writable({
+          objectMode: true,
+          write(entry, _enc, done) {
+            logs.push(entry)
+            done()
+          },
+        }),
+      }),
+    ],
+  })
+  const app = await createApp(config, logger)
+  const running = await listen(config, app, logger)
+  return {
+    url: `http://127.0.0.1:${running.port}`,
+    dir,
+    logs,
+    app,
+    async stop() {
+      await running.shutdown()
+      temp.remove()
+    },
+  }
+}
+
+export interface ServerProcess {
+  url: string
+  port: number
+  child: ChildProcess
+  output: () => string
+  exited: Promise<number | null>
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** tusgate as its own process (`node --import tsx server/main.ts`), for crashes, signals and start-up. */
+export async function startProcess(env: Record<string, string>, { waitMs = 15_000 } = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout?.on('data', (c) => (out += c))
+  child.stderr?.on('data', (c) => (out += c))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const port = await new Promise<number>((resolve, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), waitMs)
+    const check = () => {
+      const match = /"message":"listening".*?"port":(\d+)/.exec(out) ?? /"port":(\d+).*?"message":"listening"/.exec(out)
+      if (match) {
+        clearTimeout(deadline)
+        child.stdout?.off('data', check)
+        resolve(Number(match[1]))
+      }
+    }
+    child.stdout?.on('data', check)
+    void exited.then((code) => {
+      clearTimeout(deadline)
+      reject(new Error(`server exited with ${code}:\n${out}`))
+    })
+  })
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    child,
+    output: () => out,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      return exited
+    },
+  }
+}
