@@ -5,7 +5,8 @@ import { lockers, stores } from '../stores/registry.js'
 
 // Sizes accept plain bytes or units ("10GB", "512kb"); durations plain milliseconds or units ("24h", "30s").
 const size = z.string().trim().transform((text, ctx) => {
-  const value = /^\d+$/.test(text) ? Number(text) : bytes.parse(text)
+  // bytes.parse alone is lenient ('1.5.5kb' gives 1), so the shape is checked first.
+  const value = /^\d+(\.\d+)?\s*(b|kb|mb|gb|tb|pb)?$/i.test(text) ? bytes.parse(text) : null
   if (value === null || !Number.isSafeInteger(value) || value < 0) {
     ctx.addIssue({ code: 'custom', message: `expected a size like 1048576 or 10GB, got '${text}'` })
     return z.NEVER
