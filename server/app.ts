@@ -1,5 +1,4 @@
 import express, { type ErrorRequestHandler, type Express } from 'express'
-import type { Server as TusServer } from '@tus/server'
 import { lockers, stores } from '../stores/registry.js'
 import type { StoreBackend } from '../stores/types.js'
 import { accessLog } from './accessLog.js'
@@ -7,17 +6,17 @@ import type { Config } from './config.js'
 import { healthRoutes } from './health.js'
 import type { Logger } from './logger.js'
 import { requestContext } from './requestContext.js'
-import { createTusServer } from './tus/createTusServer.js'
+import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
 import { download } from './tus/download.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
 import { protocolGuard } from './tus/protocolGuard.js'
 
 export interface App {
   app: Express
-  tus: TusServer
+  tus: TusEndpoint
   store: StoreBackend
   sweeper: ExpirySweeper
-  /** Resolves when every tus request in progress has finished with the store. */
+  /** Resolves when no tus request is writing to the store. */
   drain(): Promise<void>
   close(): Promise<void>
 }
@@ -42,13 +41,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const get = download(config, store, logger)
   app.get(`${collection}/:id`, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tusRoute = [collection, `${collection}/{*splat}`]
-  // Requests still writing to the store, so shutdown can wait for their bytes to land.
-  const inFlight = new Set<Promise<void>>()
-  app.all(tusRoute, protocolGuard(config), (req, res, next) => {
-    const handling = tus.handle(req, res).catch(next)
-    inFlight.add(handling)
-    void handling.finally(() => inFlight.delete(handling))
-  })
+  app.all(tusRoute, protocolGuard(config), (req, res, next) => void tus.server.handle(req, res).catch(next))
 
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
     const context = requestContext.current()
@@ -64,9 +57,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     tus,
     store,
     sweeper,
-    async drain() {
-      await Promise.allSettled([...inFlight])
-    },
+    drain: tus.drain,
     async close() {
       await sweeper.stop()
       await Promise.all([store.close(), closeLocker()])

@@ -18,7 +18,13 @@ export interface RunningServer {
  */
 export async function listen(config: Config, app: App, logger: Logger): Promise<RunningServer> {
   const server = http.createServer(
-    { maxHeaderSize: config.MAX_HEADER_SIZE, headersTimeout: config.HEADERS_TIMEOUT, requestTimeout: 0 },
+    {
+      maxHeaderSize: config.MAX_HEADER_SIZE,
+      headersTimeout: config.HEADERS_TIMEOUT,
+      requestTimeout: 0,
+      // Node checks those timeouts every 30 s by default, which would let slow sockets linger.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, config.HEADERS_TIMEOUT)),
+    },
     app.app,
   )
   server.timeout = config.UPLOAD_IDLE_TIMEOUT

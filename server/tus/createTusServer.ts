@@ -10,20 +10,39 @@ import { withConflictOffset } from './handlers/conflictOffset.js'
 import { HeadHandler } from './handlers/head.js'
 import { uploadIdOf } from './uploadUrl.js'
 
-/** Counts the bytes each request stores, for its log line, whatever the store. */
-function countStoredBytes(store: DataStore): void {
+/**
+ * Wraps the store's writes, whatever the store: each request's log line gets the bytes it stored,
+ * and shutdown can wait for writes in progress (the response to a dropped request may never settle).
+ */
+function trackWrites(store: DataStore): { drain(): Promise<void> } {
+  const pending = new Set<Promise<number>>()
   const write = store.write.bind(store)
-  store.write = async (stream, id, offset) => {
-    const end = await write(stream, id, offset)
-    const context = requestContext.current()
-    if (context) context.bytes += end - offset
-    return end
+  store.write = (stream, id, offset) => {
+    const writing = write(stream, id, offset).then((end) => {
+      const context = requestContext.current()
+      if (context) context.bytes += end - offset
+      return end
+    })
+    pending.add(writing)
+    void writing.catch(() => {}).finally(() => pending.delete(writing))
+    return writing
+  }
+  return {
+    async drain() {
+      await Promise.allSettled([...pending])
+    },
   }
 }
 
+export interface TusEndpoint {
+  server: Server
+  /** Resolves when no write to the store is in progress. */
+  drain(): Promise<void>
+}
+
 /** `@tus/server` set up as tusgate serves it: our ids, our HEAD, and events logged. */
-export function createTusServer(config: Config, datastore: DataStore, locker: Locker, logger: Logger): Server {
-  countStoredBytes(datastore)
+export function createTusServer(config: Config, datastore: DataStore, locker: Locker, logger: Logger): TusEndpoint {
+  const writes = trackWrites(datastore)
   const server = new Server({
     path: config.TUS_PATH,
     datastore,
@@ -51,5 +70,5 @@ export function createTusServer(config: Config, datastore: DataStore, locker: Lo
   server.on(EVENTS.POST_TERMINATE, (_req, _res, id) =>
     logger.info('upload terminated', { requestId: requestContext.current()?.requestId, uploadId: id }),
   )
-  return server
+  return { server, drain: writes.drain }
 }
