@@ -41,7 +41,7 @@ const schema = z.object({
   MAX_METADATA_SIZE: size.prefault('4kb'),
   MAX_HEADER_SIZE: size.prefault('16kb'),
   UPLOAD_EXPIRES_AFTER: duration.prefault('24h'),
-  EXPIRY_SWEEP_INTERVAL: duration.prefault('10m'),
+  EXPIRY_SWEEP_INTERVAL: duration.refine((v) => v >= 1000, 'expected at least 1s').prefault('10m'),
   UPLOAD_IDLE_TIMEOUT: duration.prefault('60s'),
   HEADERS_TIMEOUT: duration.prefault('10s'),
   CORS_ORIGINS: z.string().default('*'),

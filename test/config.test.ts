@@ -52,6 +52,7 @@ describe('config', () => {
     ['UPLOAD_EXPIRES_AFTER', 'tomorrow'],
     ['UPLOAD_EXPIRES_AFTER', '-1h'],
     ['SHUTDOWN_TIMEOUT', 'soon'],
+    ['EXPIRY_SWEEP_INTERVAL', '0'],
     ['HEADERS_TIMEOUT', '10 parsecs'],
     ['UPLOAD_IDLE_TIMEOUT', 'x'],
     ['CORS_ORIGINS', 'not an origin'],

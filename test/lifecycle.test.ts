@@ -112,7 +112,7 @@ describe('expiration', () => {
   })
 
   test('the periodic sweep runs on its interval', async () => {
-    const fast = await startServer({ UPLOAD_EXPIRES_AFTER: '500ms', EXPIRY_SWEEP_INTERVAL: '300ms' })
+    const fast = await startServer({ UPLOAD_EXPIRES_AFTER: '500ms', EXPIRY_SWEEP_INTERVAL: '1s' })
     try {
       const url = await createUpload(fast.url, { 'Upload-Length': 10 })
       const id = url.split('/').pop() as string
