@@ -33,6 +33,7 @@ describe('graceful shutdown', () => {
     const server = await startProcess({ FILE_DIR: temp.dir, SHUTDOWN_TIMEOUT: '10s' })
     try {
       const url = await createUpload(server.url, { 'Upload-Length': 3000 })
+      const id = url.split('/').pop() as string
       const { req, response } = slowPatch(url, 0, 3000)
       req.write('a'.repeat(1000))
       await sleep(200)
@@ -45,9 +46,17 @@ describe('graceful shutdown', () => {
       req.end('c'.repeat(1000))
       expect(await response).toEqual({ status: 204, offset: '3000' })
       expect(await server.exited).toBe(0)
-      const id = url.split('/').pop() as string
       expect(statSync(path.join(temp.dir, id)).size).toBe(3000)
       expect(server.output()).toMatch(/"message":"stopped"/)
+      // Production logs are JSON lines; the PATCH has its one request line.
+      const lines = server.output().trim().split('\n').map((l) => JSON.parse(l))
+      expect(lines.find((l) => l.message === 'request' && l.method === 'PATCH')).toMatchObject({
+        path: new URL(url).pathname,
+        status: 204,
+        uploadId: id,
+        bytes: 3000,
+        level: 'info',
+      })
     } finally {
       await server.stop('SIGKILL')
       temp.remove()

@@ -303,6 +303,55 @@ describe('tus 1.0.0 core and extensions over HTTP', () => {
   })
 })
 
+describe('failures inside a store', () => {
+  let server: InProcessServer
+  beforeAll(async () => {
+    server = await startServer()
+  })
+  afterAll(() => server.stop())
+
+  test('answer 500 without internals and are logged with the request and upload ids', async () => {
+    const url = await createUpload(server.url, { 'Upload-Length': 4 })
+    const { datastore } = server.app.store
+    const write = datastore.write
+    // Fault injection on the real store: the disk failing mid-write.
+    datastore.write = async () => {
+      throw new Error('disk on fire')
+    }
+    try {
+      const res = await patch(url, 0, 'abcd', { 'X-Request-Id': 'fault-1' })
+      expect(res.status).toBe(500)
+      expect(res.body.toString()).not.toMatch(/fire/)
+    } finally {
+      datastore.write = write
+    }
+    const id = url.split('/').pop()
+    const error = server.logs.find((l) => l.level === 'error' && l.requestId === 'fault-1')
+    expect(error).toMatchObject({ uploadId: id })
+    expect(JSON.stringify(error)).toMatch(/disk on fire/)
+    expect((await patch(url, 0, 'abcd')).status).toBe(204)
+  })
+})
+
+describe('Location behind a proxy', () => {
+  test.each([
+    ['true', 'https://uploads.example.com/files/'],
+    ['false', 'http://127.0.0.1:'],
+  ])('TRUST_PROXY=%s builds Location from %s', async (trust, prefix) => {
+    const server = await startServer({ TRUST_PROXY: trust })
+    try {
+      const res = await request(`${server.url}/files`, {
+        method: 'POST',
+        headers: { ...TUS, 'Upload-Length': 1, 'X-Forwarded-Host': 'uploads.example.com', 'X-Forwarded-Proto': 'https' },
+      })
+      expect(res.status).toBe(201)
+      expect(res.headers.location?.startsWith(prefix)).toBe(true)
+    } finally {
+      await server.stop()
+    }
+  })
+})
+
 describe('CORS with an origin list', () => {
   let server: InProcessServer
   beforeAll(async () => {

@@ -8,6 +8,7 @@ import winston from 'winston'
 import { createApp } from '../../server/app.js'
 import { loadConfig } from '../../server/config.js'
 import { listen } from '../../server/httpServer.js'
+import { createLogger } from '../../server/logger.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -30,20 +31,14 @@ export async function startServer(env: Record<string, string> = {}): Promise<InP
   const dir = path.join(temp.dir, 'data')
   const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', FILE_DIR: dir, ...env })
   const logs: Record<string, unknown>[] = []
-  const logger = winston.createLogger({
-    level: 'debug',
-    transports: [
-      new winston.transports.Stream({
-        stream: new Writable({
-          objectMode: true,
-          write(entry, _enc, done) {
-            logs.push(entry)
-            done()
-          },
-        }),
-      }),
-    ],
+  // The production JSON format, captured line by line.
+  const capture = new Writable({
+    write(line, _enc, done) {
+      logs.push(JSON.parse(String(line)))
+      done()
+    },
   })
+  const logger = createLogger({ LOG_LEVEL: 'debug', LOG_FORMAT: 'json' }, new winston.transports.Stream({ stream: capture }))
   const app = await createApp(config, logger)
   const running = await listen(config, app, logger)
   return {

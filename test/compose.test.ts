@@ -1,0 +1,394 @@
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import path from 'node:path'
+import { Ajv, type ValidateFunction } from 'ajv'
+import ts from 'typescript'
+import { parse as parseYaml } from 'yaml'
+import { loadConfig } from '../server/config.js'
+import { ROOT, startServer } from './helpers/servers.js'
+
+// No Docker engine here: the container files are checked statically, against the compose-spec
+// schema, the config loader, tsconfig.build.json and package.json, and the health probe is run
+// for real against an in-process server.
+
+const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8')
+
+// ---------- compose ----------
+
+type Env = Record<string, string>
+interface Service {
+  environment?: Record<string, string | number | boolean | null> | string[]
+  volumes?: (string | { type?: string; source?: string; target?: string })[]
+  ports?: (string | number | { target?: number | string; published?: number | string })[]
+  healthcheck?: { test?: string | string[]; disable?: boolean }
+  restart?: string
+  stop_grace_period?: string
+  build?: string | { context?: string; dockerfile?: string }
+}
+interface Compose {
+  services: Record<string, Service>
+  volumes?: Record<string, unknown>
+}
+
+function composeValidator(): ValidateFunction {
+  const schema = JSON.parse(read('node_modules/dclint/schemas/compose.schema.json'))
+  // The schema names its dialect 'https://json-schema.org/draft-07/schema', which ajv does not know
+  // by that spelling; ajv's default class is draft-07 already, so the declaration is dropped.
+  delete schema.$schema
+  const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true })
+  return ajv.compile(schema)
+}
+
+/** The service's environment as the container sees it (map or KEY=VALUE list; null means unset). */
+function environmentOf(service: Service): Env {
+  const raw = service.environment ?? {}
+  const entries: [string, unknown][] = Array.isArray(raw)
+    ? raw.map((item) => {
+        const at = item.indexOf('=')
+        return at === -1 ? [item, null] : [item.slice(0, at), item.slice(at + 1)]
+      })
+    : Object.entries(raw)
+  return Object.fromEntries(
+    entries.filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => [k, String(v)]),
+  )
+}
+
+/** Named-volume mounts of a service as [volume, container path]. */
+function namedMounts(service: Service): [string, string][] {
+  return (service.volumes ?? []).flatMap((volume): [string, string][] => {
+    if (typeof volume === 'string') {
+      const [source, target] = volume.split(':')
+      // Bind mounts start with '.', '/' or '~'; anything else before ':' names a volume.
+      return target && !/^[./~]/.test(source) ? [[source, target]] : []
+    }
+    return (volume.type ?? 'volume') === 'volume' && volume.source && volume.target ? [[volume.source, volume.target]] : []
+  })
+}
+
+/** Container ports published by a service. */
+function containerPorts(service: Service): number[] {
+  return (service.ports ?? []).map((port) => {
+    if (typeof port === 'object') return Number(port.target)
+    const spec = String(port).split('/')[0]
+    return Number(spec.split(':').at(-1))
+  })
+}
+
+/** Compose durations use Go's syntax: '45s', '1m30s', '1.5h', '500ms'. Returns milliseconds. */
+function composeDurationMs(value: string): number {
+  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 1e-3, µs: 1e-3, ns: 1e-6 }
+  const text = String(value).trim()
+  const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y
+  let total = 0
+  let match: RegExpExecArray | null
+  while (part.lastIndex < text.length && (match = part.exec(text))) total += Number(match[1]) * units[match[2]]
+  if (text === '' || part.lastIndex !== text.length) throw new Error(`not a compose duration: '${value}'`)
+  return total
+}
+
+/** Compose env keys that the config loader does not know: zod drops unknown keys, so they are missing from its result. */
+function unknownConfigKeys(env: Env): string[] {
+  const loaded = loadConfig(env) as unknown as Record<string, unknown>
+  return Object.keys(env).filter((key) => !(key in loaded))
+}
+
+/** The probe's argv from a healthcheck test (exec form only, so it runs without a shell). */
+function probeArgv(test: string | string[] | undefined): string[] {
+  if (!Array.isArray(test) || test[0] !== 'CMD') throw new Error(`expected an exec-form healthcheck ["CMD", ...], got ${JSON.stringify(test)}`)
+  return test.slice(1)
+}
+
+// ---------- Dockerfile ----------
+
+interface Instruction {
+  keyword: string
+  args: string
+}
+interface Stage {
+  image: string
+  name?: string
+  instructions: Instruction[]
+}
+
+/** Dockerfile instructions by stage, with comments dropped and line continuations joined. */
+function parseDockerfile(text: string): Stage[] {
+  const logical: string[] = []
+  let pending = ''
+  for (const line of text.split('\n')) {
+    if (/^\s*#/.test(line)) continue
+    if (/\\\s*$/.test(line)) {
+      pending += `${line.replace(/\\\s*$/, '')} `
+      continue
+    }
+    const full = (pending + line).trim()
+    pending = ''
+    if (full) logical.push(full)
+  }
+  const stages: Stage[] = []
+  for (const line of logical) {
+    const [, keyword, args] = /^(\S+)\s*(.*)$/s.exec(line) as RegExpExecArray
+    const instruction = { keyword: keyword.toUpperCase(), args: args.trim() }
+    if (instruction.keyword === 'FROM') {
+      const [image, as, name] = instruction.args.replace(/--\S+\s+/g, '').split(/\s+/)
+      stages.push({ image, name: as?.toUpperCase() === 'AS' ? name : undefined, instructions: [] })
+    } else if (stages.length === 0) {
+      if (instruction.keyword !== 'ARG') throw new Error(`${instruction.keyword} before the first FROM`)
+    } else {
+      stages.at(-1)!.instructions.push(instruction)
+    }
+  }
+  return stages
+}
+
+const all = (stage: Stage, keyword: string) => stage.instructions.filter((i) => i.keyword === keyword)
+const last = (stage: Stage, keyword: string) => all(stage, keyword).at(-1)
+const execForm = (args: string): string[] => {
+  const parsed = JSON.parse(args)
+  if (!Array.isArray(parsed)) throw new Error(`expected exec form, got ${args}`)
+  return parsed
+}
+/** ENV key=value pairs (the legacy 'ENV KEY value' form too). */
+function envOf(stage: Stage): Env {
+  const env: Env = {}
+  for (const { args } of all(stage, 'ENV')) {
+    if (!/^\S+=/.test(args)) {
+      const [key, ...value] = args.split(/\s+/)
+      env[key] = value.join(' ')
+      continue
+    }
+    for (const [, key, quoted, bare] of args.matchAll(/(\w+)=(?:"([^"]*)"|(\S*))/g)) env[key] = quoted ?? bare
+  }
+  return env
+}
+const workdirOf = (stage: Stage) => path.posix.resolve('/', last(stage, 'WORKDIR')?.args ?? '/')
+/** COPY's source and destination paths (flags dropped; exec or shell form). */
+function copyPaths(args: string): { from?: string; sources: string[]; dest: string } {
+  const from = /--from=(\S+)/.exec(args)?.[1]
+  const rest = args.replace(/--\S+/g, '').trim()
+  const parts = rest.startsWith('[') ? execForm(rest) : rest.split(/\s+/)
+  return { from, sources: parts.slice(0, -1), dest: parts.at(-1)! }
+}
+
+// ---------- the repository's build layout ----------
+
+/** The compiled entry point relative to the repo, from package.json's start script and tsconfig.build.json's outDir/rootDir. */
+function compiledEntry(): { entry: string; outDir: string; include: string[] } {
+  const start: string = JSON.parse(read('package.json')).scripts.start
+  const source = start.split(/\s+/).find((word) => word.endsWith('.ts'))
+  if (!source) throw new Error(`no .ts entry in the start script '${start}'`)
+  const file = path.join(ROOT, 'tsconfig.build.json')
+  const { config, error } = ts.readConfigFile(file, ts.sys.readFile)
+  if (error) throw new Error(ts.flattenDiagnosticMessageText(error.messageText, '\n'))
+  const parsed = ts.parseJsonConfigFileContent(config, ts.sys, ROOT, undefined, file)
+  const outDir = parsed.options.outDir
+  if (!outDir) throw new Error('tsconfig.build.json has no outDir')
+  const rootDir = parsed.options.rootDir ?? ROOT
+  const compiled = path.join(outDir, path.relative(rootDir, path.join(ROOT, source))).replace(/\.ts$/, '.js')
+  const relative = (p: string) => path.relative(ROOT, p).split(path.sep).join('/')
+  return { entry: relative(compiled), outDir: relative(outDir), include: (config.include ?? []) as string[] }
+}
+
+/** Exit code of a health probe argv (['node', '-e', ...]) run with PORT set, as the container would. */
+function runProbe(argv: string[], port: number): Promise<number> {
+  const [command, ...args] = argv
+  expect(command).toBe('node')
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, PORT: String(port) }, stdio: 'ignore' })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    child.on('error', reject)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve(code ?? -1)
+    })
+  })
+}
+
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+// ---------- tests ----------
+
+const compose = parseYaml(read('docker-compose.yml'), { merge: true }) as Compose
+const service = compose.services?.tusgate
+const composeEnv = service ? environmentOf(service) : {}
+const stages = parseDockerfile(read('Dockerfile'))
+const runtime = stages.at(-1)!
+
+describe('docker-compose.yml', () => {
+  const validate = composeValidator()
+
+  test('is valid against the compose-spec schema', () => {
+    const valid = validate(compose)
+    expect(validate.errors ?? []).toEqual([])
+    expect(valid).toBe(true)
+  })
+
+  test('the schema validator rejects broken compose documents', () => {
+    expect(validate({ services: { x: { ports: 5 } } })).toBe(false)
+    expect(validate.errors?.some((e) => e.instancePath === '/services/x/ports')).toBe(true)
+    expect(validate({ services: { x: { healthcheck: { test: ['CMD'], interval: 30 } } } })).toBe(false)
+    expect(validate({ services: { x: { image: 'a' } }, volume: {} })).toBe(false)
+  })
+
+  test('defines the single tusgate service, built from the Dockerfile, restarting unless stopped', () => {
+    expect(Object.keys(compose.services)).toEqual(['tusgate'])
+    const build = typeof service.build === 'string' ? { context: service.build } : service.build
+    expect(build).toBeDefined()
+    expect(path.resolve(ROOT, build!.context ?? '.', build!.dockerfile ?? 'Dockerfile')).toBe(path.join(ROOT, 'Dockerfile'))
+    expect(service.restart).toBe('unless-stopped')
+  })
+
+  test('every environment variable is a config key, and the values load', () => {
+    for (const key of ['PORT', 'TUS_PATH', 'FILE_DIR', 'MAX_SIZE', 'UPLOAD_EXPIRES_AFTER', 'LOG_FORMAT', 'SHUTDOWN_TIMEOUT']) {
+      expect(composeEnv).toHaveProperty(key)
+    }
+    expect(unknownConfigKeys(composeEnv)).toEqual([])
+    const config = loadConfig(composeEnv)
+    expect(config.FILE_DIR).toBe('/data')
+    expect(config.LOG_FORMAT).toBe('json')
+    expect(config.MAX_SIZE).toBeGreaterThan(0)
+  })
+
+  test('the config-key check catches a misspelt variable, and the loader a bad value', () => {
+    expect(unknownConfigKeys({ ...composeEnv, FILE_DIRECTORY: '/data' })).toEqual(['FILE_DIRECTORY'])
+    expect(() => loadConfig({ ...composeEnv, SHUTDOWN_TIMEOUT: 'soon' })).toThrow(/SHUTDOWN_TIMEOUT/)
+  })
+
+  test('publishes the container port the service listens on', () => {
+    const { PORT } = loadConfig(composeEnv)
+    expect(service.ports).toEqual(['1080:1080'])
+    expect(containerPorts(service)).toEqual([PORT])
+  })
+
+  test('mounts the named volume tusgate-data at FILE_DIR', () => {
+    expect(compose.volumes).toHaveProperty(['tusgate-data'])
+    expect(namedMounts(service)).toContainEqual(['tusgate-data', loadConfig(composeEnv).FILE_DIR])
+  })
+
+  test('the healthcheck probes /healthz with node (no curl or wget in slim images)', () => {
+    expect(service.healthcheck?.disable).not.toBe(true)
+    const argv = probeArgv(service.healthcheck?.test)
+    expect(argv[0]).toBe('node')
+    expect(argv.join(' ')).toContain('/healthz')
+    expect(argv.join(' ')).not.toMatch(/\b(curl|wget)\b/)
+    // Compose would interpolate a bare '$' in the probe.
+    expect(argv.join(' ')).not.toMatch(/\$(?!\$)/)
+  })
+
+  test('stop_grace_period outlasts SHUTDOWN_TIMEOUT, with room to drain and close the store', () => {
+    const { SHUTDOWN_TIMEOUT } = loadConfig(composeEnv)
+    expect(service.stop_grace_period).toBeDefined()
+    expect(composeDurationMs(service.stop_grace_period!)).toBeGreaterThanOrEqual(SHUTDOWN_TIMEOUT + 5000)
+    expect(composeDurationMs('1m30s')).toBe(90_000)
+    expect(() => composeDurationMs('45')).toThrow()
+  })
+})
+
+describe('Dockerfile', () => {
+  const { entry, outDir, include } = compiledEntry()
+  const build = stages[0]
+
+  test('is a multi-stage build on node:24-slim', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2)
+    expect(stages.map((s) => s.image)).toEqual(stages.map(() => 'node:24-slim'))
+  })
+
+  test('the build stage installs everything, copies what tsconfig.build.json compiles, and builds', () => {
+    const runs = all(build, 'RUN').map((i) => i.args)
+    expect(runs).toContainEqual(expect.stringMatching(/^npm ci(\s|$)/))
+    expect(runs.some((r) => /npm ci\b.*--omit=dev/.test(r))).toBe(false)
+    expect(runs.some((r) => /npm run build\b/.test(r))).toBe(true)
+    const copied = all(build, 'COPY').flatMap((i) => copyPaths(i.args).sources.map((s) => path.posix.normalize(s)))
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', ...include]) {
+      expect(copied).toContain(needed)
+    }
+  })
+
+  test('the runtime stage has production dependencies only and no tsx', () => {
+    const runs = all(runtime, 'RUN').map((i) => i.args)
+    expect(runs.some((r) => /npm ci\b.*--omit=dev/.test(r))).toBe(true)
+    expect(runtime.instructions.some((i) => /\btsx\b/.test(i.args))).toBe(false)
+    expect(envOf(runtime).NODE_ENV).toBe('production')
+  })
+
+  test(`CMD runs the compiled entry (${entry}) that the build stage produced`, () => {
+    const cmd = execForm(last(runtime, 'CMD')!.args)
+    expect(cmd).toEqual(['node', entry])
+    expect(entry).toBe('dist/server/main.js')
+    // The runtime stage copies the build stage's outDir to <WORKDIR>/<outDir>, where CMD looks for it.
+    const copies = all(runtime, 'COPY').map((i) => copyPaths(i.args)).filter((c) => c.from === (build.name ?? '0'))
+    const workdir = workdirOf(runtime)
+    const landed = copies.some(
+      (c) =>
+        c.sources.some((s) => path.posix.resolve(workdirOf(build), s) === path.posix.resolve(workdirOf(build), outDir)) &&
+        path.posix.resolve(workdir, c.dest) === path.posix.resolve(workdir, outDir),
+    )
+    expect(landed).toBe(true)
+  })
+
+  test('runs as a non-root user owning the FILE_DIR volume', () => {
+    const user = last(runtime, 'USER')?.args
+    expect(user).toBeDefined()
+    expect(['root', '0']).not.toContain(user!.split(':')[0])
+    const fileDir = envOf(runtime).FILE_DIR
+    expect(fileDir).toBe(loadConfig(composeEnv).FILE_DIR)
+    const volumeAt = runtime.instructions.findIndex((i) => i.keyword === 'VOLUME')
+    expect(volumeAt).toBeGreaterThanOrEqual(0)
+    const volume = runtime.instructions[volumeAt].args
+    expect(volume.startsWith('[') ? execForm(volume) : volume.split(/\s+/)).toContain(fileDir)
+    // Ownership must be set before VOLUME: later changes to a volume path are discarded.
+    const chowned = runtime.instructions
+      .slice(0, volumeAt)
+      .some((i) => i.keyword === 'RUN' && new RegExp(`chown\\s+(-\\S+\\s+)*${user!.split(':')[0]}\\S*\\s+.*${fileDir}(\\s|$)`).test(i.args))
+    expect(chowned).toBe(true)
+  })
+
+  test('exposes the port compose publishes', () => {
+    const exposed = all(runtime, 'EXPOSE').flatMap((i) => i.args.split(/\s+/).map((p) => Number(p.split('/')[0])))
+    expect(exposed).toContain(loadConfig(composeEnv).PORT)
+    expect(exposed).toContain(loadConfig({ PORT: envOf(runtime).PORT }).PORT)
+  })
+
+  test('HEALTHCHECK probes /healthz with node, like compose', () => {
+    const healthcheck = last(runtime, 'HEALTHCHECK')
+    expect(healthcheck).toBeDefined()
+    const argv = execForm(healthcheck!.args.replace(/^(--\S+\s+)*CMD\s+/, ''))
+    expect(argv[0]).toBe('node')
+    expect(argv.join(' ')).toContain('/healthz')
+    expect(argv).toEqual(probeArgv(service.healthcheck?.test))
+  })
+})
+
+describe('.dockerignore', () => {
+  const ignored = read('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+
+  test('keeps local state out of the build context but not what the build copies', () => {
+    for (const entry of ['node_modules', 'dist', 'data', '.git', 'test-artifacts', 'coverage']) expect(ignored).toContain(entry)
+    const copied = stages.flatMap((s) => all(s, 'COPY').filter((i) => !/--from=/.test(i.args))).flatMap((i) => copyPaths(i.args).sources)
+    for (const source of copied) expect(ignored).not.toContain(path.posix.normalize(source))
+  })
+})
+
+describe('the health probe, run against a live server', () => {
+  let server: Awaited<ReturnType<typeof startServer>>
+  beforeAll(async () => {
+    server = await startServer()
+  })
+  afterAll(() => server?.stop())
+
+  test('exits 0 while /healthz answers and 1 when nothing listens', async () => {
+    const argv = probeArgv(service.healthcheck?.test)
+    const port = Number(new URL(server.url).port)
+    expect(await runProbe(argv, port)).toBe(0)
+    expect(await runProbe(argv, await closedPort())).toBe(1)
+  })
+})
