@@ -23,8 +23,8 @@ export interface App {
 
 /** The Express app: health, downloads and the tus endpoint, over the store and locker the config names. */
 export async function createApp(config: Config, logger: Logger): Promise<App> {
-  const store = await stores[config.STORE].create(config)
-  const { locker, close: closeLocker } = await lockers[config.LOCKER].create(config)
+  const store = await (await stores[config.STORE]()).create(config)
+  const { locker, close: closeLocker } = await (await lockers[config.LOCKER]()).create(config)
   const tus = createTusServer(config, store.datastore, locker, logger)
   const sweeper = new ExpirySweeper(store, locker, logger)
   if (store.datastore.hasExtension('expiration')) sweeper.start(config.EXPIRY_SWEEP_INTERVAL)

@@ -35,8 +35,33 @@ const schema = z.object({
   STORE: z.enum(Object.keys(stores) as [string, ...string[]]).default('file'),
   FILE_DIR: z.string().min(1).default('./data'),
   FILE_FSYNC: flag.prefault('true'),
+  S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  S3_BUCKET: z.string().min(3).optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_FORCE_PATH_STYLE: flag.prefault('false'),
+  // S3 refuses parts under 5 MiB (but the last), and allows 10,000 parts: 8 MiB parts reach 78 GiB.
+  S3_PART_SIZE: size.refine((v) => v >= 5 * 1024 * 1024, 'expected at least 5MB').prefault('8MB'),
+  S3_USE_TAGS: flag.prefault('true'),
+  S3_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9!_.*'()/-]*$/, 'expected safe S3 key characters').default(''),
+  AZURE_CONNECTION_STRING: z.string().optional(),
+  AZURE_ACCOUNT_NAME: z.string().optional(),
+  AZURE_ACCOUNT_KEY: z.string().optional(),
+  AZURE_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  AZURE_CONTAINER: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/, 'expected a container name (3-63 of a-z, 0-9, -)').optional(),
+  GCS_BUCKET: z.string().min(3).optional(),
+  GCS_PROJECT_ID: z.string().optional(),
+  GCS_KEY_FILE: z.string().optional(),
+  GCS_API_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   LOCKER: z.enum(Object.keys(lockers) as [string, ...string[]]).default('memory'),
   LOCK_TIMEOUT: duration.prefault('30s'),
+  // How long a request asked to release its lock gets to finish before it is cut.
+  LOCK_DRAIN_TIMEOUT: duration.prefault('3s'),
+  // A Redis lock lapses this long after its holder stops renewing it (a dead instance).
+  LOCK_TTL: duration.refine((v) => v >= 1000, 'expected at least 1s').prefault('10s'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_KEY_PREFIX: z.string().default('tusgate:'),
   MAX_SIZE: size.prefault('0'),
   MAX_METADATA_SIZE: size.prefault('4kb'),
   MAX_HEADER_SIZE: size.prefault('16kb'),
@@ -53,6 +78,13 @@ const schema = z.object({
 })
 
 export type RawConfig = z.infer<typeof schema>
+
+const REQUIRED_BY_STORE: Record<string, (keyof RawConfig)[]> = {
+  s3: ['S3_BUCKET'],
+  azure: ['AZURE_CONTAINER'],
+  gcs: ['GCS_BUCKET'],
+}
+const REQUIRED_BY_LOCKER: Record<string, (keyof RawConfig)[]> = { redis: ['REDIS_URL'] }
 
 export interface Config extends Omit<RawConfig, 'CORS_ORIGINS' | 'LOG_FORMAT'> {
   /** '*' means any origin; otherwise the exact origins allowed. */
@@ -72,6 +104,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid ${String(issue.path[0])}: ${issue.message}`)
   }
   const raw = result.data
+  const missing = (names: (keyof RawConfig)[], when: string) => {
+    for (const name of names) if (raw[name] === undefined) throw new ConfigError(`invalid ${name}: required when ${when}`)
+  }
+  missing(REQUIRED_BY_STORE[raw.STORE] ?? [], `STORE=${raw.STORE}`)
+  missing(REQUIRED_BY_LOCKER[raw.LOCKER] ?? [], `LOCKER=${raw.LOCKER}`)
+  if ((raw.S3_ACCESS_KEY_ID === undefined) !== (raw.S3_SECRET_ACCESS_KEY === undefined)) {
+    throw new ConfigError('invalid S3_ACCESS_KEY_ID: give both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither')
+  }
+  if (raw.STORE === 'azure' && !raw.AZURE_CONNECTION_STRING && !(raw.AZURE_ACCOUNT_NAME && raw.AZURE_ACCOUNT_KEY)) {
+    throw new ConfigError('invalid AZURE_CONNECTION_STRING: STORE=azure needs it, or AZURE_ACCOUNT_NAME and AZURE_ACCOUNT_KEY')
+  }
   if (raw.MAX_SIZE > Number.MAX_SAFE_INTEGER) throw new ConfigError('invalid MAX_SIZE: too large')
   const origins = raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean)
   if (origins.length === 0) throw new ConfigError("invalid CORS_ORIGINS: expected '*' or a comma-separated list of origins")

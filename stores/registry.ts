@@ -1,7 +1,10 @@
-import { fileStore } from './file/index.js'
-import { memoryLocker } from './lockers/memory.js'
 import type { LockerModule, StoreModule } from './types.js'
 
-// A new back end is one module and one line here.
-export const stores: Record<string, StoreModule> = { [fileStore.name]: fileStore }
-export const lockers: Record<string, LockerModule> = { [memoryLocker.name]: memoryLocker }
+// A new back end is one module and one line here. Modules load on first use, so the file store
+// never pays for the cloud SDKs.
+export const stores: Record<string, () => Promise<StoreModule>> = {
+  file: async () => (await import('./file/index.js')).fileStore,
+}
+export const lockers: Record<string, () => Promise<LockerModule>> = {
+  memory: async () => (await import('./lockers/memory.js')).memoryLocker,
+}

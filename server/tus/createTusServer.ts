@@ -47,6 +47,7 @@ export function createTusServer(config: Config, datastore: DataStore, locker: Lo
     path: config.TUS_PATH,
     datastore,
     locker,
+    lockDrainTimeout: config.LOCK_DRAIN_TIMEOUT,
     maxSize: config.MAX_SIZE,
     respectForwardedHeaders: config.TRUST_PROXY,
     allowedOrigins: config.CORS_ORIGINS === '*' ? undefined : config.CORS_ORIGINS,
