@@ -4,6 +4,7 @@ import type { LockerModule, StoreModule } from './types.js'
 // never pays for the cloud SDKs.
 export const stores: Record<string, () => Promise<StoreModule>> = {
   file: async () => (await import('./file/index.js')).fileStore,
+  s3: async () => (await import('./s3/index.js')).s3Store,
 }
 export const lockers: Record<string, () => Promise<LockerModule>> = {
   memory: async () => (await import('./lockers/memory.js')).memoryLocker,

@@ -5,6 +5,8 @@ import type { StoreBackend } from '../../stores/types.js'
 
 // A sweep never waits long for an upload in use: it is left for the next sweep.
 const LOCK_WAIT_MS = 1000
+// Held for a whole sweep, so that with a shared locker one instance sweeps at a time.
+const SWEEP_LOCK_ID = 'expiry-sweep'
 
 /**
  * Removes expired unfinished uploads, each under its upload lock and rechecked there, so an
@@ -39,6 +41,21 @@ export class ExpirySweeper {
   }
 
   private async sweepOnce(): Promise<string[]> {
+    const sweepLock = this.locker.newLock(SWEEP_LOCK_ID)
+    try {
+      await sweepLock.lock(AbortSignal.timeout(LOCK_WAIT_MS), () => {})
+    } catch {
+      this.logger.debug('expiry sweep skipped: another instance is sweeping')
+      return []
+    }
+    try {
+      return await this.removeExpired()
+    } finally {
+      await sweepLock.unlock()
+    }
+  }
+
+  private async removeExpired(): Promise<string[]> {
     const { datastore } = this.backend
     const removed: string[] = []
     try {

@@ -1,0 +1,37 @@
+import type { S3 } from '@aws-sdk/client-s3'
+
+type Input = {
+  Key?: string
+  Prefix?: string
+  Delete?: { Objects?: { Key?: string }[] }
+}
+const LISTINGS = new Set(['ListMultipartUploadsCommand', 'ListObjectsV2Command'])
+
+type Output = { Uploads?: { Key?: string }[] }
+
+/**
+ * Puts every object this client touches under a key prefix, as an SDK middleware, since
+ * `@tus/s3-store` names objects by upload id alone. Listings are narrowed to the prefix and
+ * their keys handed back without it.
+ */
+export function useKeyPrefix(client: S3, prefix: string): void {
+  if (!prefix) return
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = args.input as Input
+      const prefixed: Input = { ...input }
+      if (input.Key !== undefined) prefixed.Key = prefix + input.Key
+      if (input.Delete?.Objects) {
+        prefixed.Delete = { ...input.Delete, Objects: input.Delete.Objects.map((o) => ({ ...o, Key: prefix + o.Key })) }
+      }
+      if (LISTINGS.has(context.commandName ?? '')) prefixed.Prefix = prefix + (input.Prefix ?? '')
+      const result = await next({ ...args, input: prefixed })
+      const output = result.output as Output
+      for (const upload of output.Uploads ?? []) {
+        if (upload.Key?.startsWith(prefix)) upload.Key = upload.Key.slice(prefix.length)
+      }
+      return result
+    },
+    { step: 'initialize', name: 'tusgateKeyPrefix' },
+  )
+}
