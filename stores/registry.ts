@@ -5,6 +5,8 @@ import type { LockerModule, StoreModule } from './types.js'
 export const stores: Record<string, () => Promise<StoreModule>> = {
   file: async () => (await import('./file/index.js')).fileStore,
   s3: async () => (await import('./s3/index.js')).s3Store,
+  azure: async () => (await import('./azure/index.js')).azureStore,
+  gcs: async () => (await import('./gcs/index.js')).gcsStore,
 }
 export const lockers: Record<string, () => Promise<LockerModule>> = {
   memory: async () => (await import('./lockers/memory.js')).memoryLocker,
