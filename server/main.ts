@@ -3,18 +3,23 @@ import { ConfigError, loadConfig } from './config.js'
 import { listen } from './httpServer.js'
 import { createLogger } from './logger.js'
 
+/** Start-up failures end the process with one line and exit code 1, not a stack trace. */
+function die(message: string): never {
+  process.stderr.write(`tusgate: ${message}\n`)
+  process.exit(1)
+}
+
 let config
 try {
   config = loadConfig()
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error
-  process.stderr.write(`tusgate: ${error.message}\n`)
-  process.exit(1)
+  die(error.message)
 }
 
 const logger = createLogger(config)
-const app = await createApp(config, logger)
-const running = await listen(config, app, logger)
+const app = await createApp(config, logger).catch((error: Error) => die(`cannot start the ${config.STORE} store: ${error.message}`))
+const running = await listen(config, app, logger).catch((error: Error) => die(`cannot listen on ${config.HOST}:${config.PORT}: ${error.message}`))
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {

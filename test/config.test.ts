@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs'
 import { ConfigError, loadConfig } from '../server/config.js'
 import { startProcess, tempDir } from './helpers/servers.js'
 
@@ -72,6 +73,22 @@ describe('config', () => {
       const start = startProcess({ FILE_DIR: temp.dir, MAX_SIZE: 'lots' }, { waitMs: 10_000 })
       await expect(start).rejects.toThrow(/server exited with 1:\s*tusgate: invalid MAX_SIZE: expected a size like 1048576 or 10GB, got 'lots'\s*$/)
     } finally {
+      temp.remove()
+    }
+  })
+
+  test('a store that cannot start, or a port in use, is one line and exit code 1', async () => {
+    const temp = tempDir()
+    const first = await startProcess({ FILE_DIR: temp.dir })
+    try {
+      const taken = startProcess({ FILE_DIR: temp.dir, PORT: String(first.port) })
+      await expect(taken).rejects.toThrow(/server exited with 1:\s*tusgate: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE.*\s*$/)
+      // FILE_DIR below a regular file cannot be created.
+      writeFileSync(`${temp.dir}/${first.port}.file`, '')
+      const broken = startProcess({ FILE_DIR: `${temp.dir}/${first.port}.file/data` })
+      await expect(broken).rejects.toThrow(/server exited with 1:\s*tusgate: cannot start the file store: .*ENOTDIR.*\s*$/)
+    } finally {
+      await first.stop()
       temp.remove()
     }
   })
