@@ -24,11 +24,18 @@ interface Service {
   healthcheck?: { test?: string | string[]; disable?: boolean }
   restart?: string
   stop_grace_period?: string
+  profiles?: string[]
+  deploy?: { replicas?: number }
+  depends_on?: Record<string, { condition?: string }>
+  entrypoint?: string[]
+  command?: string[]
+  configs?: { source: string; target: string }[]
   build?: string | { context?: string; dockerfile?: string }
 }
 interface Compose {
   services: Record<string, Service>
   volumes?: Record<string, unknown>
+  configs?: Record<string, { content?: string }>
 }
 
 function composeValidator(): ValidateFunction {
@@ -236,8 +243,9 @@ describe('docker-compose.yml', () => {
     expect(validate({ services: { x: { image: 'a' } }, volume: {} })).toBe(false)
   })
 
-  test('defines the single tusgate service, built from the Dockerfile, restarting unless stopped', () => {
-    expect(Object.keys(compose.services)).toEqual(['tusgate'])
+  test('the default profile is the single tusgate service, built from the Dockerfile, restarting unless stopped', () => {
+    const defaults = Object.entries(compose.services).filter(([, s]) => !s.profiles?.length)
+    expect(defaults.map(([name]) => name)).toEqual(['tusgate'])
     const build = typeof service.build === 'string' ? { context: service.build } : service.build
     expect(build).toBeDefined()
     expect(path.resolve(ROOT, build!.context ?? '.', build!.dockerfile ?? 'Dockerfile')).toBe(path.join(ROOT, 'Dockerfile'))
@@ -287,6 +295,51 @@ describe('docker-compose.yml', () => {
     expect(composeDurationMs(service.stop_grace_period!)).toBeGreaterThanOrEqual(SHUTDOWN_TIMEOUT + 5000)
     expect(composeDurationMs('1m30s')).toBe(90_000)
     expect(() => composeDurationMs('45')).toThrow()
+  })
+})
+
+describe('docker-compose.yml, profile "scale"', () => {
+  const scaled = Object.entries(compose.services).filter(([, s]) => s.profiles?.includes('scale'))
+  const names = scaled.map(([name]) => name)
+  const replica = compose.services['tusgate-s3']
+  const env = replica ? environmentOf(replica) : {}
+
+  test('has two or more tusgate replicas, a balancer, MinIO with a one-shot bucket job, and Redis', () => {
+    expect(names.sort()).toEqual(['lb', 'minio', 'minio-bucket', 'redis', 'tusgate-s3'])
+    expect(replica.deploy?.replicas).toBeGreaterThanOrEqual(2)
+  })
+
+  test('the replicas run on S3 with Redis locks, and their settings load', () => {
+    expect(unknownConfigKeys(env)).toEqual([])
+    const config = loadConfig(env)
+    expect(config).toMatchObject({ STORE: 's3', LOCKER: 'redis', TRUST_PROXY: true, S3_FORCE_PATH_STYLE: true })
+    expect(new URL(config.S3_ENDPOINT as string).hostname).toBe('minio')
+    expect(new URL(config.REDIS_URL as string).hostname).toBe('redis')
+    const minio = environmentOf(compose.services.minio)
+    expect([minio.MINIO_ROOT_USER, minio.MINIO_ROOT_PASSWORD]).toEqual([env.S3_ACCESS_KEY_ID, env.S3_SECRET_ACCESS_KEY])
+    expect(compose.services['minio-bucket'].entrypoint?.join(' ')).toContain(`local/${env.S3_BUCKET}`)
+  })
+
+  test('services wait for what they need to be healthy, the bucket job to have finished', () => {
+    expect(replica.depends_on).toEqual({
+      minio: { condition: 'service_healthy' },
+      'minio-bucket': { condition: 'service_completed_successfully' },
+      redis: { condition: 'service_healthy' },
+    })
+    expect(compose.services.lb.depends_on).toEqual({ 'tusgate-s3': { condition: 'service_healthy' } })
+    for (const name of ['tusgate-s3', 'lb', 'minio', 'redis']) expect(compose.services[name].healthcheck?.test).toBeDefined()
+  })
+
+  test('nginx streams uploads: no request buffering, no body cap, forwarded headers, the replicas upstream', () => {
+    const mount = compose.services.lb.configs?.[0]
+    expect(mount?.target).toBe('/etc/nginx/conf.d/default.conf')
+    // Compose turns '$$' into a literal '$' when it interpolates the file.
+    const conf = (compose.configs?.[mount?.source as string]?.content ?? '').replaceAll('$$', '$')
+    expect(conf).toMatch(/proxy_request_buffering off;/)
+    expect(conf).toMatch(/client_max_body_size 0;/)
+    expect(conf).toMatch(/proxy_set_header X-Forwarded-Host \$host:\$server_port;/)
+    expect(conf).toMatch(/proxy_set_header X-Forwarded-Proto \$scheme;/)
+    expect(conf).toMatch(new RegExp(`server tusgate-s3:${env.PORT};`))
   })
 })
 
