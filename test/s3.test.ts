@@ -1,0 +1,153 @@
+import net from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import * as tus from 'tus-js-client'
+import { loadConfig } from '../server/config.js'
+import { s3Store } from '../stores/s3/index.js'
+import { type CephCluster, startCeph } from './helpers/ceph.js'
+import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
+import { type InProcessServer, startServer } from './helpers/servers.js'
+import { storeContract } from './helpers/storeContract.js'
+
+const MiB = 1024 * 1024
+
+let ceph: CephCluster
+beforeAll(async () => {
+  ceph = await startCeph()
+}, 120_000)
+afterAll(() => ceph?.stop())
+
+/** The environment that points tusgate at a fresh bucket of the test cluster. */
+async function s3Env(extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  return {
+    STORE: 's3',
+    S3_ENDPOINT: ceph.endpoint,
+    S3_BUCKET: await ceph.createBucket(),
+    S3_REGION: ceph.region,
+    S3_ACCESS_KEY_ID: ceph.accessKeyId,
+    S3_SECRET_ACCESS_KEY: ceph.secretAccessKey,
+    S3_FORCE_PATH_STYLE: 'true',
+    S3_PART_SIZE: '5MB',
+    ...extra,
+  }
+}
+
+storeContract('s3 (Ceph radosgw)', async (expirationMs) => {
+  const backend = await s3Store.create(loadConfig(await s3Env({ UPLOAD_EXPIRES_AFTER: String(expirationMs), S3_KEY_PREFIX: 'contract/' })))
+  return { backend, cleanup: () => backend.close() }
+})
+
+function upload(data: Buffer, options: tus.UploadOptions): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const u = new tus.Upload(data, { retryDelays: null, ...options, onError: reject, onSuccess: () => resolve(u.url as string) })
+    u.start()
+  })
+}
+
+describe('tusgate on S3 (Ceph radosgw)', () => {
+  let server: InProcessServer
+  let bucket: string
+  beforeAll(async () => {
+    const env = await s3Env({ S3_KEY_PREFIX: 'uploads/' })
+    bucket = env.S3_BUCKET
+    server = await startServer(env)
+  })
+  afterAll(() => server?.stop())
+
+  test('readiness checks the bucket', async () => {
+    expect((await request(`${server.url}/readyz`)).status).toBe(200)
+    const missing = await startServer(await s3Env({ S3_BUCKET: 'no-such-bucket' }))
+    try {
+      const res = await request(`${missing.url}/readyz`)
+      expect(res.status).toBe(503)
+      expect(JSON.parse(res.body.toString()).reason).toMatch(/no-such-bucket/)
+    } finally {
+      await missing.stop()
+    }
+  })
+
+  test('a 64 MiB upload in 5 MiB parts with tus-js-client; SHA-256 by GET; objects under the key prefix', async () => {
+    const data = randomData(64 * MiB, 11)
+    const url = await upload(data, { endpoint: `${server.url}/files`, chunkSize: 16 * MiB, metadata: { filename: 'big.bin' } })
+    const download = await sha256OfDownload(url)
+    expect(download).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+    const id = url.split('/').pop() as string
+    const listed = await ceph.client().send(new (await import('@aws-sdk/client-s3')).ListObjectsV2Command({ Bucket: bucket }))
+    const keys = (listed.Contents ?? []).map((o) => o.Key)
+    expect(keys).toContain(`uploads/${id}`)
+    expect(keys).toContain(`uploads/${id}.info`)
+    expect(keys.every((k) => k?.startsWith('uploads/'))).toBe(true)
+    const part = await request(url, { headers: { Range: `bytes=${10 * MiB}-${10 * MiB + 99}` } })
+    expect(part.status).toBe(206)
+    expect(part.body.equals(data.subarray(10 * MiB, 10 * MiB + 100))).toBe(true)
+  }, 120_000)
+
+  test('resume after an abort: the offset is kept and the upload completes', async () => {
+    const data = randomData(12 * MiB, 12)
+    const url = await createUpload(server.url, { 'Upload-Length': data.length })
+    expect((await patch(url, 0, data.subarray(0, 7 * MiB))).headers['upload-offset']).toBe(String(7 * MiB))
+    const head = await request(url, { method: 'HEAD', headers: TUS })
+    expect(head.headers['upload-offset']).toBe(String(7 * MiB))
+    const resumed = await upload(data, { endpoint: `${server.url}/files`, uploadUrl: url, chunkSize: 4 * MiB })
+    expect(resumed).toBe(url)
+    expect((await sha256OfDownload(url)).sha).toBe(sha256(data))
+  }, 60_000)
+
+  test('a PATCH cut in the middle keeps what arrived (the incomplete-part path) and resumes', async () => {
+    const data = randomData(9 * MiB, 13)
+    const url = new URL(await createUpload(server.url, { 'Upload-Length': data.length }))
+    const socket = net.connect(Number(url.port), '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(
+      `PATCH ${url.pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n` +
+        `Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: ${data.length}\r\n\r\n`,
+    )
+    // 6 MiB: one whole 5 MiB part and 1 MiB that can only be kept as an incomplete part.
+    await new Promise<void>((resolve) => socket.write(data.subarray(0, 6 * MiB), () => resolve()))
+    await sleep(500)
+    socket.destroy()
+    let offset = 0
+    for (let i = 0; i < 50 && offset !== 6 * MiB; i++) {
+      await sleep(200)
+      offset = Number((await request(url.toString(), { method: 'HEAD', headers: TUS })).headers['upload-offset'])
+    }
+    expect(offset).toBe(6 * MiB)
+    expect((await patch(url.toString(), offset, data.subarray(offset))).status).toBe(204)
+    expect((await sha256OfDownload(url.toString())).sha).toBe(sha256(data))
+  }, 60_000)
+
+  test('deferred length, declared with the last PATCH', async () => {
+    const data = randomData(6 * MiB, 14)
+    const url = await createUpload(server.url, { 'Upload-Defer-Length': 1 })
+    expect((await patch(url, 0, data.subarray(0, 5 * MiB))).status).toBe(204)
+    const last = await patch(url, 5 * MiB, data.subarray(5 * MiB), { 'Upload-Length': data.length })
+    expect(last.status).toBe(204)
+    expect((await sha256OfDownload(url)).sha).toBe(sha256(data))
+  }, 60_000)
+
+  test('termination removes the upload', async () => {
+    const url = await createUpload(server.url, { 'Upload-Length': 10 * MiB })
+    await patch(url, 0, randomData(MiB, 15))
+    expect((await request(url, { method: 'DELETE', headers: TUS })).status).toBe(204)
+    expect((await request(url, { method: 'HEAD', headers: TUS })).status).toBe(404)
+  })
+})
+
+describe('expiry on S3 (Ceph radosgw)', () => {
+  test('an expired upload answers 410, the sweep aborts it, finished uploads stay', async () => {
+    const server = await startServer(await s3Env({ UPLOAD_EXPIRES_AFTER: '2s', EXPIRY_SWEEP_INTERVAL: '1h' }))
+    try {
+      const unfinished = await createUpload(server.url, { 'Upload-Length': 10 })
+      await patch(unfinished, 0, 'abc')
+      const finished = await createUpload(server.url, { 'Upload-Length': 3 })
+      await patch(finished, 0, 'xyz')
+      await sleep(2300)
+      expect((await request(unfinished, { method: 'HEAD', headers: TUS })).status).toBe(410)
+      const id = unfinished.split('/').pop()
+      expect(await server.app.sweeper.sweep()).toEqual([id])
+      expect((await request(unfinished, { method: 'HEAD', headers: TUS })).status).toBe(404)
+      expect((await request(finished)).body.toString()).toBe('xyz')
+    } finally {
+      await server.stop()
+    }
+  }, 60_000)
+})
