@@ -10,4 +10,5 @@ export const stores: Record<string, () => Promise<StoreModule>> = {
 }
 export const lockers: Record<string, () => Promise<LockerModule>> = {
   memory: async () => (await import('./lockers/memory.js')).memoryLocker,
+  redis: async () => (await import('./lockers/redis.js')).redisLocker,
 }
