@@ -1,11 +1,10 @@
 // End to end: the real tus-js-client against tusgate running as its own process.
 import { readFileSync, statSync } from 'node:fs'
-import http from 'node:http'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as tus from 'tus-js-client'
-import { createUpload, OFFSET_STREAM, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
+import { createUpload, pacedPatch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type ServerProcess, startProcess, tempDir } from './helpers/servers.js'
 
 const MiB = 1024 * 1024
@@ -361,8 +360,8 @@ describe('tus-js-client against tusgate processes', () => {
       // Both send their headers at once and no body for 300 ms, so both reach the server while the upload is
       // still empty (the offset check alone cannot tell them apart: only the lock can); then each sends 32 KiB
       // every 50 ms (about 6.4 s in all), so both are still sending when the lock holder is asked to let go.
-      const first = slowPatch(url, 0, patterns[0], { piece: 32 * 1024, delayMs: 50, holdMs: 300 })
-      const second = slowPatch(url, 0, patterns[1], { piece: 32 * 1024, delayMs: 50, holdMs: 300 })
+      const first = pacedPatch(url, 0, patterns[0], { piece: 32 * 1024, delayMs: 50, holdMs: 300 })
+      const second = pacedPatch(url, 0, patterns[1], { piece: 32 * 1024, delayMs: 50, holdMs: 300 })
       const results = await withTimeout(Promise.all([first, second]), 30_000, 'both PATCHes')
 
       const successes = results.filter((r) => r.status === 204)
@@ -385,55 +384,3 @@ describe('tus-js-client against tusgate processes', () => {
     }
   }, 60_000)
 })
-
-interface SlowPatchResult {
-  status: number
-  offset?: string
-  error?: string
-}
-
-/**
- * A raw PATCH that sends its headers at once, waits `holdMs`, then writes the body `piece` bytes at a time
- * with `delayMs` between pieces. It stops writing as soon as a response arrives, and resolves with
- * status 0 if the connection ends without one.
- */
-function slowPatch(
-  url: string,
-  offset: number,
-  body: Buffer,
-  { piece, delayMs, holdMs }: { piece: number; delayMs: number; holdMs: number },
-): Promise<SlowPatchResult> {
-  return new Promise((resolve) => {
-    let settled = false
-    const finish = (result: SlowPatchResult) => {
-      if (settled) return
-      settled = true
-      resolve(result)
-      req.destroy()
-    }
-    const req = http.request(url, {
-      method: 'PATCH',
-      agent: false,
-      headers: { ...OFFSET_STREAM, 'Upload-Offset': offset, 'Content-Length': body.length },
-    })
-    let response: SlowPatchResult | undefined
-    req.on('response', (res) => {
-      response = { status: res.statusCode ?? 0, offset: res.headers['upload-offset'] as string | undefined }
-      res.resume()
-      res.on('end', () => finish(response as SlowPatchResult))
-      res.on('error', () => finish(response as SlowPatchResult))
-    })
-    req.on('error', (error) => finish(response ?? { status: 0, error: error.message }))
-    req.on('close', () => finish(response ?? { status: 0, error: 'closed without a response' }))
-    req.setTimeout(20_000, () => req.destroy(new Error('timeout')))
-    req.flushHeaders()
-    void (async () => {
-      await sleep(holdMs)
-      for (let at = 0; at < body.length && !settled; at += piece) {
-        req.write(body.subarray(at, at + piece))
-        await sleep(delayMs)
-      }
-      if (!settled) req.end()
-    })()
-  })
-}

@@ -16,6 +16,15 @@ export class S3Datastore extends S3Store {
     if (this.getExpiration() <= 0) this.extensions = this.extensions.filter((e) => e !== 'expiration')
   }
 
+  /**
+   * Upstream records the length in S3 but only mutates its cached copy in place, which a shared
+   * (Redis) cache never sees: the upload would never complete. Dropping the cached copy fixes that.
+   */
+  override async declareUploadLength(id: string, length: number): Promise<void> {
+    await super.declareUploadLength(id, length)
+    await this.clearCache(id)
+  }
+
   async checkBucket(): Promise<void> {
     try {
       await this.client.headBucket({ Bucket: this.bucketName })

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import http from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface RawResponse {
   status: number
@@ -70,4 +71,56 @@ export function randomData(size: number, seed = 1): Buffer {
     out.writeUInt32LE(x >>> 0, Math.min(i, size - 4))
   }
   return out
+}
+
+export interface PacedPatchResult {
+  status: number
+  offset?: string
+  error?: string
+}
+
+/**
+ * A raw PATCH that sends its headers at once, waits `holdMs`, then writes the body `piece` bytes at a time
+ * with `delayMs` between pieces. It stops writing as soon as a response arrives, and resolves with
+ * status 0 if the connection ends without one.
+ */
+export function pacedPatch(
+  url: string,
+  offset: number,
+  body: Buffer,
+  { piece, delayMs, holdMs }: { piece: number; delayMs: number; holdMs: number },
+): Promise<PacedPatchResult> {
+  return new Promise((resolve) => {
+    let settled = false
+    const finish = (result: PacedPatchResult) => {
+      if (settled) return
+      settled = true
+      resolve(result)
+      req.destroy()
+    }
+    const req = http.request(url, {
+      method: 'PATCH',
+      agent: false,
+      headers: { ...OFFSET_STREAM, 'Upload-Offset': offset, 'Content-Length': body.length },
+    })
+    let response: PacedPatchResult | undefined
+    req.on('response', (res) => {
+      response = { status: res.statusCode ?? 0, offset: res.headers['upload-offset'] as string | undefined }
+      res.resume()
+      res.on('end', () => finish(response as PacedPatchResult))
+      res.on('error', () => finish(response as PacedPatchResult))
+    })
+    req.on('error', (error) => finish(response ?? { status: 0, error: error.message }))
+    req.on('close', () => finish(response ?? { status: 0, error: 'closed without a response' }))
+    req.setTimeout(20_000, () => req.destroy(new Error('timeout')))
+    req.flushHeaders()
+    void (async () => {
+      await sleep(holdMs)
+      for (let at = 0; at < body.length && !settled; at += piece) {
+        req.write(body.subarray(at, at + piece))
+        await sleep(delayMs)
+      }
+      if (!settled) req.end()
+    })()
+  })
 }
