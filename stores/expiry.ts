@@ -11,3 +11,9 @@ export function isExpired(upload: Upload, expirationMs: number, now = Date.now()
   const at = expiresAt(upload, expirationMs)
   return at !== undefined && now > at.getTime()
 }
+
+/** The tus extensions of a store with creation and termination, plus expiration while it is on. */
+export function extensionsWithExpiry(expirationMs: number): string[] {
+  const extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination']
+  return expirationMs > 0 ? [...extensions, 'expiration'] : extensions
+}

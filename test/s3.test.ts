@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import * as tus from 'tus-js-client'
 import { loadConfig } from '../server/config.js'
 import { s3Store } from '../stores/s3/index.js'
-import { type CephCluster, startCeph } from './helpers/ceph.js'
+import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type InProcessServer, startServer } from './helpers/servers.js'
 import { storeContract } from './helpers/storeContract.js'
@@ -16,20 +16,7 @@ beforeAll(async () => {
 }, 120_000)
 afterAll(() => ceph?.stop())
 
-/** The environment that points tusgate at a fresh bucket of the test cluster. */
-async function s3Env(extra: Record<string, string> = {}): Promise<Record<string, string>> {
-  return {
-    STORE: 's3',
-    S3_ENDPOINT: ceph.endpoint,
-    S3_BUCKET: await ceph.createBucket(),
-    S3_REGION: ceph.region,
-    S3_ACCESS_KEY_ID: ceph.accessKeyId,
-    S3_SECRET_ACCESS_KEY: ceph.secretAccessKey,
-    S3_FORCE_PATH_STYLE: 'true',
-    S3_PART_SIZE: '5MB',
-    ...extra,
-  }
-}
+const s3Env = (extra: Record<string, string> = {}) => tusgateS3Env(ceph, extra)
 
 storeContract('s3 (Ceph radosgw)', async (expirationMs) => {
   const backend = await s3Store.create(loadConfig(await s3Env({ UPLOAD_EXPIRES_AFTER: String(expirationMs), S3_KEY_PREFIX: 'contract/' })))

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GetObjectCommand } from '@aws-sdk/client-s3'
-import { type CephCluster, startCeph } from './helpers/ceph.js'
+import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, pacedPatch, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type RedisServer, startRedis } from './helpers/redis.js'
 import { type ServerProcess, startProcess } from './helpers/servers.js'
@@ -21,20 +21,12 @@ async function instance(): Promise<ServerProcess> {
 
 beforeAll(async () => {
   ;[ceph, redis] = await Promise.all([startCeph(), startRedis()])
-  env = {
-    STORE: 's3',
-    S3_ENDPOINT: ceph.endpoint,
-    S3_BUCKET: await ceph.createBucket(),
-    S3_REGION: ceph.region,
-    S3_ACCESS_KEY_ID: ceph.accessKeyId,
-    S3_SECRET_ACCESS_KEY: ceph.secretAccessKey,
-    S3_FORCE_PATH_STYLE: 'true',
-    S3_PART_SIZE: '5MB',
+  env = await tusgateS3Env(ceph, {
     LOCKER: 'redis',
     REDIS_URL: redis.url,
     LOCK_TTL: '2s',
     LOCK_DRAIN_TIMEOUT: '1s',
-  }
+  })
 }, 120_000)
 
 afterAll(async () => {

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import type { AppendBlobClient, ContainerClient, Metadata as BlobMetadata } from '@azure/storage-blob'
 import { AzureStore } from '@tus/azure-store'
 import { ERRORS, type KvStore, Metadata, TUS_RESUMABLE, Upload } from '@tus/utils'
-import { isExpired } from '../expiry.js'
+import { extensionsWithExpiry, isExpired } from '../expiry.js'
 import type { ByteRange } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 
@@ -66,8 +66,7 @@ export class AzureDatastore extends AzureStore {
     this.container = container
     this.expirationMs = expirationMs
     this.blockSize = blockSize
-    this.extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination']
-    if (expirationMs > 0) this.extensions.push('expiration')
+    this.extensions = extensionsWithExpiry(expirationMs)
   }
 
   override getExpiration(): number {

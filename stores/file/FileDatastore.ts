@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { FileStore } from '@tus/file-store'
 import { ERRORS } from '@tus/utils'
-import { isExpired } from '../expiry.js'
+import { extensionsWithExpiry, isExpired } from '../expiry.js'
 import type { ByteRange } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { AtomicFileKvStore } from './AtomicFileKvStore.js'
@@ -25,7 +25,7 @@ export class FileDatastore extends FileStore {
   constructor({ directory, expirationMs, fsync }: Options) {
     super({ directory, configstore: new AtomicFileKvStore(directory), expirationPeriodInMilliseconds: expirationMs })
     this.fsync = fsync
-    if (expirationMs <= 0) this.extensions = this.extensions.filter((e) => e !== 'expiration')
+    this.extensions = extensionsWithExpiry(expirationMs)
   }
 
   pathOf(id: string): string {

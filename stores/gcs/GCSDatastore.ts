@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Bucket, File, FileMetadata } from '@google-cloud/storage'
 import { GCSStore } from '@tus/gcs-store'
 import { ERRORS, TUS_RESUMABLE, Upload } from '@tus/utils'
-import { isExpired } from '../expiry.js'
+import { extensionsWithExpiry, isExpired } from '../expiry.js'
 import type { ByteRange } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 
@@ -28,8 +28,7 @@ export class GCSDatastore extends GCSStore {
   constructor({ bucket, expirationMs }: { bucket: Bucket; expirationMs: number }) {
     super({ bucket })
     this.expirationMs = expirationMs
-    this.extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination']
-    if (expirationMs > 0) this.extensions.push('expiration')
+    this.extensions = extensionsWithExpiry(expirationMs)
   }
 
   override getExpiration(): number {

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream'
 import { S3Store, type Options } from '@tus/s3-store'
-import { isExpired } from '../expiry.js'
+import { extensionsWithExpiry, isExpired } from '../expiry.js'
 import type { ByteRange } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { useKeyPrefix } from './keyPrefix.js'
@@ -13,7 +13,7 @@ export class S3Datastore extends S3Store {
     super(options)
     this.bucketName = options.s3ClientConfig.bucket
     useKeyPrefix(this.client, options.keyPrefix)
-    if (this.getExpiration() <= 0) this.extensions = this.extensions.filter((e) => e !== 'expiration')
+    this.extensions = extensionsWithExpiry(this.getExpiration())
   }
 
   /**

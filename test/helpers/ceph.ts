@@ -387,3 +387,18 @@ async function endDaemon(d: Daemon): Promise<void> {
   d.child.kill('SIGKILL')
   if (!(await within(d.exited, KILL_WAIT_MS))) throw new Error(`${d.name} (pid ${d.child.pid}) did not exit after SIGKILL`)
 }
+
+/** The environment that points tusgate at a fresh bucket of a test cluster, in 5 MiB parts. */
+export async function tusgateS3Env(ceph: CephCluster, extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  return {
+    STORE: 's3',
+    S3_ENDPOINT: ceph.endpoint,
+    S3_BUCKET: await ceph.createBucket(),
+    S3_REGION: ceph.region,
+    S3_ACCESS_KEY_ID: ceph.accessKeyId,
+    S3_SECRET_ACCESS_KEY: ceph.secretAccessKey,
+    S3_FORCE_PATH_STYLE: 'true',
+    S3_PART_SIZE: '5MB',
+    ...extra,
+  }
+}
