@@ -3,7 +3,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, pacedPatch, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type RedisServer, startRedis } from './helpers/redis.js'
-import { type ServerProcess, startProcess } from './helpers/servers.js'
+import { type InProcessServer, type ServerProcess, startProcess, startServer } from './helpers/servers.js'
 
 // Two tusgate processes sharing one Ceph bucket and one Redis, as behind a load balancer.
 const MiB = 1024 * 1024
@@ -35,7 +35,7 @@ afterAll(async () => {
 })
 
 /** The same upload path on another instance. */
-const on = (server: ServerProcess, url: string) => `${server.url}${new URL(url).pathname}`
+const on = (server: ServerProcess | InProcessServer, url: string) => `${server.url}${new URL(url).pathname}`
 const offsetOf = async (url: string) => Number((await request(url, { method: 'HEAD', headers: TUS })).headers['upload-offset'])
 
 describe('two tusgate instances over Ceph and Redis', () => {
@@ -131,5 +131,30 @@ describe('an instance dies mid-PATCH', () => {
     expect(offset).toBeLessThan(data.length)
     expect((await patch(on(b, url), offset, data.subarray(offset))).status).toBe(204)
     expect((await sha256OfDownload(on(b, url))).sha).toBe(sha256(data))
+  }, 60_000)
+})
+
+describe('the expiry sweep across instances', () => {
+  test('two instances sweeping at once remove an expired upload once, under the shared sweep lock', async () => {
+    const shared = { ...env, UPLOAD_EXPIRES_AFTER: '1s', EXPIRY_SWEEP_INTERVAL: '1h' }
+    const [a, b] = await Promise.all([startServer(shared), startServer(shared)])
+    try {
+      const url = await createUpload(a.url, { 'Upload-Length': 10 })
+      await sleep(1300)
+      const [fromA, fromB] = await Promise.all([a.app.sweeper.sweep(), b.app.sweeper.sweep()])
+      expect([...fromA, ...fromB]).toEqual([new URL(url).pathname.split('/').pop()])
+      const expiredLines = [...a.logs, ...b.logs].filter((l) => l.message === 'upload expired')
+      expect(expiredLines).toHaveLength(1)
+      expect((await request(on(b, url), { method: 'HEAD', headers: TUS })).status).toBe(404)
+      // The two sweeps ran one after the other, never side by side.
+      const spans = [...a.logs, ...b.logs]
+        .filter((l) => l.message === 'expiry sweep done')
+        .map((l) => [Number(l.started), Number(l.finished)])
+        .sort((x, y) => x[0] - y[0])
+      expect(spans).toHaveLength(2)
+      expect(spans[1][0]).toBeGreaterThanOrEqual(spans[0][1])
+    } finally {
+      await Promise.all([a.stop(), b.stop()])
+    }
   }, 60_000)
 })

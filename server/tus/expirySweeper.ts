@@ -48,8 +48,11 @@ export class ExpirySweeper {
       this.logger.debug('expiry sweep skipped: another instance is sweeping')
       return []
     }
+    const started = Date.now()
     try {
-      return await this.removeExpired()
+      const removed = await this.removeExpired()
+      this.logger.debug('expiry sweep done', { started, finished: Date.now(), removed: removed.length })
+      return removed
     } finally {
       await sweepLock.unlock()
     }
