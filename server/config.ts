@@ -71,6 +71,10 @@ const schema = z.object({
   HEADERS_TIMEOUT: duration.prefault('10s'),
   CORS_ORIGINS: z.string().default('*'),
   TRUST_PROXY: flag.prefault('false'),
+  WEB_UI: flag.prefault('true'),
+  METRICS: flag.prefault('true'),
+  // When set, /metrics wants `Authorization: Bearer <token>`.
+  METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   SHUTDOWN_TIMEOUT: duration.prefault('30s'),
