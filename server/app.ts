@@ -4,6 +4,7 @@ import type { StoreBackend } from '../stores/types.js'
 import { accessLog } from './accessLog.js'
 import type { Config } from './config.js'
 import { healthRoutes } from './health.js'
+import { Metrics, metricsRoute } from './metrics.js'
 import type { Logger } from './logger.js'
 import { requestContext } from './requestContext.js'
 import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
@@ -16,6 +17,7 @@ export interface App {
   tus: TusEndpoint
   store: StoreBackend
   sweeper: ExpirySweeper
+  metrics: Metrics
   /** Resolves when no tus request is writing to the store. */
   drain(): Promise<void>
   close(): Promise<void>
@@ -25,15 +27,18 @@ export interface App {
 export async function createApp(config: Config, logger: Logger): Promise<App> {
   const store = await (await stores[config.STORE]()).create(config)
   const { locker, close: closeLocker } = await (await lockers[config.LOCKER]()).create(config)
-  const tus = createTusServer(config, store.datastore, locker, logger)
-  const sweeper = new ExpirySweeper(store, locker, logger)
+  const metrics = new Metrics()
+  const tus = createTusServer(config, store.datastore, locker, logger, metrics)
+  const sweeper = new ExpirySweeper(store, locker, logger, metrics)
   if (store.datastore.hasExtension('expiration')) sweeper.start(config.EXPIRY_SWEEP_INTERVAL)
 
   const app = express()
   app.disable('x-powered-by')
   app.set('trust proxy', config.TRUST_PROXY)
   app.use(accessLog(logger))
+  app.use(metrics.middleware())
   app.use(healthRoutes(store))
+  if (config.METRICS) app.use(metricsRoute(config, metrics))
 
   // No body parser anywhere near these routes: @tus/server streams the raw request body.
   const collection = config.TUS_PATH
@@ -57,6 +62,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     tus,
     store,
     sweeper,
+    metrics,
     drain: tus.drain,
     async close() {
       await sweeper.stop()

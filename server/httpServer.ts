@@ -27,6 +27,7 @@ export async function listen(config: Config, app: App, logger: Logger): Promise<
     },
     app.app,
   )
+  app.metrics.openConnections(server)
   server.timeout = config.UPLOAD_IDLE_TIMEOUT
   server.keepAliveTimeout = 5000
   await new Promise<void>((resolve, reject) => {

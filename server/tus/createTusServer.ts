@@ -3,36 +3,15 @@ import type { DataStore, Locker, Upload } from '@tus/utils'
 import type { Config } from '../config.js'
 import { EXTRA_EXPOSED_HEADERS } from '../cors.js'
 import type { Logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
 import { requestContext } from '../requestContext.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import { mapTusError } from './errors.js'
 import { withConflictOffset } from './handlers/conflictOffset.js'
 import { HeadHandler } from './handlers/head.js'
+import { instrumentLocker } from './instrumentLocker.js'
+import { instrumentStore } from './instrumentStore.js'
 import { uploadIdOf } from './uploadUrl.js'
-
-/**
- * Wraps the store's writes, whatever the store: each request's log line gets the bytes it stored,
- * and shutdown can wait for writes in progress (the response to a dropped request may never settle).
- */
-function trackWrites(store: DataStore): { drain(): Promise<void> } {
-  const pending = new Set<Promise<number>>()
-  const write = store.write.bind(store)
-  store.write = (stream, id, offset) => {
-    const writing = write(stream, id, offset).then((end) => {
-      const context = requestContext.current()
-      if (context) context.bytes += end - offset
-      return end
-    })
-    pending.add(writing)
-    void writing.catch(() => {}).finally(() => pending.delete(writing))
-    return writing
-  }
-  return {
-    async drain() {
-      await Promise.allSettled([...pending])
-    },
-  }
-}
 
 export interface TusEndpoint {
   server: Server
@@ -40,9 +19,10 @@ export interface TusEndpoint {
   drain(): Promise<void>
 }
 
-/** `@tus/server` set up as tusgate serves it: our ids, our HEAD, and events logged. */
-export function createTusServer(config: Config, datastore: DataStore, locker: Locker, logger: Logger): TusEndpoint {
-  const writes = trackWrites(datastore)
+/** `@tus/server` set up as tusgate serves it: our ids, our HEAD, events logged and counted. */
+export function createTusServer(config: Config, datastore: DataStore, storeLocker: Locker, logger: Logger, metrics: Metrics): TusEndpoint {
+  const writes = instrumentStore(datastore, metrics)
+  const locker = instrumentLocker(storeLocker, metrics)
   const server = new Server({
     path: config.TUS_PATH,
     datastore,
@@ -66,10 +46,17 @@ export function createTusServer(config: Config, datastore: DataStore, locker: Lo
   server.handlers.PATCH.send = withConflictOffset(server.handlers.PATCH.send.bind(server.handlers.PATCH), datastore)
 
   const ids = (upload: Upload) => ({ requestId: requestContext.current()?.requestId, uploadId: upload.id })
-  server.on(EVENTS.POST_CREATE, (_req, upload) => logger.info('upload created', { ...ids(upload), size: upload.size }))
-  server.on(EVENTS.POST_FINISH, (_req, _res, upload) => logger.info('upload finished', { ...ids(upload), size: upload.size }))
-  server.on(EVENTS.POST_TERMINATE, (_req, _res, id) =>
-    logger.info('upload terminated', { requestId: requestContext.current()?.requestId, uploadId: id }),
-  )
+  server.on(EVENTS.POST_CREATE, (_req, upload) => {
+    metrics.uploadsCreated.inc()
+    logger.info('upload created', { ...ids(upload), size: upload.size })
+  })
+  server.on(EVENTS.POST_FINISH, (_req, _res, upload) => {
+    metrics.uploadsFinished.inc()
+    logger.info('upload finished', { ...ids(upload), size: upload.size })
+  })
+  server.on(EVENTS.POST_TERMINATE, (_req, _res, id) => {
+    metrics.uploadsTerminated.inc()
+    logger.info('upload terminated', { requestId: requestContext.current()?.requestId, uploadId: id })
+  })
   return { server, drain: writes.drain }
 }

@@ -1,5 +1,6 @@
 import type { Locker } from '@tus/utils'
 import type { Logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
 import { isExpired } from '../../stores/expiry.js'
 import type { StoreBackend } from '../../stores/types.js'
 
@@ -20,6 +21,7 @@ export class ExpirySweeper {
     private readonly backend: StoreBackend,
     private readonly locker: Locker,
     private readonly logger: Logger,
+    private readonly metrics: Metrics,
   ) {}
 
   start(intervalMs: number): void {
@@ -74,6 +76,7 @@ export class ExpirySweeper {
           if (isExpired(upload, datastore.getExpiration())) {
             await datastore.remove(id)
             removed.push(id)
+            this.metrics.uploadsExpired.inc()
             this.logger.info('upload expired', { uploadId: id, offset: upload.offset, size: upload.size })
           }
         } catch (error) {

@@ -1,0 +1,112 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { Server } from 'node:http'
+import { type RequestHandler, Router } from 'express'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { Config } from './config.js'
+
+const PREFIX = 'tusgate_'
+const SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
+
+/** Every Prometheus metric of one tusgate process, under the `tusgate_` prefix. */
+export class Metrics {
+  readonly registry = new Registry()
+  private readonly registers = [this.registry]
+
+  readonly requests = new Counter({
+    name: `${PREFIX}http_requests_total`,
+    help: 'HTTP requests by method and status',
+    labelNames: ['method', 'status'],
+    registers: this.registers,
+  })
+  readonly requestDuration = new Histogram({
+    name: `${PREFIX}http_request_duration_seconds`,
+    help: 'HTTP request duration by method',
+    labelNames: ['method'],
+    buckets: SECONDS,
+    registers: this.registers,
+  })
+  readonly bytesReceived = new Counter({
+    name: `${PREFIX}bytes_received_total`,
+    help: 'Upload bytes accepted by the store',
+    registers: this.registers,
+  })
+  readonly uploadsCreated = this.counter('uploads_created_total', 'Uploads created')
+  readonly uploadsFinished = this.counter('uploads_finished_total', 'Uploads finished')
+  readonly uploadsTerminated = this.counter('uploads_terminated_total', 'Uploads terminated by their client')
+  readonly uploadsExpired = this.counter('uploads_expired_total', 'Unfinished uploads removed by the expiry sweep')
+  readonly lockWait = new Histogram({
+    name: `${PREFIX}lock_wait_seconds`,
+    help: 'Time to acquire an upload lock',
+    buckets: SECONDS,
+    registers: this.registers,
+  })
+  readonly lockTimeouts = this.counter('lock_timeouts_total', 'Lock acquisitions that timed out or failed')
+  readonly storeDuration = new Histogram({
+    name: `${PREFIX}store_operation_duration_seconds`,
+    help: 'Store operation duration by operation and outcome',
+    labelNames: ['operation', 'outcome'],
+    buckets: SECONDS,
+    registers: this.registers,
+  })
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
+  }
+
+  /** Uploads with a write in progress, read from `count` at each scrape. */
+  uploadsInProgress(count: () => number): void {
+    new Gauge({
+      name: `${PREFIX}uploads_in_progress`,
+      help: 'Uploads with a PATCH or creation-with-upload writing to the store',
+      registers: this.registers,
+      collect() {
+        this.set(count())
+      },
+    })
+  }
+
+  /** Open client connections of the HTTP server. */
+  openConnections(server: Server): void {
+    new Gauge({
+      name: `${PREFIX}open_connections`,
+      help: 'Open client connections',
+      registers: this.registers,
+      async collect() {
+        this.set(await new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n ?? 0))))
+      },
+    })
+  }
+
+  /** Counts every request when it ends (status 499 when the client hung up first). */
+  middleware(): RequestHandler {
+    return (req, res, next) => {
+      const stop = this.requestDuration.startTimer({ method: req.method })
+      res.once('close', () => {
+        stop()
+        this.requests.inc({ method: req.method, status: res.writableFinished ? res.statusCode : 499 })
+      })
+      next()
+    }
+  }
+
+  private counter(name: string, help: string): Counter {
+    return new Counter({ name: `${PREFIX}${name}`, help, registers: this.registers })
+  }
+}
+
+/** GET /metrics in Prometheus text format, behind a bearer token when METRICS_TOKEN is set. */
+export function metricsRoute(config: Pick<Config, 'METRICS_TOKEN'>, metrics: Metrics): Router {
+  const router = Router()
+  const expected = config.METRICS_TOKEN ? Buffer.from(`Bearer ${config.METRICS_TOKEN}`) : undefined
+  router.get('/metrics', async (req, res) => {
+    if (expected) {
+      const given = Buffer.from(req.headers.authorization ?? '')
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        res.status(401).set('WWW-Authenticate', 'Bearer').type('text/plain').send('Unauthorized\n')
+        return
+      }
+    }
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
+  return router
+}
