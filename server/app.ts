@@ -10,6 +10,7 @@ import { requestContext } from './requestContext.js'
 import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
 import { download } from './tus/download.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
+import { patchHandler } from './tus/handlers/patch.js'
 import { protocolGuard } from './tus/protocolGuard.js'
 
 export interface App {
@@ -46,7 +47,12 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const get = download(config, store, logger)
   app.get(`${collection}/:id`, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tusRoute = [collection, `${collection}/{*splat}`]
-  app.all(tusRoute, protocolGuard(config), (req, res, next) => void tus.server.handle(req, res).catch(next))
+  const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger)
+  app.all(tusRoute, protocolGuard(config), (req, res, next) => {
+    // PATCH is ours (the upload hot path); the other methods are @tus/server's.
+    if (req.method === 'PATCH') return void patch(req, res).catch(next)
+    void tus.server.handle(req, res).catch(next)
+  })
 
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
     const context = requestContext.current()

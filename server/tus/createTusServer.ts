@@ -7,7 +7,6 @@ import type { Metrics } from '../metrics.js'
 import { requestContext } from '../requestContext.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import { mapTusError } from './errors.js'
-import { withConflictOffset } from './handlers/conflictOffset.js'
 import { HeadHandler } from './handlers/head.js'
 import { instrumentLocker } from './instrumentLocker.js'
 import { instrumentStore } from './instrumentStore.js'
@@ -15,6 +14,8 @@ import { uploadIdOf } from './uploadUrl.js'
 
 export interface TusEndpoint {
   server: Server
+  /** The locker as the tus handlers use it (instrumented). */
+  locker: Locker
   /** Resolves when no write to the store is in progress. */
   drain(): Promise<void>
 }
@@ -43,7 +44,6 @@ export function createTusServer(config: Config, datastore: DataStore, storeLocke
     onResponseError: mapTusError(logger),
   })
   server.handlers.HEAD = new HeadHandler(datastore, locker) as unknown as Server['handlers']['HEAD']
-  server.handlers.PATCH.send = withConflictOffset(server.handlers.PATCH.send.bind(server.handlers.PATCH), datastore)
 
   const ids = (upload: Upload) => ({ requestId: requestContext.current()?.requestId, uploadId: upload.id })
   server.on(EVENTS.POST_CREATE, (_req, upload) => {
@@ -58,5 +58,5 @@ export function createTusServer(config: Config, datastore: DataStore, storeLocke
     metrics.uploadsTerminated.inc()
     logger.info('upload terminated', { requestId: requestContext.current()?.requestId, uploadId: id })
   })
-  return { server, drain: writes.drain }
+  return { server, locker, drain: writes.drain }
 }
