@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import type { DataStore, Locker } from '@tus/utils'
+import type { DataStore, Locker, Upload } from '@tus/utils'
 import type { Config } from '../server/config.js'
 
 /** An inclusive byte range of an upload, as in HTTP's Range header. */
@@ -17,6 +17,11 @@ export interface StoreBackend {
   expiredUploadIds(): Promise<string[]>
   /** The bytes of an upload, whole or a range of it. */
   download(id: string, range?: ByteRange): Promise<Readable>
+  /**
+   * Finished uploads (offset === size), newest first by creation date, at most `limit` of them.
+   * Optional: a store without it has no listing (the web page's list answers 501).
+   */
+  listFinished?(limit: number): Promise<Upload[]>
   close(): Promise<void>
 }
 

@@ -111,6 +111,17 @@ describe('tusgate on S3 (Ceph radosgw)', () => {
     expect((await sha256OfDownload(url)).sha).toBe(sha256(data))
   }, 60_000)
 
+  test('termination of a finished upload removes its object', async () => {
+    const url = await createUpload(server.url, { 'Upload-Length': 3 })
+    expect((await patch(url, 0, 'abc')).status).toBe(204)
+    expect((await request(url, { method: 'DELETE', headers: TUS })).status).toBe(204)
+    expect((await request(url)).status).toBe(404)
+    const { ListObjectsV2Command } = await import('@aws-sdk/client-s3')
+    const listed = await ceph.client().send(new ListObjectsV2Command({ Bucket: bucket }))
+    const id = url.split('/').pop() as string
+    expect((listed.Contents ?? []).filter((o) => o.Key?.includes(id))).toEqual([])
+  })
+
   test('termination removes the upload', async () => {
     const url = await createUpload(server.url, { 'Upload-Length': 10 * MiB })
     await patch(url, 0, randomData(MiB, 15))

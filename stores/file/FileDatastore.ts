@@ -2,11 +2,14 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { FileStore } from '@tus/file-store'
-import { ERRORS } from '@tus/utils'
+import { ERRORS, type Upload } from '@tus/utils'
 import { extensionsWithExpiry, isExpired } from '../expiry.js'
 import type { ByteRange } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { AtomicFileKvStore } from './AtomicFileKvStore.js'
+
+/** How many uploads the listing reads at once (each is an info file read and a stat). */
+const LIST_BATCH = 64
 
 interface Options {
   directory: string
@@ -16,8 +19,9 @@ interface Options {
 
 /**
  * `@tus/file-store` with what a crash-safe service needs: an atomic info file, bytes flushed to
- * disk before their offset is acknowledged, ranged reads, and a list of expired uploads that spares finished ones
- * (the upstream sweep compares against the offset recorded at creation, so it would remove them too).
+ * disk before their offset is acknowledged, ranged reads, a list of expired uploads that spares finished ones
+ * (the upstream sweep compares against the offset recorded at creation, so it would remove them too), and a
+ * list of finished uploads.
  */
 export class FileDatastore extends FileStore {
   private readonly fsync: boolean
@@ -56,4 +60,25 @@ export class FileDatastore extends FileStore {
     }
     return expired
   }
+
+  /**
+   * Finished uploads (offset === size), newest first by creation date, at most `limit`. Every upload's
+   * info is read (the creation date lives there), a batch at a time; one that vanishes meanwhile is skipped.
+   */
+  async finishedUploads(limit: number): Promise<Upload[]> {
+    const ids = ((await this.configstore.list?.()) ?? []).filter(isUploadId)
+    const finished: Upload[] = []
+    for (let at = 0; at < ids.length; at += LIST_BATCH) {
+      const batch = await Promise.all(ids.slice(at, at + LIST_BATCH).map((id) => this.getUpload(id).catch(() => undefined)))
+      for (const upload of batch) if (upload && upload.size !== undefined && upload.offset === upload.size) finished.push(upload)
+    }
+    return finished.sort(newestFirst).slice(0, Math.max(0, limit))
+  }
+}
+
+/** Newest creation date first; ids break ties so the order is stable. */
+function newestFirst(a: Upload, b: Upload): number {
+  const [x, y] = [a.creation_date ?? '', b.creation_date ?? '']
+  if (x !== y) return x < y ? 1 : -1
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

@@ -1,11 +1,16 @@
 import type { Readable } from 'node:stream'
 import { S3Store, type Options } from '@tus/s3-store'
+import type { Upload } from '@tus/utils'
+import { ERRORS } from '@tus/utils'
 import { extensionsWithExpiry, isExpired } from '../expiry.js'
 import type { ByteRange } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { useKeyPrefix } from './keyPrefix.js'
 
-/** `@tus/s3-store` with a key prefix, ranged reads, a bucket check, and the list of expired uploads. */
+/** How many uploads the listing reads at once (each is an info read, often cached, and a ListParts). */
+const LIST_BATCH = 16
+
+/** `@tus/s3-store` with a key prefix, ranged reads, a bucket check, and the lists of expired and finished uploads. */
 export class S3Datastore extends S3Store {
   private readonly bucketName: string
 
@@ -23,6 +28,24 @@ export class S3Datastore extends S3Store {
   override async declareUploadLength(id: string, length: number): Promise<void> {
     await super.declareUploadLength(id, length)
     await this.clearCache(id)
+  }
+
+  /**
+   * Upstream reports a finished upload as not found when terminated (its multipart upload is gone,
+   * so aborting it fails) and leaves the object behind; a finished upload's objects are removed here.
+   */
+  override async remove(id: string): Promise<void> {
+    try {
+      await super.remove(id)
+    } catch (error) {
+      if (error !== ERRORS.FILE_NOT_FOUND) throw error
+      await this.getUpload(id) // still FILE_NOT_FOUND for an upload that really is unknown
+      await this.client.deleteObjects({
+        Bucket: this.bucketName,
+        Delete: { Objects: [{ Key: id }, { Key: this.infoKey(id) }, { Key: this.partKey(id, true) }] },
+      })
+      await this.clearCache(id)
+    }
   }
 
   async checkBucket(): Promise<void> {
@@ -60,4 +83,38 @@ export class S3Datastore extends S3Store {
     } while (KeyMarker)
     return expired
   }
+
+  /**
+   * Finished uploads (offset === size), newest first by creation date, at most `limit`. The candidates are
+   * the `<id>.info` objects, read with getUpload newest first by their last-modified time (written at
+   * creation, and again at completion when tags are on) until `limit` finished ones are found, so with
+   * more finished uploads than `limit` the cut is by that time.
+   */
+  async finishedUploads(limit: number): Promise<Upload[]> {
+    const infos: Array<{ id: string; modified: number }> = []
+    let ContinuationToken: string | undefined
+    do {
+      const page = await this.client.listObjectsV2({ Bucket: this.bucketName, ContinuationToken })
+      for (const { Key, LastModified } of page.Contents ?? []) {
+        const id = Key?.endsWith('.info') ? Key.slice(0, -'.info'.length) : undefined
+        if (id && isUploadId(id)) infos.push({ id, modified: LastModified?.getTime() ?? 0 })
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (ContinuationToken)
+    infos.sort((a, b) => b.modified - a.modified)
+
+    const finished: Upload[] = []
+    for (let at = 0; at < infos.length && finished.length < limit; at += LIST_BATCH) {
+      const batch = await Promise.all(infos.slice(at, at + LIST_BATCH).map(({ id }) => this.getUpload(id).catch(() => undefined)))
+      for (const upload of batch) if (upload && upload.size !== undefined && upload.offset === upload.size) finished.push(upload)
+    }
+    return finished.sort(newestFirst).slice(0, Math.max(0, limit))
+  }
+}
+
+/** Newest creation date first; ids break ties so the order is stable. */
+function newestFirst(a: Upload, b: Upload): number {
+  const [x, y] = [a.creation_date ?? '', b.creation_date ?? '']
+  if (x !== y) return x < y ? 1 : -1
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

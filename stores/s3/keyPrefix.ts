@@ -7,7 +7,7 @@ type Input = {
 }
 const LISTINGS = new Set(['ListMultipartUploadsCommand', 'ListObjectsV2Command'])
 
-type Output = { Uploads?: { Key?: string }[] }
+type Output = { Uploads?: { Key?: string }[]; Contents?: { Key?: string }[] }
 
 /**
  * Puts every object this client touches under a key prefix, as an SDK middleware, since
@@ -27,8 +27,8 @@ export function useKeyPrefix(client: S3, prefix: string): void {
       if (LISTINGS.has(context.commandName ?? '')) prefixed.Prefix = prefix + (input.Prefix ?? '')
       const result = await next({ ...args, input: prefixed })
       const output = result.output as Output
-      for (const upload of output.Uploads ?? []) {
-        if (upload.Key?.startsWith(prefix)) upload.Key = upload.Key.slice(prefix.length)
+      for (const entry of [...(output.Uploads ?? []), ...(output.Contents ?? [])]) {
+        if (entry.Key?.startsWith(prefix)) entry.Key = entry.Key.slice(prefix.length)
       }
       return result
     },

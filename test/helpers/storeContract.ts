@@ -69,6 +69,13 @@ export function storeContract(name: string, make: (expirationMs: number) => Prom
       await expect(subject.backend.datastore.getUpload(id)).rejects.toMatchObject({ status_code: 404 })
     })
 
+    test('remove works on a finished upload too', async () => {
+      const id = await create(2)
+      await subject.backend.datastore.write(Readable.from([Buffer.from('ok')]), id, 0)
+      await subject.backend.datastore.remove(id)
+      await expect(subject.backend.datastore.getUpload(id)).rejects.toMatchObject({ status_code: 404 })
+    })
+
     test('an unknown id is a 404, not a crash', async () => {
       await expect(subject.backend.datastore.getUpload(newUploadId())).rejects.toMatchObject({ status_code: 404 })
     })
