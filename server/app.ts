@@ -12,6 +12,7 @@ import { download } from './tus/download.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
 import { patchHandler } from './tus/handlers/patch.js'
 import { protocolGuard } from './tus/protocolGuard.js'
+import { webUi } from './web/index.js'
 
 export interface App {
   app: Express
@@ -40,6 +41,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   app.use(metrics.middleware())
   app.use(healthRoutes(store))
   if (config.METRICS) app.use(metricsRoute(config, metrics))
+  if (config.WEB_UI) app.use(webUi(config, store))
 
   // No body parser anywhere near these routes: @tus/server streams the raw request body.
   const collection = config.TUS_PATH

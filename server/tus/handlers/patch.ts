@@ -21,7 +21,7 @@ function integerHeader(value: string | undefined): number | undefined {
  * `stop()` is called: a store then keeps every byte that arrived (a file store as is, S3 as a part).
  */
 function bodyOf(req: Request): { body: PassThrough; stop(): void } {
-  const body = new PassThrough({ highWaterMark: 1024 * 1024 })
+  const body = new PassThrough()
   const stop = () => {
     req.unpipe(body)
     if (!body.writableEnded) body.end()

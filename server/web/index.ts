@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { type RequestHandler, Router } from 'express'
+import type { Upload } from '@tus/utils'
+import type { StoreBackend } from '../../stores/types.js'
+import type { Config } from '../config.js'
+import { APP_CSS, APP_JS, UPPY_MODULE_PLACEHOLDER } from './client.js'
+import { renderPage } from './page.js'
+import { securityHeaders } from './securityHeaders.js'
+
+/** The JSON list of finished uploads. */
+export const UPLOADS_PATH = '/api/uploads'
+/** At most this many uploads are listed, the newest. */
+export const LIST_LIMIT = 100
+
+/** For assets whose URL changes with their content (a hash, or Uppy's version). */
+const IMMUTABLE = 'public, max-age=31536000, immutable'
+const ONE_YEAR_MS = 365 * 24 * 60 * 60 * 1000
+
+/** One finished upload, as `GET /api/uploads` lists it. */
+export interface ListedUpload {
+  id: string
+  filename: string | null
+  filetype: string | null
+  size: number
+  /** Where it downloads, relative to this server: `<TUS_PATH>/<id>`. */
+  url: string
+  /** ISO 8601. */
+  createdAt: string | null
+}
+
+/** The folder of Uppy's prebuilt browser bundles (`uppy.min.mjs`, `uppy.min.css`), and Uppy's version. */
+function uppyDist(): { dir: string; version: string } {
+  const manifest = createRequire(import.meta.url).resolve('uppy/package.json')
+  const { version } = JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }
+  return { dir: path.join(path.dirname(manifest), 'dist'), version }
+}
+
+const shortHash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16)
+
+function listed(upload: Upload, tusPath: string): ListedUpload {
+  return {
+    id: upload.id,
+    filename: upload.metadata?.filename ?? null,
+    filetype: upload.metadata?.filetype ?? null,
+    size: upload.size as number,
+    url: `${tusPath}/${upload.id}`,
+    createdAt: upload.creation_date ?? null,
+  }
+}
+
+/**
+ * The web page at `/` (an Uppy Dashboard uploading to the tus endpoint, and the finished uploads),
+ * its assets under `/ui/`, and `GET /api/uploads`. No build step: Uppy's own ES module bundle is served
+ * from node_modules, and the page's script and styles are strings (client.ts). Every response here
+ * carries the browser security headers; the tus routes are left alone.
+ */
+export function webUi(config: Pick<Config, 'TUS_PATH'>, store: StoreBackend): Router {
+  const uppy = uppyDist()
+  const uppyBase = `/ui/uppy-${uppy.version}`
+  const appJs = APP_JS.replace(UPPY_MODULE_PLACEHOLDER, `${uppyBase}/uppy.min.mjs`)
+  const urls = {
+    endpoint: config.TUS_PATH,
+    uploads: UPLOADS_PATH,
+    uppyModule: `${uppyBase}/uppy.min.mjs`,
+    uppyCss: `${uppyBase}/uppy.min.css`,
+    appJs: `/ui/app-${shortHash(appJs)}.js`,
+    appCss: `/ui/app-${shortHash(APP_CSS)}.css`,
+  }
+  const page = renderPage(urls)
+
+  const router = Router()
+  router.get('/', securityHeaders, (_req, res) => {
+    res.set('Cache-Control', 'no-cache').type('html').send(page)
+  })
+
+  const text = (type: string, body: string): RequestHandler => (_req, res) => {
+    res.set('Cache-Control', IMMUTABLE).type(type).send(body)
+  }
+  router.get(urls.appJs, securityHeaders, text('text/javascript', appJs))
+  router.get(urls.appCss, securityHeaders, text('text/css', APP_CSS))
+
+  // A fixed list of files, so nothing else under node_modules is reachable.
+  for (const file of ['uppy.min.mjs', 'uppy.min.mjs.map', 'uppy.min.css']) {
+    router.get(`${uppyBase}/${file}`, securityHeaders, (_req, res, next) => {
+      res.sendFile(path.join(uppy.dir, file), { maxAge: ONE_YEAR_MS, immutable: true }, (error) => {
+        // A client that leaves mid-file is no error of ours.
+        if (error && !res.headersSent) next(error)
+      })
+    })
+  }
+
+  router.get(UPLOADS_PATH, securityHeaders, async (_req, res) => {
+    res.set('Cache-Control', 'no-store')
+    if (!store.listFinished) {
+      res.status(501).type('text/plain').send('This store cannot list uploads\n')
+      return
+    }
+    const uploads = await store.listFinished(LIST_LIMIT)
+    res.json({ uploads: uploads.map((upload) => listed(upload, config.TUS_PATH)) })
+  })
+  return router
+}
