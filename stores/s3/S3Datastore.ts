@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { S3Store, type Options } from '@tus/s3-store'
 import type { Upload } from '@tus/utils'
 import { ERRORS } from '@tus/utils'
@@ -59,12 +59,18 @@ export class S3Datastore extends S3Store {
   }
 
   async readRange(id: string, range?: ByteRange): Promise<Readable> {
-    const { Body } = await this.client.getObject({
-      Bucket: this.bucketName,
-      Key: id,
-      Range: range ? `bytes=${range.start}-${range.end}` : undefined,
-    })
-    return Body as Readable
+    try {
+      const { Body } = await this.client.getObject({
+        Bucket: this.bucketName,
+        Key: id,
+        Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+      })
+      return Body as Readable
+    } catch (error) {
+      // An empty upload has no object: no part was ever written, so its multipart upload was never completed.
+      if ((error as Error).name === 'NoSuchKey' && (await this.getUpload(id)).size === 0) return Readable.from([])
+      throw error
+    }
   }
 
   /** Unfinished uploads (open multipart uploads) whose expiry has passed, judged by their info. */
