@@ -72,6 +72,8 @@ const schema = z.object({
   CORS_ORIGINS: z.string().default('*'),
   TRUST_PROXY: flag.prefault('false'),
   WEB_UI: flag.prefault('true'),
+  // The list of finished uploads shows everyone's uploads: opt-in, for deployments where that is fine.
+  UPLOAD_LIST: flag.prefault('false'),
   METRICS: flag.prefault('true'),
   // When set, /metrics wants `Authorization: Bearer <token>`.
   METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),

@@ -38,7 +38,7 @@ function newDir(): string {
 }
 
 async function launch(dir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const server = await startProcess({ FILE_DIR: path.join(dir, 'data'), SHUTDOWN_TIMEOUT: '2s', ...env })
+  const server = await startProcess({ FILE_DIR: path.join(dir, 'data'), SHUTDOWN_TIMEOUT: '2s', UPLOAD_LIST: 'true', ...env })
   running.add(server)
   return server
 }

@@ -88,7 +88,7 @@ async function unfinishedUploads(base: string) {
 describe('web page (WEB_UI=true, the default)', () => {
   let server: InProcessServer
   beforeAll(async () => {
-    server = await startServer()
+    server = await startServer({ UPLOAD_LIST: 'true' })
   })
   afterAll(() => server?.stop())
 
@@ -161,7 +161,7 @@ describe('web page (WEB_UI=true, the default)', () => {
 describe('GET /api/uploads', () => {
   let server: InProcessServer
   beforeEach(async () => {
-    server = await startServer()
+    server = await startServer({ UPLOAD_LIST: 'true' })
   })
   afterEach(() => server?.stop())
 
@@ -265,7 +265,7 @@ describe('WEB_UI=false', () => {
 })
 
 test('another TUS_PATH shows in the page and in the listed URLs', async () => {
-  const server = await startServer({ TUS_PATH: '/api/v1/uploads' })
+  const server = await startServer({ TUS_PATH: '/api/v1/uploads', UPLOAD_LIST: 'true' })
   try {
     expect(linksOf((await request(`${server.url}/`)).body.toString()).endpoint).toBe('/api/v1/uploads')
     const res = await request(`${server.url}/api/v1/uploads`, {
@@ -288,7 +288,7 @@ describe('GET /api/uploads on S3 (Ceph radosgw), under a key prefix', () => {
   let server: InProcessServer
   beforeAll(async () => {
     ceph = await startCeph()
-    server = await startServer(await tusgateS3Env(ceph, { S3_KEY_PREFIX: 'web/' }))
+    server = await startServer(await tusgateS3Env(ceph, { S3_KEY_PREFIX: 'web/', UPLOAD_LIST: 'true' }))
   }, 120_000)
   afterAll(async () => {
     await server?.stop()
@@ -322,4 +322,20 @@ describe('GET /api/uploads on S3 (Ceph radosgw), under a key prefix', () => {
     }
     expect((await server.app.store.listFinished?.(1))?.map((u) => u.id)).toEqual([last.id])
   }, 60_000)
+})
+
+describe('the upload list is opt-in', () => {
+  test('without UPLOAD_LIST the page is served but /api/uploads answers 404 and lists nothing', async () => {
+    const server = await startServer()
+    try {
+      const url = await createUpload(server.url, { 'Upload-Length': 1 })
+      await patch(url, 0, 'x')
+      expect((await request(`${server.url}/`)).status).toBe(200)
+      const list = await request(`${server.url}/api/uploads`)
+      expect(list.status).toBe(404)
+      expect(list.body.toString()).not.toContain(url.split('/').pop() as string)
+    } finally {
+      await server.stop()
+    }
+  })
 })

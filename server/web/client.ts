@@ -91,6 +91,7 @@ async function refreshUploads() {
     const response = await fetch(uploadsUrl, { headers: { Accept: 'application/json' }, cache: 'no-store' })
     if (ticket !== latest) return
     if (response.status === 501) return showListStatus('This store cannot list uploads.')
+    if (response.status === 404) return showListStatus('The list of finished uploads is turned off on this server.')
     if (!response.ok) return showListStatus('The list of uploads is unavailable (HTTP ' + response.status + ').')
     uploads = (await response.json()).uploads
   } catch {

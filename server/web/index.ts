@@ -57,7 +57,7 @@ function listed(upload: Upload, tusPath: string): ListedUpload {
  * from node_modules, and the page's script and styles are strings (client.ts). Every response here
  * carries the browser security headers; the tus routes are left alone.
  */
-export function webUi(config: Pick<Config, 'TUS_PATH'>, store: StoreBackend): Router {
+export function webUi(config: Pick<Config, 'TUS_PATH' | 'UPLOAD_LIST'>, store: StoreBackend): Router {
   const uppy = uppyDist()
   const uppyBase = `/ui/uppy-${uppy.version}`
   const appJs = APP_JS.replace(UPPY_MODULE_PLACEHOLDER, `${uppyBase}/uppy.min.mjs`)
@@ -94,6 +94,10 @@ export function webUi(config: Pick<Config, 'TUS_PATH'>, store: StoreBackend): Ro
 
   router.get(UPLOADS_PATH, securityHeaders, async (_req, res) => {
     res.set('Cache-Control', 'no-store')
+    if (!config.UPLOAD_LIST) {
+      res.status(404).type('text/plain').send('The list of uploads is turned off (UPLOAD_LIST)\n')
+      return
+    }
     if (!store.listFinished) {
       res.status(501).type('text/plain').send('This store cannot list uploads\n')
       return
