@@ -18,6 +18,7 @@ export function accessLog(logger: Logger): RequestHandler {
         // A status the client never got (it hung up first) is logged as 499, as nginx does.
         status: res.writableFinished ? res.statusCode : 499,
         uploadId: context.uploadId,
+        principal: context.principal,
         bytes: context.bytes,
         durationMs: Number(process.hrtime.bigint() - started) / 1e6,
       })

@@ -2,6 +2,7 @@ import express, { type ErrorRequestHandler, type Express } from 'express'
 import { lockers, stores } from '../stores/registry.js'
 import type { StoreBackend } from '../stores/types.js'
 import { accessLog } from './accessLog.js'
+import { accessControl } from './auth/access.js'
 import type { Config } from './config.js'
 import { healthRoutes } from './health.js'
 import { Metrics, metricsRoute } from './metrics.js'
@@ -45,12 +46,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
 
   // No body parser anywhere near these routes: @tus/server streams the raw request body.
   const collection = config.TUS_PATH
+  const access = accessControl(config, store.datastore, logger)
+  app.use(collection, access.authenticate)
   // Express routes HEAD to GET handlers; a tus HEAD must reach @tus/server instead.
   const get = download(config, store, logger)
-  app.get(`${collection}/:id`, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
+  app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tusRoute = [collection, `${collection}/{*splat}`]
   const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger)
-  app.all(tusRoute, protocolGuard(config), (req, res, next) => {
+  app.all(tusRoute, protocolGuard(config), access.uploads, (req, res, next) => {
     // PATCH is ours (the upload hot path); the other methods are @tus/server's.
     if (req.method === 'PATCH') return void patch(req, res).catch(next)
     void tus.server.handle(req, res).catch(next)

@@ -77,6 +77,17 @@ const schema = z.object({
   METRICS: flag.prefault('true'),
   // When set, /metrics wants `Authorization: Bearer <token>`.
   METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
+  // Who may upload: 'none' (anyone) or 'jwt' (a bearer token signed with JWT_SECRET or a key of JWT_JWKS_URL).
+  AUTH_MODE: z.enum(['none', 'jwt']).default('none'),
+  // HS256; never trimmed or echoed in an error.
+  JWT_SECRET: z.string().refine((v) => Buffer.byteLength(v) >= 32, 'expected at least 32 bytes').optional(),
+  // RS256/ES256 public keys, refetched for an unknown kid (not within JWT_JWKS_COOLDOWN of the last fetch)
+  // and when older than JWT_JWKS_MAX_AGE (so a key removed from the set is refused within it).
+  JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  JWT_JWKS_COOLDOWN: duration.prefault('30s'),
+  JWT_JWKS_MAX_AGE: duration.refine((v) => v >= 1000, 'expected at least 1s').prefault('10m'),
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   SHUTDOWN_TIMEOUT: duration.prefault('30s'),
@@ -120,6 +131,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (raw.STORE === 'azure' && !raw.AZURE_CONNECTION_STRING && !(raw.AZURE_ACCOUNT_NAME && raw.AZURE_ACCOUNT_KEY)) {
     throw new ConfigError('invalid AZURE_CONNECTION_STRING: STORE=azure needs it, or AZURE_ACCOUNT_NAME and AZURE_ACCOUNT_KEY')
+  }
+  // The list is not filtered by principal: with auth on it would show everyone's uploads.
+  if (raw.UPLOAD_LIST && raw.AUTH_MODE !== 'none') throw new ConfigError('invalid UPLOAD_LIST: not available with AUTH_MODE=jwt')
+  if (raw.AUTH_MODE === 'jwt') {
+    if (raw.JWT_SECRET === undefined && raw.JWT_JWKS_URL === undefined) {
+      throw new ConfigError('invalid JWT_SECRET: AUTH_MODE=jwt needs JWT_SECRET (HS256) or JWT_JWKS_URL (RS256/ES256)')
+    }
+    if (raw.JWT_SECRET !== undefined && raw.JWT_JWKS_URL !== undefined) {
+      throw new ConfigError('invalid JWT_JWKS_URL: give JWT_SECRET or JWT_JWKS_URL, not both')
+    }
+  } else {
+    // A key without AUTH_MODE=jwt is a service someone believes protected: refuse rather than run open.
+    const key = (['JWT_SECRET', 'JWT_JWKS_URL'] as const).find((name) => raw[name] !== undefined)
+    if (key) throw new ConfigError(`invalid AUTH_MODE: ${key} is set but AUTH_MODE=${raw.AUTH_MODE}; set AUTH_MODE=jwt or unset ${key}`)
   }
   if (raw.MAX_SIZE > Number.MAX_SAFE_INTEGER) throw new ConfigError('invalid MAX_SIZE: too large')
   const origins = raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean)

@@ -7,6 +7,8 @@ export interface RequestContext {
   uploadId?: string
   /** Body bytes a store accepted during this request. */
   bytes: number
+  /** Who made the request (a verified token's `sub`), when authentication is on. */
+  principal?: string
 }
 
 const storage = new AsyncLocalStorage<RequestContext>()

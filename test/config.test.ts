@@ -54,6 +54,7 @@ describe('config', () => {
     ['UPLOAD_EXPIRES_AFTER', '-1h'],
     ['SHUTDOWN_TIMEOUT', 'soon'],
     ['EXPIRY_SWEEP_INTERVAL', '0'],
+    ['UPLOAD_LIST', 'maybe'],
     ['HEADERS_TIMEOUT', '10 parsecs'],
     ['UPLOAD_IDLE_TIMEOUT', 'x'],
     ['CORS_ORIGINS', 'not an origin'],
@@ -92,4 +93,61 @@ describe('config', () => {
       temp.remove()
     }
   })
+})
+
+describe('config: authentication', () => {
+  const SECRET = 'x'.repeat(32)
+  const JWKS = 'https://idp.example.com/.well-known/jwks.json'
+
+  test('AUTH_MODE defaults to none; jwt takes a secret or a JWKS URL, with issuer, audience and JWKS timings', () => {
+    expect(loadConfig({}).AUTH_MODE).toBe('none')
+    expect(loadConfig({ AUTH_MODE: 'jwt', JWT_SECRET: SECRET, JWT_ISSUER: 'https://idp', JWT_AUDIENCE: 'uploads' })).toMatchObject({
+      AUTH_MODE: 'jwt',
+      JWT_SECRET: SECRET,
+      JWT_ISSUER: 'https://idp',
+      JWT_AUDIENCE: 'uploads',
+    })
+    const remote = loadConfig({ AUTH_MODE: 'jwt', JWT_JWKS_URL: JWKS })
+    expect(remote).toMatchObject({ JWT_JWKS_URL: JWKS, JWT_JWKS_COOLDOWN: 30_000, JWT_JWKS_MAX_AGE: 600_000 })
+    expect(remote.JWT_SECRET).toBeUndefined()
+    expect(loadConfig({ AUTH_MODE: 'jwt', JWT_JWKS_URL: JWKS, JWT_JWKS_COOLDOWN: '5s', JWT_JWKS_MAX_AGE: '1h' })).toMatchObject({
+      JWT_JWKS_COOLDOWN: 5_000,
+      JWT_JWKS_MAX_AGE: 3_600_000,
+    })
+    // 32 bytes, not 32 characters: 11 three-byte characters are enough.
+    expect(loadConfig({ AUTH_MODE: 'jwt', JWT_SECRET: '€'.repeat(11) }).JWT_SECRET).toBe('€'.repeat(11))
+  })
+
+  test.each<[Record<string, string>, string, RegExp]>([
+    [{ AUTH_MODE: 'basic' }, 'AUTH_MODE', /^invalid AUTH_MODE: /],
+    [{ AUTH_MODE: 'hook' }, 'AUTH_MODE', /^invalid AUTH_MODE: /],
+    [{ AUTH_MODE: 'jwt' }, 'JWT_SECRET', /^invalid JWT_SECRET: AUTH_MODE=jwt needs JWT_SECRET \(HS256\) or JWT_JWKS_URL \(RS256\/ES256\)$/],
+    [{ AUTH_MODE: 'jwt', JWT_SECRET: 'x'.repeat(31) }, 'JWT_SECRET', /^invalid JWT_SECRET: expected at least 32 bytes$/],
+    [{ AUTH_MODE: 'jwt', JWT_SECRET: '€'.repeat(10) }, 'JWT_SECRET', /^invalid JWT_SECRET: expected at least 32 bytes$/],
+    [{ AUTH_MODE: 'jwt', JWT_SECRET: SECRET, JWT_JWKS_URL: JWKS }, 'JWT_JWKS_URL', /^invalid JWT_JWKS_URL: give JWT_SECRET or JWT_JWKS_URL, not both$/],
+    [{ AUTH_MODE: 'jwt', JWT_JWKS_URL: 'not a url' }, 'JWT_JWKS_URL', /^invalid JWT_JWKS_URL: /],
+    [{ AUTH_MODE: 'jwt', JWT_JWKS_URL: 'ftp://idp.example.com/jwks' }, 'JWT_JWKS_URL', /^invalid JWT_JWKS_URL: /],
+    [{ AUTH_MODE: 'jwt', JWT_JWKS_URL: JWKS, JWT_JWKS_COOLDOWN: 'soon' }, 'JWT_JWKS_COOLDOWN', /^invalid JWT_JWKS_COOLDOWN: /],
+    [{ AUTH_MODE: 'jwt', JWT_JWKS_URL: JWKS, JWT_JWKS_MAX_AGE: '500' }, 'JWT_JWKS_MAX_AGE', /^invalid JWT_JWKS_MAX_AGE: expected at least 1s$/],
+    // A key with authentication off is someone believing the service protected: refused, not ignored.
+    [{ JWT_SECRET: SECRET }, 'AUTH_MODE', /^invalid AUTH_MODE: JWT_SECRET is set but AUTH_MODE=none; set AUTH_MODE=jwt or unset JWT_SECRET$/],
+    [{ AUTH_MODE: 'none', JWT_JWKS_URL: JWKS }, 'AUTH_MODE', /^invalid AUTH_MODE: JWT_JWKS_URL is set but AUTH_MODE=none/],
+  ])('%j is refused with a message naming %s', (env, _name, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError)
+    expect(() => loadConfig(env)).toThrow(message)
+  })
+
+  test('AUTH_MODE=jwt without a key stops start-up with one line and exit code 1', async () => {
+    const temp = tempDir()
+    try {
+      const start = startProcess({ FILE_DIR: temp.dir, AUTH_MODE: 'jwt' }, { waitMs: 10_000 })
+      await expect(start).rejects.toThrow(/server exited with 1:\s*tusgate: invalid JWT_SECRET: AUTH_MODE=jwt needs JWT_SECRET \(HS256\) or JWT_JWKS_URL \(RS256\/ES256\)\s*$/)
+    } finally {
+      temp.remove()
+    }
+  })
+})
+
+test('UPLOAD_LIST with AUTH_MODE=jwt is refused: the list would show everyone\'s uploads', () => {
+  expect(() => loadConfig({ UPLOAD_LIST: 'true', AUTH_MODE: 'jwt', JWT_SECRET: 'x'.repeat(32) })).toThrow(/^invalid UPLOAD_LIST: /)
 })

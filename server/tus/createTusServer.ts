@@ -4,6 +4,7 @@ import type { Config } from '../config.js'
 import { EXTRA_EXPOSED_HEADERS } from '../cors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
+import { stampOwner } from '../auth/owner.js'
 import { requestContext } from '../requestContext.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import { mapTusError } from './errors.js'
@@ -41,6 +42,8 @@ export function createTusServer(config: Config, datastore: DataStore, storeLocke
       return id
     },
     getFileIdFromRequest: (req) => uploadIdOf(req),
+    // The creator's principal in the upload's metadata; a client's own value for that key is dropped.
+    onUploadCreate: stampOwner,
     onResponseError: mapTusError(logger),
   })
   server.handlers.HEAD = new HeadHandler(datastore, locker) as unknown as Server['handlers']['HEAD']

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { type CancellationContext, type DataStore, ERRORS, type Locker, Metadata } from '@tus/utils'
 import { expiresAt, isExpired } from '../../../stores/expiry.js'
+import { visibleMetadata } from '../../auth/owner.js'
 import { uploadIdOf } from '../uploadUrl.js'
 
 /**
@@ -31,7 +32,8 @@ export class HeadHandler extends EventEmitter {
     headers.set('Upload-Offset', String(upload.offset))
     if (upload.sizeIsDeferred) headers.set('Upload-Defer-Length', '1')
     else headers.set('Upload-Length', String(upload.size))
-    if (upload.metadata) headers.set('Upload-Metadata', Metadata.stringify(upload.metadata) ?? '')
+    const metadata = visibleMetadata(upload.metadata) // never the owner
+    if (metadata) headers.set('Upload-Metadata', Metadata.stringify(metadata) ?? '')
     const expires = expiresAt(upload, expiration)
     if (expires) headers.set('Upload-Expires', expires.toUTCString())
     return new Response(null, { status: 200, headers })

@@ -1,0 +1,202 @@
+import type { Request, RequestHandler, Response } from 'express'
+import { type DataStore, ERRORS, Metadata, TUS_RESUMABLE, type Upload } from '@tus/utils'
+import type { Config } from '../config.js'
+import { corsHeaders } from '../cors.js'
+import type { Logger } from '../logger.js'
+import { requestContext } from '../requestContext.js'
+import { toTusError } from '../tus/errors.js'
+import { isUploadId } from '../../stores/uploadId.js'
+import { createVerifier, type Grant, InvalidToken } from './jwt.js'
+import { ownerOf } from './owner.js'
+
+export interface AccessControl {
+  /** For everything under TUS_PATH, before the protocol guard: a valid bearer token, or 401 (OPTIONS is let through). */
+  authenticate: RequestHandler
+  /** For the tus routes, after the protocol guard: the token's limits at creation, ownership of an upload otherwise. */
+  uploads: RequestHandler
+  /** For the download route: ownership of the upload a GET reads (HEAD is left to `uploads`). */
+  downloads: RequestHandler
+}
+
+const pass: RequestHandler = (_req, _res, next) => next()
+
+/** What the request may do, set by `authenticate`. */
+const grants = new WeakMap<Request, Grant>()
+
+// Not an upload id: a handler given it answers exactly as for an unknown upload, before any lock or store.
+const NO_UPLOAD = 'not-an-upload'
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i
+
+const hasBody = (req: Request) => req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+
+/** A whole non-negative integer header, undefined when absent or malformed (the tus layer answers those). */
+function integerHeader(value: string | undefined): number | undefined {
+  return value !== undefined && /^\d{1,16}$/.test(value) && Number.isSafeInteger(Number(value)) ? Number(value) : undefined
+}
+
+/** Whether a MIME type (parameters ignored) is one the token allows: exact, `type/*` or `*\/*`. */
+export function typeAllowed(filetype: string, allowed: string[]): boolean {
+  const type = filetype.split(';')[0].trim().toLowerCase()
+  const [major] = type.split('/')
+  return allowed.some((pattern) => pattern === '*/*' || pattern === type || pattern === `${major}/*`)
+}
+
+/**
+ * Authentication and per-user isolation. With AUTH_MODE=jwt every request under TUS_PATH but a CORS
+ * preflight needs `Authorization: Bearer <token>`; the token's `sub` is the principal. Uploads record
+ * their creator (owner.ts), and an upload of another principal, or of none (created with authentication
+ * off), answers exactly as an unknown one: same status, headers and body, before any lock is taken or
+ * byte written. With AUTH_MODE=none all three are pass-throughs.
+ */
+export function accessControl(config: Config, datastore: DataStore, logger: Logger): AccessControl {
+  if (config.AUTH_MODE !== 'jwt') return { authenticate: pass, uploads: pass, downloads: pass }
+  const verify = createVerifier(config)
+
+  /** An answer of ours on a tus route: CORS and Tus-Resumable as every tus response has them. */
+  const reply = (req: Request, res: Response, status: number, message: string, headers: Record<string, string> = {}) => {
+    res.set({ ...corsHeaders(config, req.headers.origin), ...headers, 'Tus-Resumable': TUS_RESUMABLE, 'Content-Type': 'text/plain; charset=utf-8' })
+    // An unread body would otherwise be drained into nothing on a kept-alive connection.
+    if (hasBody(req)) res.set('Connection', 'close')
+    res.status(status).send(message.endsWith('\n') ? message : `${message}\n`)
+  }
+
+  const unauthorized = (req: Request, res: Response, challenge: string, message: string) => {
+    const cors = corsHeaders(config, req.headers.origin)
+    const expose = cors['Access-Control-Expose-Headers']
+    reply(req, res, 401, message, {
+      'WWW-Authenticate': challenge,
+      'Cache-Control': 'no-store',
+      ...(expose ? { 'Access-Control-Expose-Headers': `${expose}, WWW-Authenticate` } : {}),
+    })
+  }
+
+  const authenticate: RequestHandler = async (req, res, next) => {
+    if (req.method === 'OPTIONS') return next()
+    const match = BEARER.exec(req.headers.authorization ?? '')
+    // RFC 6750: no error code when the request carries no bearer token at all.
+    if (!match) return unauthorized(req, res, 'Bearer realm="tusgate"', 'Authorization: Bearer <token> required')
+    let grant: Grant
+    try {
+      grant = await verify(match[1])
+    } catch (error) {
+      if (error instanceof InvalidToken) {
+        return unauthorized(req, res, `Bearer realm="tusgate", error="invalid_token", error_description="${error.message}"`, `Invalid token: ${error.message}`)
+      }
+      logger.warn('cannot verify tokens', { requestId: requestContext.current()?.requestId, error })
+      return reply(req, res, 503, 'Tokens cannot be verified right now; retry shortly', { 'Retry-After': '5' })
+    }
+    grants.set(req, grant)
+    const context = requestContext.current()
+    if (context) context.principal = grant.principal
+    next()
+  }
+
+  /** The token's max_size and allowed_types, checked on a creation before `@tus/server` sees it. */
+  const creationLimits = (req: Request, res: Response, grant: Grant): boolean => {
+    const { maxSize, allowedTypes } = grant
+    if (maxSize !== undefined) {
+      const length = integerHeader(req.get('upload-length'))
+      const body = integerHeader(req.get('content-length'))
+      if ((length ?? 0) > maxSize || (body ?? 0) > maxSize) {
+        reply(req, res, 413, `This token allows uploads of at most ${maxSize} bytes`)
+        return false
+      }
+      if (length === undefined && req.get('transfer-encoding') !== undefined) {
+        reply(req, res, 411, 'A deferred-length upload body needs a Content-Length under a max_size claim')
+        return false
+      }
+    }
+    if (allowedTypes !== undefined) {
+      let metadata: Upload['metadata']
+      try {
+        const header = req.get('upload-metadata')
+        metadata = header ? Metadata.parse(header) : {}
+      } catch {
+        return true // @tus/server answers 400 for it
+      }
+      const filetype = metadata?.filetype
+      if (!filetype || !typeAllowed(filetype, allowedTypes)) {
+        reply(req, res, 415, `This token allows only uploads whose filetype is ${allowedTypes.join(', ')}`)
+        return false
+      }
+    }
+    return true
+  }
+
+  /** The token's max_size on a PATCH of an upload it owns. */
+  const patchLimits = (req: Request, res: Response, grant: Grant, upload: Upload): boolean => {
+    const { maxSize } = grant
+    if (maxSize === undefined) return true
+    const declared = integerHeader(req.get('upload-length'))
+    const offset = integerHeader(req.get('upload-offset')) ?? 0
+    const body = integerHeader(req.get('content-length'))
+    if ((declared ?? 0) > maxSize || offset + (body ?? 0) > maxSize) {
+      reply(req, res, 413, `This token allows uploads of at most ${maxSize} bytes`)
+      return false
+    }
+    // Without a length anywhere, nothing but Content-Length bounds what a chunked body writes.
+    if (upload.size === undefined && declared === undefined && body === undefined) {
+      reply(req, res, 411, 'A deferred-length upload body needs a Content-Length under a max_size claim')
+      return false
+    }
+    return true
+  }
+
+  /** The upload if the request's principal owns it; undefined if it is unknown or someone else's; the store's error otherwise. */
+  const owned = async (req: Request, id: string): Promise<Upload | undefined> => {
+    const principal = grants.get(req)?.principal
+    let upload: Upload
+    try {
+      upload = await datastore.getUpload(id)
+    } catch (error) {
+      if ((error as { status_code?: number }).status_code === 404) return undefined
+      throw error
+    }
+    if (principal !== undefined && ownerOf(upload) === principal) return upload
+    logger.warn('upload of another principal refused', { requestId: requestContext.current()?.requestId, uploadId: id, principal })
+    return undefined
+  }
+
+  const uploads: RequestHandler = async (req, res, next) => {
+    if (req.method === 'OPTIONS') return next()
+    const grant = grants.get(req)
+    if (!grant) return unauthorized(req, res, 'Bearer realm="tusgate"', 'Authorization: Bearer <token> required')
+    const rest = req.path.slice(config.TUS_PATH.length).replace(/^\//, '')
+    if (rest === '') return req.method === 'POST' && !creationLimits(req, res, grant) ? undefined : next()
+    if (!isUploadId(rest)) return next() // the protocol guard has answered already
+
+    let upload: Upload | undefined
+    try {
+      upload = await owned(req, rest)
+    } catch (error) {
+      const { status_code, body } = toTusError(error, logger)
+      return reply(req, res, status_code, body)
+    }
+    if (upload) return req.method !== 'PATCH' || patchLimits(req, res, grant, upload) ? next() : undefined
+    if (req.method === 'PATCH') {
+      // As patch.ts answers an unknown upload.
+      res.set({ ...corsHeaders(config, req.headers.origin), 'Tus-Resumable': TUS_RESUMABLE })
+      const { status_code, body } = ERRORS.FILE_NOT_FOUND
+      return void res.status(status_code).set({ Connection: req.complete ? 'keep-alive' : 'close' }).type('text/plain').send(body)
+    }
+    // HEAD and DELETE: @tus/server answers an id that is not ours with its 404 at once, as for an unknown upload.
+    req.url = `${config.TUS_PATH}/${NO_UPLOAD}`
+    next()
+  }
+
+  const downloads: RequestHandler = async (req, res, next) => {
+    if (req.method !== 'GET') return next()
+    const id = String(req.params.id)
+    if (!isUploadId(id)) return next()
+    // download.ts answers 404 for any upload it cannot read, so a store error is hidden the same way.
+    const upload = await owned(req, id).catch(() => undefined)
+    if (upload) return next()
+    // As download.ts answers an unknown upload.
+    res.set(corsHeaders(config, req.headers.origin))
+    const context = requestContext.current()
+    if (context) context.uploadId = id
+    res.status(404).type('text/plain').send('Upload not found\n')
+  }
+
+  return { authenticate, uploads, downloads }
+}
