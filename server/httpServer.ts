@@ -32,7 +32,8 @@ export async function listen(config: Config, app: App, logger: Logger): Promise<
   server.keepAliveTimeout = 5000
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(config.PORT, config.HOST, () => {
+    // Node's default backlog (511) overflows when a thousand clients connect at once; the kernel caps this.
+    server.listen({ port: config.PORT, host: config.HOST, backlog: 4096 }, () => {
       server.off('error', reject)
       resolve()
     })
