@@ -6,15 +6,14 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { launchChromium, type PageProblems, throttleUpload, watchPage } from './helpers/browser.js'
 import { randomData, sha256, sha256OfDownload } from './helpers/http.js'
-import { ROOT, type ServerProcess, startProcess, tempDir } from './helpers/servers.js'
+import { processPool, ROOT, type ServerProcess } from './helpers/servers.js'
 
 const MiB = 1024 * 1024
 const ARTIFACTS = path.join(ROOT, 'test-artifacts')
 
 let browser: Browser | undefined
-const running = new Set<ServerProcess>()
 const contexts = new Set<BrowserContext>()
-const dirs: Array<{ remove(): void }> = []
+const { newDir, launch, stop, cleanup } = processPool('tusgate-browser-', { UPLOAD_LIST: 'true' })
 
 beforeAll(async () => {
   browser = await launchChromium()
@@ -23,36 +22,12 @@ beforeAll(async () => {
 afterEach(async () => {
   await Promise.all([...contexts].map((context) => context.close().catch(() => undefined)))
   contexts.clear()
-  await Promise.all([...running].map((server) => stop(server, 'SIGKILL')))
-  for (const dir of dirs.splice(0)) dir.remove()
+  await cleanup()
 })
 
 afterAll(async () => {
   await browser?.close()
 })
-
-function newDir(): string {
-  const temp = tempDir('tusgate-browser-')
-  dirs.push(temp)
-  return temp.dir
-}
-
-async function launch(dir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const server = await startProcess({ FILE_DIR: path.join(dir, 'data'), SHUTDOWN_TIMEOUT: '2s', UPLOAD_LIST: 'true', ...env })
-  running.add(server)
-  return server
-}
-
-/** Stops a process by its handle; escalates to SIGKILL if it has not exited within 5 s. */
-async function stop(server: ServerProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  const escalate = setTimeout(() => server.child.kill('SIGKILL'), 5_000)
-  try {
-    await server.stop(signal)
-  } finally {
-    clearTimeout(escalate)
-    running.delete(server)
-  }
-}
 
 async function newPage(): Promise<{ context: BrowserContext; page: Page; problems: PageProblems }> {
   if (!browser) throw new Error('no browser')
@@ -189,7 +164,6 @@ describe('the web page in Chromium', () => {
     await page.route('**/files**', (route) => (blocked ? route.abort('connectionrefused') : route.continue()))
     first.child.kill('SIGKILL')
     await withTimeout(first.exited, 5_000, 'the killed server to exit')
-    running.delete(first)
     expect(first.child.signalCode).toBe('SIGKILL')
     const kept = storedSize()
     // Inside the second PATCH: more than the first chunk, not all of the second.

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as tus from 'tus-js-client'
 import { createUpload, pacedPatch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
-import { type ServerProcess, startProcess, tempDir } from './helpers/servers.js'
+import { processPool, type ServerProcess } from './helpers/servers.js'
 
 const MiB = 1024 * 1024
 
@@ -13,36 +13,10 @@ const MiB = 1024 * 1024
 type UrlStorage = NonNullable<tus.UploadOptions['urlStorage']>
 const { FileUrlStorage } = tus as unknown as { FileUrlStorage: new (path: string) => UrlStorage }
 
-// Every process and temp dir a test starts, so afterEach can clean up whatever a failing test left behind.
-const running = new Set<ServerProcess>()
-const dirs: Array<{ remove(): void }> = []
-
-function newDir(): string {
-  const temp = tempDir('tusgate-e2e-')
-  dirs.push(temp)
-  return temp.dir
-}
-
-async function launch(dir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const server = await startProcess({ FILE_DIR: path.join(dir, 'data'), SHUTDOWN_TIMEOUT: '2s', ...env })
-  running.add(server)
-  return server
-}
-
-/** Stops a process by its handle; escalates to SIGKILL if it has not exited within 5 s. */
-async function stop(server: ServerProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  const escalate = setTimeout(() => server.child.kill('SIGKILL'), 5_000)
-  try {
-    await server.stop(signal)
-  } finally {
-    clearTimeout(escalate)
-    running.delete(server)
-  }
-}
+const { newDir, launch, stop, cleanup } = processPool('tusgate-e2e-')
 
 afterEach(async () => {
-  await Promise.all([...running].map((server) => stop(server, 'SIGKILL')))
-  for (const dir of dirs.splice(0)) dir.remove()
+  await cleanup()
 })
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -299,7 +273,6 @@ describe('tus-js-client against tusgate processes', () => {
 
       first.child.kill('SIGKILL')
       await withTimeout(first.exited, 5_000, 'the killed server to exit')
-      running.delete(first)
       expect(first.child.signalCode).toBe('SIGKILL')
       await expect(withTimeout(started.done, 10_000, 'the client to notice the crash')).rejects.toThrow()
 

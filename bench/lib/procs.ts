@@ -3,6 +3,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { freePort } from '../../test/helpers/redis.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -39,17 +40,6 @@ export interface ServerChild {
   stop(graceMs?: number): Promise<void>
 }
 
-/** A free TCP port on 127.0.0.1 (the kernel's choice; released again before the server takes it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 const accepts = (port: number) =>
   new Promise<boolean>((resolve) => {

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises'
 import { FileStore } from '@tus/file-store'
 import { ERRORS, type Upload } from '@tus/utils'
 import { extensionsWithExpiry, isExpired } from '../expiry.js'
+import { finishedAmong } from '../listing.js'
 import type { ByteRange } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { AtomicFileKvStore } from './AtomicFileKvStore.js'
@@ -67,18 +68,6 @@ export class FileDatastore extends FileStore {
    */
   async finishedUploads(limit: number): Promise<Upload[]> {
     const ids = ((await this.configstore.list?.()) ?? []).filter(isUploadId)
-    const finished: Upload[] = []
-    for (let at = 0; at < ids.length; at += LIST_BATCH) {
-      const batch = await Promise.all(ids.slice(at, at + LIST_BATCH).map((id) => this.getUpload(id).catch(() => undefined)))
-      for (const upload of batch) if (upload && upload.size !== undefined && upload.offset === upload.size) finished.push(upload)
-    }
-    return finished.sort(newestFirst).slice(0, Math.max(0, limit))
+    return finishedAmong(ids, (id) => this.getUpload(id), { limit, batch: LIST_BATCH })
   }
-}
-
-/** Newest creation date first; ids break ties so the order is stable. */
-function newestFirst(a: Upload, b: Upload): number {
-  const [x, y] = [a.creation_date ?? '', b.creation_date ?? '']
-  if (x !== y) return x < y ? 1 : -1
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

@@ -3,6 +3,7 @@ import { S3Store, type Options } from '@tus/s3-store'
 import type { Upload } from '@tus/utils'
 import { ERRORS } from '@tus/utils'
 import { extensionsWithExpiry, isExpired } from '../expiry.js'
+import { finishedAmong } from '../listing.js'
 import type { ByteRange } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { useKeyPrefix } from './keyPrefix.js'
@@ -108,19 +109,7 @@ export class S3Datastore extends S3Store {
       ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
     } while (ContinuationToken)
     infos.sort((a, b) => b.modified - a.modified)
-
-    const finished: Upload[] = []
-    for (let at = 0; at < infos.length && finished.length < limit; at += LIST_BATCH) {
-      const batch = await Promise.all(infos.slice(at, at + LIST_BATCH).map(({ id }) => this.getUpload(id).catch(() => undefined)))
-      for (const upload of batch) if (upload && upload.size !== undefined && upload.offset === upload.size) finished.push(upload)
-    }
-    return finished.sort(newestFirst).slice(0, Math.max(0, limit))
+    const ids = infos.map(({ id }) => id)
+    return finishedAmong(ids, (id) => this.getUpload(id), { limit, batch: LIST_BATCH, untilLimit: true })
   }
-}
-
-/** Newest creation date first; ids break ties so the order is stable. */
-function newestFirst(a: Upload, b: Upload): number {
-  const [x, y] = [a.creation_date ?? '', b.creation_date ?? '']
-  if (x !== y) return x < y ? 1 : -1
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

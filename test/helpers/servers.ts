@@ -101,3 +101,39 @@ export async function startProcess(env: Record<string, string>, { waitMs = 15_00
     },
   }
 }
+
+/**
+ * Server processes and temp folders for a test file, each cleaned up by `cleanup()` (call it in
+ * afterEach) even when a failing test left them behind.
+ */
+export function processPool(prefix: string, defaults: Record<string, string> = {}) {
+  const running = new Set<ServerProcess>()
+  const dirs: Array<{ remove(): void }> = []
+  const pool = {
+    newDir(): string {
+      const temp = tempDir(prefix)
+      dirs.push(temp)
+      return temp.dir
+    },
+    async launch(dir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+      const server = await startProcess({ FILE_DIR: path.join(dir, 'data'), SHUTDOWN_TIMEOUT: '2s', ...defaults, ...env })
+      running.add(server)
+      return server
+    },
+    /** Stops a process by its handle; escalates to SIGKILL if it has not exited within 5 s. */
+    async stop(server: ServerProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+      const escalate = setTimeout(() => server.child.kill('SIGKILL'), 5_000)
+      try {
+        await server.stop(signal)
+      } finally {
+        clearTimeout(escalate)
+        running.delete(server)
+      }
+    },
+    async cleanup(): Promise<void> {
+      await Promise.all([...running].map((server) => pool.stop(server, 'SIGKILL')))
+      for (const dir of dirs.splice(0)) dir.remove()
+    },
+  }
+  return pool
+}
