@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { ListedUpload } from '../server/web/index.js'
 import type { StoreBackend } from '../stores/types.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, OFFSET_STREAM, patch, randomData, request, sha256, TUS } from './helpers/http.js'
@@ -50,14 +51,7 @@ function linksOf(html: string) {
   }
 }
 
-interface Listed {
-  id: string
-  filename: string | null
-  filetype: string | null
-  size: number
-  url: string
-  createdAt: string | null
-}
+type Listed = ListedUpload
 
 async function listUploads(base: string): Promise<Listed[]> {
   const res = await request(`${base}/api/uploads`)
