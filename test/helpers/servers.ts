@@ -8,7 +8,7 @@ import winston from 'winston'
 import { createApp } from '../../server/app.js'
 import { loadConfig } from '../../server/config.js'
 import { listen } from '../../server/httpServer.js'
-import { createLogger } from '../../server/logger.js'
+import { type Logger, createLogger } from '../../server/logger.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -25,13 +25,9 @@ export interface InProcessServer {
   stop(): Promise<void>
 }
 
-/** tusgate in the test's own process on 127.0.0.1, with a fresh FILE_DIR and its log lines captured. */
-export async function startServer(env: Record<string, string> = {}): Promise<InProcessServer> {
-  const temp = tempDir()
-  const dir = path.join(temp.dir, 'data')
-  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', FILE_DIR: dir, ...env })
+/** A debug-level logger in the production JSON format whose lines are captured, parsed, in `logs`. */
+export function capturedLogger(): { logger: Logger; logs: Record<string, unknown>[] } {
   const logs: Record<string, unknown>[] = []
-  // The production JSON format, captured line by line.
   const capture = new Writable({
     write(line, _enc, done) {
       logs.push(JSON.parse(String(line)))
@@ -39,6 +35,15 @@ export async function startServer(env: Record<string, string> = {}): Promise<InP
     },
   })
   const logger = createLogger({ LOG_LEVEL: 'debug', LOG_FORMAT: 'json' }, new winston.transports.Stream({ stream: capture }))
+  return { logger, logs }
+}
+
+/** tusgate in the test's own process on 127.0.0.1, with a fresh FILE_DIR and its log lines captured. */
+export async function startServer(env: Record<string, string> = {}): Promise<InProcessServer> {
+  const temp = tempDir()
+  const dir = path.join(temp.dir, 'data')
+  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', FILE_DIR: dir, ...env })
+  const { logger, logs } = capturedLogger()
   const app = await createApp(config, logger)
   const running = await listen(config, app, logger)
   return {
