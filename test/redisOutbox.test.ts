@@ -182,6 +182,15 @@ test('outboxes under two prefixes do not see each other, and keep their keys und
   }
 })
 
+test('a retry with a time that is not a number rejects and leaves the entry as it was', async () => {
+  const outbox = await makeOutbox(newPrefix())
+  const added = await outbox.add('post-finish', { n: 1 })
+  await outbox.claimDue(1, 300)
+  await expect(outbox.retry(added.id, 5, Number.NaN, 'bug')).rejects.toThrow()
+  await sleep(400)
+  expect(await outbox.claimDue(1, 30_000)).toEqual([added])
+})
+
 test('a RedisOutbox over a given client uses it as is and closes it on close()', async () => {
   const client = createRedisClient({ REDIS_URL: redis.url })
   await client.connect()

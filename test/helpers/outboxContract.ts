@@ -98,6 +98,22 @@ export function outboxContract(name: string, make: () => Promise<OutboxSubject>)
       ])
     })
 
+    test('a late report on an entry that is gone does not bring it back', async () => {
+      const done = await outbox.add('post-finish', { id: 'done' })
+      const dead = await outbox.add('post-finish', { id: 'dead' })
+      await outbox.claimDue(10, 30_000)
+      await outbox.complete(done.id)
+      await outbox.deadLetter(dead.id, 'receiver answered 400')
+      // Whether such a report resolves or rejects is the implementation's; it must not resurrect the entry.
+      await outbox.retry(done.id, 1, Date.now(), 'late').catch(() => undefined)
+      await outbox.retry(dead.id, 1, Date.now(), 'late').catch(() => undefined)
+      await outbox.deadLetter(done.id, 'late').catch(() => undefined)
+      await outbox.complete(done.id).catch(() => undefined)
+      expect(await outbox.pending()).toBe(0)
+      expect(await outbox.claimDue(10, 30_000)).toEqual([])
+      expect((await outbox.deadLetters()).map((e) => [e.id, e.lastError])).toEqual([[dead.id, 'receiver answered 400']])
+    })
+
     test('dead letters leave the outbox for good and are listed oldest first with their last error', async () => {
       const older = await outbox.add('post-finish', PAYLOAD)
       await sleep(5) // distinct createdAt

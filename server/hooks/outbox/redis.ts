@@ -26,13 +26,13 @@ const SCRIPTS = {
   tusgateOutboxAdd: {
     numberOfKeys: 3,
     lua: `local now = redis.call('TIME')
-now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if redis.call('HSETNX', KEYS[1], ARGV[1], string.sub(ARGV[2], 1, -2) .. ',"createdAt":' .. string.format('%d', now) .. '}') == 0 then
-  return cjson.decode(redis.call('HGET', KEYS[1], ARGV[1])).createdAt
+now = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+if redis.call('HSETNX', KEYS[1], ARGV[1], string.sub(ARGV[2], 1, -2) .. ',"createdAt":' .. now .. '}') == 0 then
+  return tonumber(string.match(redis.call('HGET', KEYS[1], ARGV[1]), '"createdAt":(%d+)}$'))
 end
-redis.call('HSET', KEYS[2], ARGV[1], '{"attempts":0,"nextAttemptAt":' .. string.format('%d', now) .. '}')
+redis.call('HSET', KEYS[2], ARGV[1], '{"attempts":0,"nextAttemptAt":' .. now .. '}')
 redis.call('ZADD', KEYS[3], now, ARGV[1])
-return now`,
+return tonumber(now)`,
   },
   // KEYS: due, entries, states, leases. ARGV: limit, leaseMs, token. Returns [entry, state, ...] of
   // the earliest due entries, each now leased to `token` until now + leaseMs.
@@ -62,8 +62,8 @@ return claimed`,
     numberOfKeys: 4,
     lua: `if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return -1 end
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) -- first: a bad time fails the script before it writes
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 return 1`,
   },
@@ -118,7 +118,9 @@ export interface RedisOutboxOptions {
  *
  * A report (`retry`, `deadLetter`) from an instance whose lease lapsed and was claimed again since is
  * ignored (and logged): the entry is the new holder's, and rescheduling it would let a third claimer
- * deliver it alongside. `complete` always counts: the receiver has the call.
+ * deliver it alongside. `complete` always counts: the receiver has the call. (Only the latest claim of
+ * an id by this instance is remembered: a report from an earlier, lapsed claim by this same instance
+ * counts. A dispatcher whose delivery timeout is shorter than its lease never meets that.)
  */
 export class RedisOutbox implements Outbox {
   private readonly client: OutboxClient
