@@ -267,6 +267,14 @@ describe('limits shared through Redis by two instances', () => {
     expectRefusal(await post(b.url, { ...bearer(bob), 'Upload-Length': 3 }), 429, /^Too many uploads created from this address/)
     expect(filesIn(shared.dir).filter((name) => name.endsWith('.json'))).toHaveLength(2)
   })
+
+  test('with Redis down, creations go on unlimited and the skipped checks are logged', async () => {
+    await redis.stop()
+    const res = await post(a.url, { ...bearer(await token({ sub: 'alice' })), 'Upload-Length': 3 })
+    expect(res.status).toBe(201)
+    const warnings = a.logs.filter((line) => line.level === 'warn').map((line) => line.message)
+    expect(warnings).toEqual(expect.arrayContaining(['creation rate not checked', 'unfinished uploads not checked']))
+  })
 })
 
 describe('CORS with credentials', () => {
