@@ -58,6 +58,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const tusRoute = [collection, `${collection}/{*splat}`]
   const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger)
   app.all(tusRoute, protocolGuard(config), access.uploads, limits.uploads, (req, res, next) => {
+    // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
+    if (config.CORS_ORIGINS !== '*') res.vary('Origin')
     // PATCH is ours (the upload hot path); the other methods are @tus/server's.
     if (req.method === 'PATCH') return void patch(req, res).catch(next)
     void tus.server.handle(req, res).catch(next)

@@ -293,7 +293,7 @@ describe('CORS with credentials', () => {
       })
     const ok = await preflight(ORIGIN)
     expect(ok.status).toBe(204)
-    expect(ok.headers).toMatchObject({ 'access-control-allow-origin': ORIGIN, 'access-control-allow-credentials': 'true' })
+    expect(ok.headers).toMatchObject({ 'access-control-allow-origin': ORIGIN, 'access-control-allow-credentials': 'true', vary: 'Origin' })
     expect(String(ok.headers['access-control-allow-headers']).toLowerCase()).toContain('authorization')
     const other = await preflight('https://evil.example')
     // @tus/server alone would name the first listed origin here.
@@ -306,7 +306,7 @@ describe('CORS with credentials', () => {
     const refused = await post(server.url, { Origin: ORIGIN, ...bearer(alice), 'Upload-Length': 3 })
     expect([created.status, refused.status]).toEqual([201, 403])
     for (const res of [created, refused]) {
-      expect(res.headers).toMatchObject({ 'access-control-allow-origin': ORIGIN, 'access-control-allow-credentials': 'true' })
+      expect(res.headers).toMatchObject({ 'access-control-allow-origin': ORIGIN, 'access-control-allow-credentials': 'true', vary: 'Origin' })
       const exposed = String(res.headers['access-control-expose-headers']).toLowerCase().split(/,\s*/)
       expect(exposed).toEqual(expect.arrayContaining(['location', 'upload-offset', 'upload-length', 'tus-resumable', 'upload-expires', 'x-request-id']))
     }
