@@ -5,9 +5,11 @@ import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
 import type { Config } from './config.js'
 import { healthRoutes } from './health.js'
+import { uploadLimits } from './limits/index.js'
 import { Metrics, metricsRoute } from './metrics.js'
 import type { Logger } from './logger.js'
 import { requestContext } from './requestContext.js'
+import { securityHeadersOutside } from './securityHeaders.js'
 import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
 import { download } from './tus/download.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
@@ -34,26 +36,30 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const tus = createTusServer(config, store.datastore, locker, logger, metrics)
   const sweeper = new ExpirySweeper(store, locker, logger, metrics)
   if (store.datastore.hasExtension('expiration')) sweeper.start(config.EXPIRY_SWEEP_INTERVAL)
+  const limits = await uploadLimits(config, store.datastore, logger)
 
   const app = express()
   app.disable('x-powered-by')
   app.set('trust proxy', config.TRUST_PROXY)
   app.use(accessLog(logger))
   app.use(metrics.middleware())
+  app.use(securityHeadersOutside(config.TUS_PATH))
   app.use(healthRoutes(store))
   if (config.METRICS) app.use(metricsRoute(config, metrics))
-  if (config.WEB_UI) app.use(webUi(config, store))
+  const access = accessControl(config, store.datastore, logger)
+  if (config.WEB_UI) app.use(webUi(config, store, access.authenticate))
 
   // No body parser anywhere near these routes: @tus/server streams the raw request body.
   const collection = config.TUS_PATH
-  const access = accessControl(config, store.datastore, logger)
   app.use(collection, access.authenticate)
   // Express routes HEAD to GET handlers; a tus HEAD must reach @tus/server instead.
   const get = download(config, store, logger)
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tusRoute = [collection, `${collection}/{*splat}`]
   const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger)
-  app.all(tusRoute, protocolGuard(config), access.uploads, (req, res, next) => {
+  app.all(tusRoute, protocolGuard(config), access.uploads, limits.uploads, (req, res, next) => {
+    // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
+    if (config.CORS_ORIGINS !== '*') res.vary('Origin')
     // PATCH is ours (the upload hot path); the other methods are @tus/server's.
     if (req.method === 'PATCH') return void patch(req, res).catch(next)
     void tus.server.handle(req, res).catch(next)
@@ -77,7 +83,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     drain: tus.drain,
     async close() {
       await sweeper.stop()
-      await Promise.all([store.close(), closeLocker()])
+      await Promise.all([store.close(), closeLocker(), limits.close()])
     },
   }
 }

@@ -25,6 +25,29 @@ const duration = z.string().trim().transform((text, ctx) => {
 
 const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
 
+// A rate like "60/1m": so many requests per window (whole seconds, at least 1s).
+const rate = z.string().trim().transform((text, ctx) => {
+  const match = /^(\d{1,9})\s*\/\s*(\S+)$/.exec(text)
+  const points = match ? Number(match[1]) : 0
+  const window = match ? duration.safeParse(match[2]) : undefined
+  if (!match || points < 1 || !window?.success || window.data < 1000) {
+    ctx.addIssue({ code: 'custom', message: `expected a rate like 60/1m (at least 1 per at least 1s), got '${text}'` })
+    return z.NEVER
+  }
+  return { points, seconds: Math.ceil(window.data / 1000) }
+})
+
+// MIME patterns like "image/*,application/pdf" (exact, type/* or */*), lower case.
+const mimePatterns = z.string().transform((text, ctx) => {
+  const patterns = text.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean)
+  const bad = patterns.find((p) => !/^([a-z0-9!#$&^_.+-]+|\*)\/([a-z0-9!#$&^_.+-]+|\*)$/.test(p) || p.startsWith('*/') !== (p === '*/*'))
+  if (patterns.length === 0 || bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected MIME types like image/*,application/pdf, got '${bad ?? text}'` })
+    return z.NEVER
+  }
+  return patterns
+})
+
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(1080),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -65,14 +88,27 @@ const schema = z.object({
   MAX_SIZE: size.prefault('0'),
   MAX_METADATA_SIZE: size.prefault('4kb'),
   MAX_HEADER_SIZE: size.prefault('16kb'),
+  MAX_METADATA_KEYS: z.coerce.number().int().min(1).default(32),
+  MAX_METADATA_KEY_LENGTH: z.coerce.number().int().min(1).default(128),
+  // Of one decoded value.
+  MAX_METADATA_VALUE_SIZE: size.prefault('2kb'),
+  // Unset: any type. Set: the `filetype` metadata must match one pattern at creation.
+  ALLOWED_TYPES: mimePatterns.optional(),
+  // The first bytes of an upload must be of the type its `filetype` declares.
+  MAGIC_BYTES_CHECK: flag.prefault('false'),
+  // 0: no limit. Needs AUTH_MODE=jwt (the principal is a token's sub).
+  MAX_UNFINISHED_PER_PRINCIPAL: z.coerce.number().int().min(0).default(0),
+  CREATE_RATE_LIMIT_IP: rate.optional(),
+  CREATE_RATE_LIMIT_PRINCIPAL: rate.optional(),
   UPLOAD_EXPIRES_AFTER: duration.prefault('24h'),
   EXPIRY_SWEEP_INTERVAL: duration.refine((v) => v >= 1000, 'expected at least 1s').prefault('10m'),
   UPLOAD_IDLE_TIMEOUT: duration.prefault('60s'),
   HEADERS_TIMEOUT: duration.prefault('10s'),
   CORS_ORIGINS: z.string().default('*'),
+  CORS_CREDENTIALS: flag.prefault('false'),
   TRUST_PROXY: flag.prefault('false'),
   WEB_UI: flag.prefault('true'),
-  // The list of finished uploads shows everyone's uploads: opt-in, for deployments where that is fine.
+  // The list of finished uploads: everyone's with AUTH_MODE=none (opt-in, where that is fine), each principal's own with jwt.
   UPLOAD_LIST: flag.prefault('false'),
   METRICS: flag.prefault('true'),
   // When set, /metrics wants `Authorization: Bearer <token>`.
@@ -132,8 +168,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (raw.STORE === 'azure' && !raw.AZURE_CONNECTION_STRING && !(raw.AZURE_ACCOUNT_NAME && raw.AZURE_ACCOUNT_KEY)) {
     throw new ConfigError('invalid AZURE_CONNECTION_STRING: STORE=azure needs it, or AZURE_ACCOUNT_NAME and AZURE_ACCOUNT_KEY')
   }
-  // The list is not filtered by principal: with auth on it would show everyone's uploads.
-  if (raw.UPLOAD_LIST && raw.AUTH_MODE !== 'none') throw new ConfigError('invalid UPLOAD_LIST: not available with AUTH_MODE=jwt')
   if (raw.AUTH_MODE === 'jwt') {
     if (raw.JWT_SECRET === undefined && raw.JWT_JWKS_URL === undefined) {
       throw new ConfigError('invalid JWT_SECRET: AUTH_MODE=jwt needs JWT_SECRET (HS256) or JWT_JWKS_URL (RS256/ES256)')
@@ -145,6 +179,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // A key without AUTH_MODE=jwt is a service someone believes protected: refuse rather than run open.
     const key = (['JWT_SECRET', 'JWT_JWKS_URL'] as const).find((name) => raw[name] !== undefined)
     if (key) throw new ConfigError(`invalid AUTH_MODE: ${key} is set but AUTH_MODE=${raw.AUTH_MODE}; set AUTH_MODE=jwt or unset ${key}`)
+    // Limits per principal would silently limit nothing: there is no principal without a token.
+    if (raw.MAX_UNFINISHED_PER_PRINCIPAL > 0) throw new ConfigError('invalid MAX_UNFINISHED_PER_PRINCIPAL: needs AUTH_MODE=jwt')
+    if (raw.CREATE_RATE_LIMIT_PRINCIPAL) throw new ConfigError('invalid CREATE_RATE_LIMIT_PRINCIPAL: needs AUTH_MODE=jwt')
   }
   if (raw.MAX_SIZE > Number.MAX_SAFE_INTEGER) throw new ConfigError('invalid MAX_SIZE: too large')
   const origins = raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean)
@@ -153,6 +190,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
       throw new ConfigError(`invalid CORS_ORIGINS: '${origin}' is not an origin like https://app.example.com`)
     }
+  }
+  // Browsers refuse credentials with a wildcard origin; echoing any origin instead would open every user's uploads.
+  if (raw.CORS_CREDENTIALS && origins.includes('*')) {
+    throw new ConfigError('invalid CORS_CREDENTIALS: not allowed with CORS_ORIGINS=*; list the origins')
   }
   return {
     ...raw,

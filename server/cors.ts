@@ -12,12 +12,14 @@ export function allowedOrigin(config: Pick<Config, 'CORS_ORIGINS'>, origin: stri
 }
 
 /** CORS headers for responses we answer before `@tus/server` (which sets the same ones on its own). */
-export function corsHeaders(config: Pick<Config, 'CORS_ORIGINS'>, origin: string | undefined): Record<string, string> {
+export function corsHeaders(config: Pick<Config, 'CORS_ORIGINS' | 'CORS_CREDENTIALS'>, origin: string | undefined): Record<string, string> {
   const allow = allowedOrigin(config, origin)
   if (!allow) return {}
   return {
     'Access-Control-Allow-Origin': allow,
     'Access-Control-Expose-Headers': [EXPOSED_HEADERS, ...EXTRA_EXPOSED_HEADERS].join(', '),
+    // Never with '*': the config refuses CORS_CREDENTIALS with CORS_ORIGINS=*.
+    ...(config.CORS_CREDENTIALS ? { 'Access-Control-Allow-Credentials': 'true' } : {}),
     ...(allow === '*' ? {} : { Vary: 'Origin' }),
   }
 }

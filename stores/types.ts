@@ -18,10 +18,11 @@ export interface StoreBackend {
   /** The bytes of an upload, whole or a range of it. */
   download(id: string, range?: ByteRange): Promise<Readable>
   /**
-   * Finished uploads (offset === size), newest first by creation date, at most `limit` of them.
-   * Optional: a store without it has no listing (the web page's list answers 501).
+   * Finished uploads (offset === size), newest first by creation date, at most `limit` of them, only
+   * those `where` accepts when it is given. Optional: a store without it has no listing (the web page's
+   * list answers 501).
    */
-  listFinished?(limit: number): Promise<Upload[]>
+  listFinished?(limit: number, where?: (upload: Upload) => boolean): Promise<Upload[]>
   close(): Promise<void>
 }
 

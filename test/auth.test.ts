@@ -9,8 +9,9 @@ import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT, Unsecur
 import * as tus from 'tus-js-client'
 import { createUpload, OFFSET_STREAM, patch, type RawResponse, request, sha256, TUS } from './helpers/http.js'
 import { type InProcessServer, startServer, tempDir } from './helpers/servers.js'
+import { bearer, hsTokens, TEST_SECRET } from './helpers/tokens.js'
 
-const SECRET = 'a-test-secret-that-is-long-enough-for-hs256'
+const SECRET = TEST_SECRET
 const ISSUER = 'https://idp.test'
 const AUDIENCE = 'tusgate-test'
 const ORIGIN = 'https://app.example.com'
@@ -19,13 +20,7 @@ const now = () => Math.floor(Date.now() / 1000)
 const idOf = (url: string) => new URL(url).pathname.split('/').pop() as string
 
 /** An HS256 token; `claims` override the defaults (undefined removes one). */
-async function hsToken(claims: JWTPayload = {}, secret = SECRET): Promise<string> {
-  const payload: JWTPayload = { sub: 'alice', iss: ISSUER, aud: AUDIENCE, exp: now() + 600, ...claims }
-  for (const key of Object.keys(payload)) if (payload[key] === undefined) delete payload[key]
-  return new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret))
-}
-
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` })
+const hsToken = hsTokens({ iss: ISSUER, aud: AUDIENCE })
 
 /** Every file in FILE_DIR (the bytes `<id>` and the info `<id>.json`), sorted; none when it is not there yet. */
 const filesIn = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : [])

@@ -1,12 +1,13 @@
 // The web page in a real browser: Debian's Chromium (headless, driven by playwright-core) uploads through
 // the Uppy Dashboard to tusgate running as its own process.
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { launchChromium, type PageProblems, throttleUpload, watchPage } from './helpers/browser.js'
 import { randomData, sha256, sha256OfDownload } from './helpers/http.js'
 import { processPool, ROOT, type ServerProcess } from './helpers/servers.js'
+import { hsTokens, TEST_SECRET } from './helpers/tokens.js'
 
 const MiB = 1024 * 1024
 const ARTIFACTS = path.join(ROOT, 'test-artifacts')
@@ -208,4 +209,45 @@ describe('the web page in Chromium', () => {
     expect(problems.cspViolations).toEqual([])
     await stop(second)
   }, 120_000)
+
+  test('(d) AUTH_MODE=jwt: the token typed into the page goes with every tus request, the list and the download', async () => {
+    const dir = newDir()
+    const server = await launch(dir, { AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET })
+    const data = randomData(MiB + 3, 7003)
+    const file = path.join(dir, 'with-token.bin')
+    writeFileSync(file, data)
+    const token = await hsTokens()({ sub: 'alice' })
+    const { page, problems } = await newPage()
+    const authorizations: Array<[string, string | undefined]> = []
+    page.on('request', (req) => {
+      const { pathname } = new URL(req.url())
+      if (pathname.startsWith('/files') || pathname === '/api/uploads') authorizations.push([`${req.method()} ${pathname}`, req.headers().authorization])
+    })
+
+    await page.goto(server.url)
+    await page.locator('#uploads-status', { hasText: 'Enter your access token to see your uploads.' }).waitFor()
+    await page.locator('#token').fill(token)
+    await page.locator('#token').press('Tab')
+    await page.locator('#uploads-status', { hasText: 'No finished uploads yet.' }).waitFor()
+    await addFile(page, file)
+    await clickUpload(page)
+
+    const link = finishedLink(page, 'with-token.bin')
+    await link.waitFor({ timeout: 60_000 })
+    const href = (await link.getAttribute('href')) as string
+    // A plain link cannot send the token: the page's link fetches the upload with it and saves it.
+    expect((await sha256OfDownload(new URL(href, server.url).toString())).status).toBe(401)
+    const [download] = await Promise.all([page.waitForEvent('download'), link.click()])
+    const saved = path.join(dir, 'saved.bin')
+    await download.saveAs(saved)
+    expect(sha256(readFileSync(saved))).toBe(sha256(data))
+
+    const methods = authorizations.filter(([, authorization]) => authorization === `Bearer ${token}`).map(([request]) => request.split(' ')[0])
+    expect(methods).toEqual(expect.arrayContaining(['POST', 'PATCH', 'GET']))
+    // Only the list's first request, before the token was typed, went without it.
+    expect(authorizations.filter(([, authorization]) => authorization !== `Bearer ${token}`)).toEqual([['GET /api/uploads', undefined]])
+    expect(await page.evaluate(() => sessionStorage.getItem('tusgate-token'))).toBe(token)
+    expect(problems.exceptions).toEqual([])
+    expect(problems.cspViolations).toEqual([])
+  }, 90_000)
 })

@@ -63,6 +63,16 @@ describe('config', () => {
     ['FILE_FSYNC', 'yes please'],
     ['LOG_LEVEL', 'loud'],
     ['LOG_FORMAT', 'xml'],
+    ['MAX_METADATA_KEYS', '0'],
+    ['MAX_METADATA_VALUE_SIZE', 'big'],
+    ['ALLOWED_TYPES', 'images'],
+    ['ALLOWED_TYPES', '*/png'],
+    ['ALLOWED_TYPES', ','],
+    ['MAGIC_BYTES_CHECK', 'sure'],
+    ['CREATE_RATE_LIMIT_IP', '60'],
+    ['CREATE_RATE_LIMIT_IP', '60/500ms'],
+    ['CREATE_RATE_LIMIT_IP', '0/1m'],
+    ['CORS_CREDENTIALS', 'yes'],
   ])('%s=%j is refused with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError)
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid ${name}: `))
@@ -148,6 +158,43 @@ describe('config: authentication', () => {
   })
 })
 
-test('UPLOAD_LIST with AUTH_MODE=jwt is refused: the list would show everyone\'s uploads', () => {
-  expect(() => loadConfig({ UPLOAD_LIST: 'true', AUTH_MODE: 'jwt', JWT_SECRET: 'x'.repeat(32) })).toThrow(/^invalid UPLOAD_LIST: /)
+test('UPLOAD_LIST with AUTH_MODE=jwt is allowed: each principal sees its own uploads', () => {
+  expect(loadConfig({ UPLOAD_LIST: 'true', AUTH_MODE: 'jwt', JWT_SECRET: 'x'.repeat(32) }).UPLOAD_LIST).toBe(true)
+})
+
+describe('limits and CORS config', () => {
+  test('rates, type lists and limits are parsed', () => {
+    const config = loadConfig({
+      CREATE_RATE_LIMIT_IP: '60/1m',
+      CREATE_RATE_LIMIT_PRINCIPAL: '5 / 1500ms',
+      ALLOWED_TYPES: 'Image/*, application/pdf',
+      MAX_METADATA_VALUE_SIZE: '1kb',
+      MAX_UNFINISHED_PER_PRINCIPAL: '3',
+      AUTH_MODE: 'jwt',
+      JWT_SECRET: 'x'.repeat(32),
+      CORS_ORIGINS: 'https://app.example',
+      CORS_CREDENTIALS: 'true',
+    })
+    expect(config).toMatchObject({
+      CREATE_RATE_LIMIT_IP: { points: 60, seconds: 60 },
+      // Windows are whole seconds, rounded up.
+      CREATE_RATE_LIMIT_PRINCIPAL: { points: 5, seconds: 2 },
+      ALLOWED_TYPES: ['image/*', 'application/pdf'],
+      MAX_METADATA_VALUE_SIZE: 1024,
+      MAX_UNFINISHED_PER_PRINCIPAL: 3,
+      CORS_CREDENTIALS: true,
+    })
+    expect(loadConfig({})).toMatchObject({ MAX_METADATA_KEYS: 32, MAX_METADATA_KEY_LENGTH: 128, MAX_METADATA_VALUE_SIZE: 2048, MAGIC_BYTES_CHECK: false })
+    expect(loadConfig({}).ALLOWED_TYPES).toBeUndefined()
+  })
+
+  test.each<[Record<string, string>, RegExp]>([
+    [{ CORS_CREDENTIALS: 'true' }, /^invalid CORS_CREDENTIALS: not allowed with CORS_ORIGINS=\*; list the origins$/],
+    [{ CORS_CREDENTIALS: 'true', CORS_ORIGINS: 'https://a.example,*' }, /^invalid CORS_CREDENTIALS: /],
+    // Per-principal limits without a principal would limit nothing.
+    [{ MAX_UNFINISHED_PER_PRINCIPAL: '2' }, /^invalid MAX_UNFINISHED_PER_PRINCIPAL: needs AUTH_MODE=jwt$/],
+    [{ CREATE_RATE_LIMIT_PRINCIPAL: '10/1m' }, /^invalid CREATE_RATE_LIMIT_PRINCIPAL: needs AUTH_MODE=jwt$/],
+  ])('%j is refused', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message)
+  })
 })

@@ -8,6 +8,7 @@ import type { StoreBackend } from '../stores/types.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, OFFSET_STREAM, patch, randomData, request, sha256, TUS } from './helpers/http.js'
 import { type InProcessServer, startServer } from './helpers/servers.js'
+import { bearer, hsTokens, TEST_SECRET } from './helpers/tokens.js'
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 const metadata = (fields: Record<string, string>) =>
@@ -248,8 +249,8 @@ describe('WEB_UI=false', () => {
     for (const url of ['/', '/api/uploads', '/ui/uppy-6.0.1/uppy.min.mjs']) {
       const res = await request(`${server.url}${url}`)
       expect({ url, status: res.status }).toEqual({ url, status: 404 })
-      // Express's own 404 (which brings a CSP of its own), not the page's headers.
-      expect(res.headers['x-frame-options']).toBeUndefined()
+      // Express's own 404, with the security headers of every non-tus route, not the page's policy.
+      expect(res.headers['x-frame-options']).toBe('DENY')
       expect(res.headers['content-security-policy']).not.toContain("script-src 'self'")
     }
     const url = await createUpload(server.url, { 'Upload-Length': 3 })
@@ -316,6 +317,66 @@ describe('GET /api/uploads on S3 (Ceph radosgw), under a key prefix', () => {
     }
     expect((await server.app.store.listFinished?.(1))?.map((u) => u.id)).toEqual([last.id])
   }, 60_000)
+})
+
+describe('AUTH_MODE=jwt: the page takes a token, the list shows its principal\'s own uploads', () => {
+  let server: InProcessServer
+  const token = hsTokens()
+  beforeAll(async () => {
+    server = await startServer({ AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET, UPLOAD_LIST: 'true' })
+  })
+  afterAll(() => server?.stop())
+
+  /** A finished upload of `who`, created and written with its token. */
+  async function finishedOf(who: string, data: Buffer, filename: string) {
+    const headers = bearer(await token({ sub: who }))
+    const url = await createUpload(server.url, { ...headers, 'Upload-Length': data.length, 'Upload-Metadata': metadata({ filename }) })
+    expect((await patch(url, 0, data, headers)).status).toBe(204)
+    await sleep(3)
+    return { url, id: url.split('/').pop() as string, data }
+  }
+
+  test('the page has a token field and its script sends the token on tus requests and on the list', async () => {
+    const page = await request(`${server.url}/`)
+    expect(page.status).toBe(200)
+    const html = page.body.toString()
+    expect(html).toContain('data-auth="jwt"')
+    expect(html).toMatch(/<input id="token" type="password"/)
+    const app = (await request(`${server.url}${linksOf(html).scripts[0]}`)).body.toString()
+    expect(app).toContain('headers: () => authHeaders()')
+    expect(app).toContain("fetch(uploadsUrl, { headers: { Accept: 'application/json', ...authHeaders() }")
+    expect(app).toContain('sessionStorage')
+  })
+
+  test('no token or a bad one: 401; with a token, only its own finished uploads, which download with it', async () => {
+    const alice = await finishedOf('alice', randomData(5000, 11), 'alice.bin')
+    const bob = await finishedOf('bob', randomData(3000, 12), 'bob.bin')
+    // Unfinished: not listed.
+    await createUpload(server.url, { ...bearer(await token({ sub: 'alice' })), 'Upload-Length': 10 })
+
+    const anonymous = await request(`${server.url}/api/uploads`)
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.headers['www-authenticate']).toBe('Bearer realm="tusgate"')
+    const forged = await request(`${server.url}/api/uploads`, { headers: bearer(await token({ sub: 'alice' }, 'another-secret-that-is-long-enough-too')) })
+    expect(forged.status).toBe(401)
+    expect(JSON.stringify(forged.body.toString())).not.toContain(alice.id)
+
+    for (const [who, upload] of [
+      ['alice', alice],
+      ['bob', bob],
+    ] as const) {
+      const headers = bearer(await token({ sub: who }))
+      const res = await request(`${server.url}/api/uploads`, { headers })
+      expect(res.status).toBe(200)
+      const uploads = (JSON.parse(res.body.toString()) as { uploads: Listed[] }).uploads
+      expect(uploads.map((u) => [u.id, u.filename])).toEqual([[upload.id, `${who}.bin`]])
+      const download = await request(new URL(uploads[0].url, server.url).toString(), { headers })
+      expect(sha256(download.body)).toBe(sha256(upload.data))
+    }
+    // Carol has none.
+    const carol = await request(`${server.url}/api/uploads`, { headers: bearer(await token({ sub: 'carol' })) })
+    expect(JSON.parse(carol.body.toString())).toEqual({ uploads: [] })
+  })
 })
 
 describe('the upload list is opt-in', () => {

@@ -4,7 +4,9 @@ import type { Config } from '../config.js'
 import { corsHeaders } from '../cors.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
+import { typeAllowed } from '../limits/fileTypes.js'
 import { toTusError } from '../tus/errors.js'
+import { tusReply } from '../tus/reply.js'
 import { isUploadId } from '../../stores/uploadId.js'
 import { createVerifier, type Grant, InvalidToken } from './jwt.js'
 import { ownerOf } from './owner.js'
@@ -27,18 +29,9 @@ const grants = new WeakMap<Request, Grant>()
 const NO_UPLOAD = 'not-an-upload'
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i
 
-const hasBody = (req: Request) => req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
-
 /** A whole non-negative integer header, undefined when absent or malformed (the tus layer answers those). */
 function integerHeader(value: string | undefined): number | undefined {
   return value !== undefined && /^\d{1,16}$/.test(value) && Number.isSafeInteger(Number(value)) ? Number(value) : undefined
-}
-
-/** Whether a MIME type (parameters ignored) is one the token allows: exact, `type/*` or `*\/*`. */
-export function typeAllowed(filetype: string, allowed: string[]): boolean {
-  const type = filetype.split(';')[0].trim().toLowerCase()
-  const [major] = type.split('/')
-  return allowed.some((pattern) => pattern === '*/*' || pattern === type || pattern === `${major}/*`)
 }
 
 /**
@@ -52,13 +45,8 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
   if (config.AUTH_MODE !== 'jwt') return { authenticate: pass, uploads: pass, downloads: pass }
   const verify = createVerifier(config)
 
-  /** An answer of ours on a tus route: CORS and Tus-Resumable as every tus response has them. */
-  const reply = (req: Request, res: Response, status: number, message: string, headers: Record<string, string> = {}) => {
-    res.set({ ...corsHeaders(config, req.headers.origin), ...headers, 'Tus-Resumable': TUS_RESUMABLE, 'Content-Type': 'text/plain; charset=utf-8' })
-    // An unread body would otherwise be drained into nothing on a kept-alive connection.
-    if (hasBody(req)) res.set('Connection', 'close')
-    res.status(status).send(message.endsWith('\n') ? message : `${message}\n`)
-  }
+  const reply = (req: Request, res: Response, status: number, message: string, headers: Record<string, string> = {}) =>
+    tusReply(config, req, res, status, message, headers)
 
   const unauthorized = (req: Request, res: Response, challenge: string, message: string) => {
     const cors = corsHeaders(config, req.headers.origin)

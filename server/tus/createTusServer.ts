@@ -1,7 +1,7 @@
 import { EVENTS, Server } from '@tus/server'
 import type { DataStore, Locker, Upload } from '@tus/utils'
 import type { Config } from '../config.js'
-import { EXTRA_EXPOSED_HEADERS } from '../cors.js'
+import { allowedOrigin, EXTRA_EXPOSED_HEADERS } from '../cors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { stampOwner } from '../auth/owner.js'
@@ -32,7 +32,9 @@ export function createTusServer(config: Config, datastore: DataStore, storeLocke
     lockDrainTimeout: config.LOCK_DRAIN_TIMEOUT,
     maxSize: config.MAX_SIZE,
     respectForwardedHeaders: config.TRUST_PROXY,
-    allowedOrigins: config.CORS_ORIGINS === '*' ? undefined : config.CORS_ORIGINS,
+    // A function, not the list: given a list, @tus/server answers an origin not on it with the list's first.
+    allowedOrigins: config.CORS_ORIGINS === '*' ? undefined : (origin) => allowedOrigin(config, origin) !== undefined,
+    allowedCredentials: config.CORS_CREDENTIALS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
     allowedHeaders: ['X-Request-Id'],
     namingFunction: () => {

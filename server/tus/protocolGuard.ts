@@ -1,29 +1,22 @@
 import type { Request, RequestHandler, Response } from 'express'
 import { TUS_RESUMABLE, TUS_VERSION } from '@tus/utils'
 import type { Config } from '../config.js'
-import { corsHeaders } from '../cors.js'
+import { metadataProblem } from '../limits/metadata.js'
 import { isUploadId } from '../../stores/uploadId.js'
 import { requestContext } from '../requestContext.js'
+import { hasBody, tusReply } from './reply.js'
 
 const TUS_METHODS = new Set(['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'])
 const OFFSET_STREAM = 'application/offset+octet-stream'
 
-function hasBody(req: Request): boolean {
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
-}
-
 /**
  * The tus 1.0.0 rules that `@tus/server` gets wrong or leaves out, checked before it sees the
- * request: method override, 412 with Tus-Version, 415 for a wrong body type, metadata size, and
+ * request: method override, 412 with Tus-Version, 415 for a wrong body type, metadata limits, and
  * ids that are not ours (answered 404 without touching the store).
  */
 export function protocolGuard(config: Config): RequestHandler {
-  const reject = (req: Request, res: Response, status: number, message: string, headers: Record<string, string> = {}) => {
-    res.set({ ...corsHeaders(config, req.headers.origin), ...headers, 'Tus-Resumable': TUS_RESUMABLE, 'Content-Type': 'text/plain; charset=utf-8' })
-    // Unread request bodies would otherwise be drained into nothing on a kept-alive connection.
-    if (hasBody(req)) res.set('Connection', 'close')
-    res.status(status).send(`${message}\n`)
-  }
+  const reject = (req: Request, res: Response, status: number, message: string, headers: Record<string, string> = {}) =>
+    tusReply(config, req, res, status, message, headers)
 
   return (req, res, next) => {
     const override = req.headers['x-http-method-override']
@@ -68,6 +61,8 @@ export function protocolGuard(config: Config): RequestHandler {
     if (metadata !== undefined && Buffer.byteLength(String(metadata)) > config.MAX_METADATA_SIZE) {
       return reject(req, res, 400, `Upload-Metadata is larger than ${config.MAX_METADATA_SIZE} bytes`)
     }
+    const problem = metadata === undefined ? undefined : metadataProblem(String(metadata), config)
+    if (problem) return reject(req, res, 400, problem)
     next()
   }
 }

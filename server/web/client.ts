@@ -13,8 +13,29 @@ const uploadsUrl = root.dataset.uploads
 const list = document.getElementById('uploads')
 const listStatus = document.getElementById('uploads-status')
 const interrupted = document.getElementById('interrupted')
+const tokenField = document.getElementById('token')
 
 const MiB = 1024 * 1024
+
+// With AUTH_MODE=jwt every request carries the token the user pasted; it lasts as long as the tab.
+const TOKEN_KEY = 'tusgate-token'
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || ''
+}
+
+function authHeaders() {
+  return token() ? { Authorization: 'Bearer ' + token() } : {}
+}
+
+if (root.dataset.auth === 'jwt') {
+  document.getElementById('auth').hidden = false
+  tokenField.value = token()
+  tokenField.addEventListener('change', () => {
+    sessionStorage.setItem(TOKEN_KEY, tokenField.value.trim())
+    void refreshUploads()
+  })
+}
 
 const uppy = new Uppy({ autoProceed: false })
   .use(Dashboard, {
@@ -28,6 +49,8 @@ const uppy = new Uppy({ autoProceed: false })
   })
   .use(Tus, {
     endpoint,
+    // Read at each upload, so a token pasted after the page loaded counts.
+    headers: () => authHeaders(),
     // Each PATCH carries at most 5 MiB, so a dropped connection or a server restart costs little.
     chunkSize: 5 * MiB,
     retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
@@ -65,6 +88,7 @@ function uploadItem(upload) {
   item.dataset.id = upload.id
   const link = element('a', 'name', upload.filename || upload.id)
   link.href = upload.url
+  link.addEventListener('click', (event) => void downloadWithToken(event, upload))
   const size = element('span', 'size', formatSize(upload.size))
   size.title = upload.size + ' bytes'
   item.append(link, size)
@@ -74,6 +98,20 @@ function uploadItem(upload) {
     item.append(when)
   }
   return item
+}
+
+// A link cannot send a token: with one, the download is fetched with it and saved from memory.
+async function downloadWithToken(event, upload) {
+  if (!token()) return
+  event.preventDefault()
+  const response = await fetch(upload.url, { headers: authHeaders() }).catch(() => undefined)
+  if (!response || !response.ok) return showListStatus('The download failed' + (response ? ' (HTTP ' + response.status + ').' : '.'))
+  const href = URL.createObjectURL(await response.blob())
+  const save = element('a')
+  save.href = href
+  save.download = upload.filename || upload.id
+  save.click()
+  setTimeout(() => URL.revokeObjectURL(href), 60000)
 }
 
 function showListStatus(text) {
@@ -88,8 +126,12 @@ async function refreshUploads() {
   const ticket = ++latest
   let uploads
   try {
-    const response = await fetch(uploadsUrl, { headers: { Accept: 'application/json' }, cache: 'no-store' })
+    const response = await fetch(uploadsUrl, { headers: { Accept: 'application/json', ...authHeaders() }, cache: 'no-store' })
     if (ticket !== latest) return
+    if (response.status === 401) {
+      list.replaceChildren()
+      return showListStatus(token() ? 'This token is not accepted.' : 'Enter your access token to see your uploads.')
+    }
     if (response.status === 501) return showListStatus('This store cannot list uploads.')
     if (response.status === 404) return showListStatus('The list of finished uploads is turned off on this server.')
     if (!response.ok) return showListStatus('The list of uploads is unavailable (HTTP ' + response.status + ').')

@@ -5,7 +5,9 @@ import path from 'node:path'
 import { type RequestHandler, Router } from 'express'
 import type { Upload } from '@tus/utils'
 import type { StoreBackend } from '../../stores/types.js'
+import { ownerOf } from '../auth/owner.js'
 import type { Config } from '../config.js'
+import { requestContext } from '../requestContext.js'
 import { APP_CSS, APP_JS, UPPY_MODULE_PLACEHOLDER } from './client.js'
 import { renderPage } from './page.js'
 import { securityHeaders } from './securityHeaders.js'
@@ -55,15 +57,17 @@ function listed(upload: Upload, tusPath: string): ListedUpload {
  * The web page at `/` (an Uppy Dashboard uploading to the tus endpoint, and the finished uploads),
  * its assets under `/ui/`, and `GET /api/uploads`. No build step: Uppy's own ES module bundle is served
  * from node_modules, and the page's script and styles are strings (client.ts). Every response here
- * carries the browser security headers; the tus routes are left alone.
+ * carries the browser security headers; the tus routes are left alone. With AUTH_MODE=jwt the page asks
+ * for a token, and the list (behind `authenticate`) shows only the uploads of the token's principal.
  */
-export function webUi(config: Pick<Config, 'TUS_PATH' | 'UPLOAD_LIST'>, store: StoreBackend): Router {
+export function webUi(config: Pick<Config, 'TUS_PATH' | 'UPLOAD_LIST' | 'AUTH_MODE'>, store: StoreBackend, authenticate: RequestHandler): Router {
   const uppy = uppyDist()
   const uppyBase = `/ui/uppy-${uppy.version}`
   const appJs = APP_JS.replace(UPPY_MODULE_PLACEHOLDER, `${uppyBase}/uppy.min.mjs`)
   const urls = {
     endpoint: config.TUS_PATH,
     uploads: UPLOADS_PATH,
+    auth: config.AUTH_MODE,
     uppyModule: `${uppyBase}/uppy.min.mjs`,
     uppyCss: `${uppyBase}/uppy.min.css`,
     appJs: `/ui/app-${shortHash(appJs)}.js`,
@@ -92,17 +96,17 @@ export function webUi(config: Pick<Config, 'TUS_PATH' | 'UPLOAD_LIST'>, store: S
     })
   }
 
-  router.get(UPLOADS_PATH, securityHeaders, async (_req, res) => {
+  const listing: RequestHandler = (_req, res, next) => {
     res.set('Cache-Control', 'no-store')
-    if (!config.UPLOAD_LIST) {
-      res.status(404).type('text/plain').send('The list of uploads is turned off (UPLOAD_LIST)\n')
-      return
-    }
-    if (!store.listFinished) {
-      res.status(501).type('text/plain').send('This store cannot list uploads\n')
-      return
-    }
-    const uploads = await store.listFinished(LIST_LIMIT)
+    if (!config.UPLOAD_LIST) return void res.status(404).type('text/plain').send('The list of uploads is turned off (UPLOAD_LIST)\n')
+    if (!store.listFinished) return void res.status(501).type('text/plain').send('This store cannot list uploads\n')
+    next()
+  }
+  router.get(UPLOADS_PATH, securityHeaders, listing, authenticate, async (_req, res) => {
+    // A principal (AUTH_MODE=jwt) sees its own uploads only; without authentication there is none.
+    const principal = requestContext.current()?.principal
+    const own = principal === undefined ? undefined : (upload: Upload) => ownerOf(upload) === principal
+    const uploads = await (store.listFinished as NonNullable<StoreBackend['listFinished']>)(LIST_LIMIT, own)
     res.json({ uploads: uploads.map((upload) => listed(upload, config.TUS_PATH)) })
   })
   return router

@@ -3,6 +3,8 @@ export interface PageUrls {
   endpoint: string
   /** The JSON list of finished uploads. */
   uploads: string
+  /** AUTH_MODE: with 'jwt' the page asks for a token. */
+  auth: string
   uppyModule: string
   uppyCss: string
   appJs: string
@@ -28,11 +30,13 @@ export function renderPage(urls: PageUrls): string {
 <script type="module" src="${u.appJs}"></script>
 </head>
 <body>
-<main id="app" data-endpoint="${u.endpoint}" data-uploads="${u.uploads}">
+<main id="app" data-endpoint="${u.endpoint}" data-uploads="${u.uploads}" data-auth="${u.auth}">
 <h1>tusgate</h1>
 <p class="lead">Resumable uploads over the tus protocol. Drop files below; uploads survive network drops,
 server restarts and page reloads.</p>
 <noscript><p class="notice">This page needs JavaScript. Any tus client can upload to <code>${u.endpoint}</code>.</p></noscript>
+<p id="auth" hidden><label for="token">Access token</label>
+<input id="token" type="password" autocomplete="off" spellcheck="false" placeholder="Paste the token you were given"></p>
 <p id="interrupted" class="notice" hidden></p>
 <div id="uppy"></div>
 <section aria-labelledby="finished-title">

@@ -1,4 +1,5 @@
 import type { RequestHandler } from 'express'
+import { SECURITY_HEADERS } from '../securityHeaders.js'
 
 /**
  * The page's Content-Security-Policy: its scripts, styles and fetches only from this origin (the tus
@@ -18,14 +19,9 @@ export const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join('; ')
 
-const HEADERS = {
-  'Content-Security-Policy': CONTENT_SECURITY_POLICY,
-  'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
-  'X-Frame-Options': 'DENY',
-}
+const HEADERS = { ...SECURITY_HEADERS, 'Content-Security-Policy': CONTENT_SECURITY_POLICY }
 
-/** Browser security headers for the web page, its assets and its API (never on the tus routes). */
+/** Browser security headers for the web page, its assets and its API, with the page's own policy. */
 export const securityHeaders: RequestHandler = (_req, res, next) => {
   res.set(HEADERS)
   next()

@@ -66,8 +66,8 @@ export class FileDatastore extends FileStore {
    * Finished uploads (offset === size), newest first by creation date, at most `limit`. Every upload's
    * info is read (the creation date lives there), a batch at a time; one that vanishes meanwhile is skipped.
    */
-  async finishedUploads(limit: number): Promise<Upload[]> {
+  async finishedUploads(limit: number, where?: (upload: Upload) => boolean): Promise<Upload[]> {
     const ids = ((await this.configstore.list?.()) ?? []).filter(isUploadId)
-    return finishedAmong(ids, (id) => this.getUpload(id), { limit, batch: LIST_BATCH })
+    return finishedAmong(ids, (id) => this.getUpload(id), { limit, batch: LIST_BATCH, where })
   }
 }

@@ -20,7 +20,7 @@ export const fileStore: StoreModule = {
       },
       expiredUploadIds: () => datastore.expiredIds(),
       download: async (id, range) => datastore.readRange(id, range),
-      listFinished: (limit) => datastore.finishedUploads(limit),
+      listFinished: (limit, where) => datastore.finishedUploads(limit, where),
       close: async () => {},
     }
   },

@@ -97,7 +97,7 @@ export class S3Datastore extends S3Store {
    * creation, and again at completion when tags are on) until `limit` finished ones are found, so with
    * more finished uploads than `limit` the cut is by that time.
    */
-  async finishedUploads(limit: number): Promise<Upload[]> {
+  async finishedUploads(limit: number, where?: (upload: Upload) => boolean): Promise<Upload[]> {
     const infos: Array<{ id: string; modified: number }> = []
     let ContinuationToken: string | undefined
     do {
@@ -110,6 +110,6 @@ export class S3Datastore extends S3Store {
     } while (ContinuationToken)
     infos.sort((a, b) => b.modified - a.modified)
     const ids = infos.map(({ id }) => id)
-    return finishedAmong(ids, (id) => this.getUpload(id), { limit, batch: LIST_BATCH, untilLimit: true })
+    return finishedAmong(ids, (id) => this.getUpload(id), { limit, batch: LIST_BATCH, untilLimit: true, where })
   }
 }

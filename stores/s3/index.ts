@@ -39,7 +39,7 @@ export const s3Store: StoreModule = {
       health: () => datastore.checkBucket(),
       expiredUploadIds: () => datastore.expiredIds(),
       download: (id, range) => datastore.readRange(id, range),
-      listFinished: (limit) => datastore.finishedUploads(limit),
+      listFinished: (limit, where) => datastore.finishedUploads(limit, where),
       close: async () => {
         if (redis) await closeRedis(redis)
       },
