@@ -37,8 +37,9 @@ export function createTusServer(
   metrics: Metrics,
   hooks?: Hooks,
 ): TusEndpoint {
-  // The upload a DELETE removes, read before it is gone, for post-terminate.
+  // The upload a DELETE removes, read before it is gone, and its post-terminate being queued.
   const terminating = new WeakMap<Request, Upload>()
+  const queued = new WeakMap<Request, Promise<void>>()
   const writes = instrumentStore(datastore, metrics)
   const locker = instrumentLocker(storeLocker, metrics)
   const server = new Server({
@@ -95,7 +96,16 @@ export function createTusServer(
     metrics.uploadsTerminated.inc()
     logger.info('upload terminated', { requestId: requestContext.current()?.requestId, uploadId: id })
     const upload = terminating.get(req)
-    if (upload) void hooks?.terminated(nodeOf(req).req, upload)
+    if (upload && hooks) queued.set(req, hooks.terminated(nodeOf(req).req, upload))
   })
+  // post-terminate is on disk before the client hears that the upload is gone, so a crash right after
+  // cannot lose it: the DELETE's response waits for what its POST_TERMINATE event queued.
+  const deletion = server.handlers.DELETE
+  const sendDeletion = deletion.send.bind(deletion)
+  deletion.send = async (req, context, headers) => {
+    const response = await sendDeletion(req, context, headers)
+    await queued.get(req)
+    return response
+  }
   return { server, locker, drain: writes.drain }
 }
