@@ -267,3 +267,21 @@ test('post-finish is delivered once per upload', async () => {
     'tusgate_hook_invocations_total{type="post-finish",outcome="ok"} 5',
   )
 })
+
+test('AUTH_MODE=hook: the pre-create hook decides every creation from the client request', async () => {
+  const { url, dir } = await start({ AUTH_MODE: 'hook', HOOKS_ENABLED: 'pre-create' })
+  receiver.answer((hook) =>
+    hook.Event.HTTPRequest.Header.Authorization?.[0] === 'Bearer good'
+      ? {}
+      : { RejectUpload: true, HTTPResponse: { StatusCode: 401, Body: 'who are you?', Header: { 'WWW-Authenticate': 'Bearer realm="app"' } } },
+  )
+  const refused = await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3, Authorization: 'Bearer bad' } })
+  expect(refused.status).toBe(401)
+  expect(refused.body.toString()).toBe('who are you?')
+  expect(refused.headers['www-authenticate']).toBe('Bearer realm="app"')
+  expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([])
+
+  const data = randomData(5_000, 3)
+  const uploadUrl = await tusUpload(`${url}/files`, data, { headers: { Authorization: 'Bearer good' } })
+  expect(await sha256OfDownload(uploadUrl)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+})
