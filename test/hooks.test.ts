@@ -285,3 +285,13 @@ test('AUTH_MODE=hook: the pre-create hook decides every creation from the client
   const uploadUrl = await tusUpload(`${url}/files`, data, { headers: { Authorization: 'Bearer good' } })
   expect(await sha256OfDownload(uploadUrl)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
 })
+
+test('a failing pre-finish answers 500, yet the upload is complete and its post-finish is sent', async () => {
+  const { url } = await start({ HOOKS_RETRIES: '0' })
+  receiver.answer((hook) => (hook.Type === 'pre-finish' ? { status: 500, text: 'broken' } : {}))
+  const location = await createUpload(url, { 'Upload-Length': 3 })
+  expect((await patch(location, 0, 'abc')).status).toBe(500)
+  expect((await request(location, { method: 'HEAD', headers: TUS })).headers['upload-offset']).toBe('3')
+  await receiver.waitFor(() => receiver.of('post-finish', idOf(location)).length === 1, 5_000, 'post-finish')
+  expect(server?.logs.some((l) => l.message === 'upload finished' && l.uploadId === idOf(location))).toBe(true)
+})

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../config.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
@@ -7,6 +8,7 @@ import type { HookRequest } from './types.js'
 
 const POLL_MS = 250
 const BATCH = 16
+const STOP_GRACE_MS = 2_000
 
 export type DeliveryConfig = Pick<Config, 'HOOKS_TIMEOUT' | 'HOOKS_BACKOFF' | 'HOOKS_BACKOFF_MAX' | 'HOOKS_MAX_ATTEMPTS'>
 
@@ -95,10 +97,13 @@ export class DurableDelivery {
     }
   }
 
-  /** Stops polling and waits for deliveries in flight; what is left is delivered after the next start. */
+  /**
+   * Stops polling and gives deliveries in flight a moment to finish. One still waiting on a slow receiver
+   * stays in the outbox and is sent again after the next start (at least once, maybe twice).
+   */
   async stop(): Promise<void> {
     this.stopped = true
     clearTimeout(this.timer)
-    await this.running
+    await Promise.race([this.running, sleep(STOP_GRACE_MS, undefined, { ref: false })])
   }
 }

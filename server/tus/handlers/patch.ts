@@ -147,7 +147,9 @@ export function patchHandler(
     try {
       if (finished) changes = await hooks?.finishing(req, upload)
     } catch (error) {
-      return fail(req, res, error)
+      // pre-finish failed: the client gets 500, as in tusd, yet the upload is finished all the same.
+      fail(req, res, error)
+      return void (server as EventEmitter).emit(EVENTS.POST_FINISH, req, res, upload)
     }
     const expires = expiresAt(upload, store.getExpiration())
     res.status(changes?.StatusCode || 204).set('Upload-Offset', String(upload.offset))
