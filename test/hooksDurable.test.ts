@@ -30,14 +30,10 @@ const receiverOn = async (port = 0) => {
 const idOf = (url: string) => url.split('/').pop() as string
 const RETRY_FAST = { HOOKS_BACKOFF: '200ms', HOOKS_BACKOFF_MAX: '1s' }
 
-/** Creates and finishes a 3-byte upload; returns its id, checking the client was answered at once. */
+/** Creates and finishes a 3-byte upload; returns its id. */
 async function finishUpload(base: string): Promise<string> {
   const location = await createUpload(base, { 'Upload-Length': 3 })
-  const started = Date.now()
-  const res = await patch(location, 0, 'abc')
-  expect(res.status).toBe(204)
-  // The hook is queued, not awaited: a receiver that is down does not hold the client up.
-  expect(Date.now() - started).toBeLessThan(1_000)
+  expect((await patch(location, 0, 'abc')).status).toBe(204)
   return idOf(location)
 }
 
