@@ -2,7 +2,7 @@
 import { existsSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import * as tus from 'tus-js-client'
-import { startHookReceiver, type HookReceiver } from './helpers/hookReceiver.js'
+import { type Answer, startHookReceiver, type HookReceiver } from './helpers/hookReceiver.js'
 import { createUpload, pacedPatch, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type InProcessServer, startServer } from './helpers/servers.js'
 
@@ -286,7 +286,7 @@ test('AUTH_MODE=hook: the pre-create hook decides every creation from the client
 
 test('a failing pre-finish answers 500, yet the upload is complete and its post-finish is sent', async () => {
   const { url } = await start({ HOOKS_RETRIES: '0' })
-  receiver.answer((hook) => (hook.Type === 'pre-finish' ? { status: 500, text: 'broken' } : {}))
+  receiver.answer((hook): Answer => (hook.Type === 'pre-finish' ? { status: 500, text: 'broken' } : {}))
   const location = await createUpload(url, { 'Upload-Length': 3 })
   expect((await patch(location, 0, 'abc')).status).toBe(500)
   expect((await request(location, { method: 'HEAD', headers: TUS })).headers['upload-offset']).toBe('3')
