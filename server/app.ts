@@ -5,6 +5,7 @@ import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
 import type { Config } from './config.js'
 import { healthRoutes } from './health.js'
+import { Hooks } from './hooks/index.js'
 import { uploadLimits } from './limits/index.js'
 import { Metrics, metricsRoute } from './metrics.js'
 import type { Logger } from './logger.js'
@@ -33,7 +34,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const store = await (await stores[config.STORE]()).create(config)
   const { locker, close: closeLocker } = await (await lockers[config.LOCKER]()).create(config)
   const metrics = new Metrics()
-  const tus = createTusServer(config, store.datastore, locker, logger, metrics)
+  const hooks = await Hooks.create(config, store.datastore, logger, metrics)
+  const tus = createTusServer(config, store.datastore, locker, logger, metrics, hooks)
   const sweeper = new ExpirySweeper(store, locker, logger, metrics)
   if (store.datastore.hasExtension('expiration')) sweeper.start(config.EXPIRY_SWEEP_INTERVAL)
   const limits = await uploadLimits(config, store.datastore, logger)
@@ -56,7 +58,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const get = download(config, store, logger)
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tusRoute = [collection, `${collection}/{*splat}`]
-  const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger)
+  const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger, hooks)
   app.all(tusRoute, protocolGuard(config), access.uploads, limits.uploads, (req, res, next) => {
     // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
     if (config.CORS_ORIGINS !== '*') res.vary('Origin')
@@ -83,6 +85,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     drain: tus.drain,
     async close() {
       await sweeper.stop()
+      await hooks?.close()
       await Promise.all([store.close(), closeLocker(), limits.close()])
     },
   }

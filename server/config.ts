@@ -2,6 +2,7 @@ import bytes from 'bytes'
 import ms from 'ms'
 import { z } from 'zod'
 import { lockers, stores } from '../stores/registry.js'
+import { HOOK_TYPES, type HookType } from './hooks/types.js'
 
 // Sizes accept plain bytes or units ("10GB", "512kb"); durations plain milliseconds or units ("24h", "30s").
 const size = z.string().trim().transform((text, ctx) => {
@@ -113,8 +114,9 @@ const schema = z.object({
   METRICS: flag.prefault('true'),
   // When set, /metrics wants `Authorization: Bearer <token>`.
   METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
-  // Who may upload: 'none' (anyone) or 'jwt' (a bearer token signed with JWT_SECRET or a key of JWT_JWKS_URL).
-  AUTH_MODE: z.enum(['none', 'jwt']).default('none'),
+  // Who may upload: 'none' (anyone), 'jwt' (a bearer token signed with JWT_SECRET or a key of JWT_JWKS_URL)
+  // or 'hook' (the pre-create hook decides each creation).
+  AUTH_MODE: z.enum(['none', 'jwt', 'hook']).default('none'),
   // HS256; never trimmed or echoed in an error.
   JWT_SECRET: z.string().refine((v) => Buffer.byteLength(v) >= 32, 'expected at least 32 bytes').optional(),
   // RS256/ES256 public keys, refetched for an unknown kid (not within JWT_JWKS_COOLDOWN of the last fetch)
@@ -124,6 +126,33 @@ const schema = z.object({
   JWT_JWKS_MAX_AGE: duration.refine((v) => v >= 1000, 'expected at least 1s').prefault('10m'),
   JWT_ISSUER: z.string().min(1).optional(),
   JWT_AUDIENCE: z.string().min(1).optional(),
+  // tusd v2 compatible HTTP hooks: off without HOOKS_URL.
+  HOOKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  HOOKS_ENABLED: z
+    .string()
+    .transform((text, ctx) => {
+      const types = text.split(',').map((t) => t.trim()).filter(Boolean)
+      const unknown = types.find((t) => !(HOOK_TYPES as readonly string[]).includes(t))
+      if (unknown !== undefined || types.length === 0) {
+        ctx.addIssue({ code: 'custom', message: `expected a comma-separated list of ${HOOK_TYPES.join(', ')}${unknown ? `, got '${unknown}'` : ''}` })
+        return z.NEVER
+      }
+      return [...new Set(types)] as HookType[]
+    })
+    // tusd's default: the two blocking hooks that most receivers never expect stay off.
+    .prefault('pre-create,post-create,post-receive,post-finish,post-terminate'),
+  HOOKS_TIMEOUT: duration.refine((v) => v >= 100, 'expected at least 100ms').prefault('15s'),
+  HOOKS_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  HOOKS_BACKOFF: duration.refine((v) => v >= 10, 'expected at least 10ms').prefault('1s'),
+  HOOKS_BACKOFF_MAX: duration.refine((v) => v >= 10, 'expected at least 10ms').prefault('5m'),
+  HOOKS_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(20),
+  HOOKS_FORWARD_HEADERS: z
+    .string()
+    .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$/, 'expected a comma-separated list of header names')
+    .transform((text) => text.split(',').map((h) => h.trim().toLowerCase()))
+    .optional(),
+  HOOKS_POST_RECEIVE_INTERVAL: duration.refine((v) => v >= 100, 'expected at least 100ms').prefault('1s'),
+  HOOKS_OUTBOX_DIR: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   SHUTDOWN_TIMEOUT: duration.prefault('30s'),
@@ -167,6 +196,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (raw.STORE === 'azure' && !raw.AZURE_CONNECTION_STRING && !(raw.AZURE_ACCOUNT_NAME && raw.AZURE_ACCOUNT_KEY)) {
     throw new ConfigError('invalid AZURE_CONNECTION_STRING: STORE=azure needs it, or AZURE_ACCOUNT_NAME and AZURE_ACCOUNT_KEY')
+  }
+  // Under AUTH_MODE=hook requests carry no principal, so the list could not be narrowed to one.
+  if (raw.UPLOAD_LIST && raw.AUTH_MODE === 'hook') throw new ConfigError('invalid UPLOAD_LIST: not available with AUTH_MODE=hook')
+  if (raw.AUTH_MODE === 'hook' && (raw.HOOKS_URL === undefined || !raw.HOOKS_ENABLED.includes('pre-create'))) {
+    throw new ConfigError('invalid AUTH_MODE: AUTH_MODE=hook needs HOOKS_URL and pre-create in HOOKS_ENABLED')
   }
   if (raw.AUTH_MODE === 'jwt') {
     if (raw.JWT_SECRET === undefined && raw.JWT_JWKS_URL === undefined) {

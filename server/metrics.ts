@@ -49,6 +49,19 @@ export class Metrics {
     registers: this.registers,
   })
 
+  readonly hookInvocations = new Counter({
+    name: `${PREFIX}hook_invocations_total`,
+    help: 'Hook calls by type and outcome (ok, error); each delivery attempt of post-finish and post-terminate counts',
+    labelNames: ['type', 'outcome'],
+    registers: this.registers,
+  })
+  readonly hookDeadLetters = new Counter({
+    name: `${PREFIX}hook_dead_letters_total`,
+    help: 'post-finish and post-terminate hooks given up after HOOKS_MAX_ATTEMPTS (or that could not be queued)',
+    labelNames: ['type'],
+    registers: this.registers,
+  })
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
   }
@@ -61,6 +74,18 @@ export class Metrics {
       registers: this.registers,
       collect() {
         this.set(count())
+      },
+    })
+  }
+
+  /** post-finish and post-terminate hooks waiting in the outbox, read at each scrape. */
+  hookOutboxPending(count: () => Promise<number>): void {
+    new Gauge({
+      name: `${PREFIX}hook_outbox_pending`,
+      help: 'Hooks waiting in the outbox for delivery',
+      registers: this.registers,
+      async collect() {
+        this.set(await count().catch(() => 0))
       },
     })
   }

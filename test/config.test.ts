@@ -130,7 +130,8 @@ describe('config: authentication', () => {
 
   test.each<[Record<string, string>, string, RegExp]>([
     [{ AUTH_MODE: 'basic' }, 'AUTH_MODE', /^invalid AUTH_MODE: /],
-    [{ AUTH_MODE: 'hook' }, 'AUTH_MODE', /^invalid AUTH_MODE: /],
+    [{ AUTH_MODE: 'hook' }, 'AUTH_MODE', /^invalid AUTH_MODE: AUTH_MODE=hook needs HOOKS_URL and pre-create in HOOKS_ENABLED$/],
+    [{ AUTH_MODE: 'hook', HOOKS_URL: 'http://hooks:8081/', HOOKS_ENABLED: 'post-finish' }, 'AUTH_MODE', /^invalid AUTH_MODE: AUTH_MODE=hook needs/],
     [{ AUTH_MODE: 'jwt' }, 'JWT_SECRET', /^invalid JWT_SECRET: AUTH_MODE=jwt needs JWT_SECRET \(HS256\) or JWT_JWKS_URL \(RS256\/ES256\)$/],
     [{ AUTH_MODE: 'jwt', JWT_SECRET: 'x'.repeat(31) }, 'JWT_SECRET', /^invalid JWT_SECRET: expected at least 32 bytes$/],
     [{ AUTH_MODE: 'jwt', JWT_SECRET: '€'.repeat(10) }, 'JWT_SECRET', /^invalid JWT_SECRET: expected at least 32 bytes$/],
@@ -156,6 +157,10 @@ describe('config: authentication', () => {
       temp.remove()
     }
   })
+})
+
+test('UPLOAD_LIST with AUTH_MODE=hook is refused: no principal narrows the list', () => {
+  expect(() => loadConfig({ UPLOAD_LIST: 'true', AUTH_MODE: 'hook', HOOKS_URL: 'http://127.0.0.1:1/hooks' })).toThrow('invalid UPLOAD_LIST: not available with AUTH_MODE=hook')
 })
 
 test('UPLOAD_LIST with AUTH_MODE=jwt is allowed: each principal sees its own uploads', () => {
@@ -194,6 +199,39 @@ describe('limits and CORS config', () => {
     // Per-principal limits without a principal would limit nothing.
     [{ MAX_UNFINISHED_PER_PRINCIPAL: '2' }, /^invalid MAX_UNFINISHED_PER_PRINCIPAL: needs AUTH_MODE=jwt$/],
     [{ CREATE_RATE_LIMIT_PRINCIPAL: '10/1m' }, /^invalid CREATE_RATE_LIMIT_PRINCIPAL: needs AUTH_MODE=jwt$/],
+  ])('%j is refused', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message)
+  })
+})
+
+describe('config: hooks', () => {
+  test('hooks are off without HOOKS_URL; the defaults are tusd\'s', () => {
+    expect(loadConfig({}).HOOKS_URL).toBeUndefined()
+    expect(loadConfig({ HOOKS_URL: 'http://hooks:8081/tus' })).toMatchObject({
+      HOOKS_ENABLED: ['pre-create', 'post-create', 'post-receive', 'post-finish', 'post-terminate'],
+      HOOKS_TIMEOUT: 15_000,
+      HOOKS_RETRIES: 3,
+      HOOKS_BACKOFF: 1_000,
+      HOOKS_BACKOFF_MAX: 300_000,
+      HOOKS_MAX_ATTEMPTS: 20,
+      HOOKS_POST_RECEIVE_INTERVAL: 1_000,
+    })
+    expect(loadConfig({ HOOKS_URL: 'http://hooks', HOOKS_ENABLED: ' pre-finish , post-finish,pre-finish', HOOKS_FORWARD_HEADERS: 'Authorization, X-Tenant' })).toMatchObject({
+      HOOKS_ENABLED: ['pre-finish', 'post-finish'],
+      HOOKS_FORWARD_HEADERS: ['authorization', 'x-tenant'],
+    })
+    expect(loadConfig({ AUTH_MODE: 'hook', HOOKS_URL: 'https://hooks.example.com/tus' }).AUTH_MODE).toBe('hook')
+  })
+
+  test.each<[Record<string, string>, RegExp]>([
+    [{ HOOKS_URL: 'ftp://hooks' }, /^invalid HOOKS_URL: /],
+    [{ HOOKS_ENABLED: 'pre-create,post-upload' }, /^invalid HOOKS_ENABLED: expected a comma-separated list of pre-create, .*, got 'post-upload'$/],
+    [{ HOOKS_ENABLED: ' , ' }, /^invalid HOOKS_ENABLED: /],
+    [{ HOOKS_TIMEOUT: '10' }, /^invalid HOOKS_TIMEOUT: expected at least 100ms$/],
+    [{ HOOKS_RETRIES: '-1' }, /^invalid HOOKS_RETRIES: /],
+    [{ HOOKS_MAX_ATTEMPTS: '0' }, /^invalid HOOKS_MAX_ATTEMPTS: /],
+    [{ HOOKS_FORWARD_HEADERS: 'Authorization, bad header' }, /^invalid HOOKS_FORWARD_HEADERS: expected a comma-separated list of header names$/],
+    [{ HOOKS_POST_RECEIVE_INTERVAL: '5ms' }, /^invalid HOOKS_POST_RECEIVE_INTERVAL: /],
   ])('%j is refused', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message)
   })

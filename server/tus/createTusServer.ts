@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { EVENTS, Server } from '@tus/server'
 import type { DataStore, Locker, Upload } from '@tus/utils'
 import type { Config } from '../config.js'
@@ -5,6 +6,7 @@ import { allowedOrigin, EXTRA_EXPOSED_HEADERS } from '../cors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { stampOwner } from '../auth/owner.js'
+import type { Hooks } from '../hooks/index.js'
 import { requestContext } from '../requestContext.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import { mapTusError } from './errors.js'
@@ -21,8 +23,23 @@ export interface TusEndpoint {
   drain(): Promise<void>
 }
 
-/** `@tus/server` set up as tusgate serves it: our ids, our HEAD, events logged and counted. */
-export function createTusServer(config: Config, datastore: DataStore, storeLocker: Locker, logger: Logger, metrics: Metrics): TusEndpoint {
+/** The Node request and response under a web Request of `@tus/server` (srvx keeps them there). */
+function nodeOf(req: Request): { req: IncomingMessage; res?: ServerResponse } {
+  return (req as Request & { runtime: { node: { req: IncomingMessage; res?: ServerResponse } } }).runtime.node
+}
+
+/** `@tus/server` set up as tusgate serves it: our ids, our HEAD, events logged and counted, and the hooks. */
+export function createTusServer(
+  config: Config,
+  datastore: DataStore,
+  storeLocker: Locker,
+  logger: Logger,
+  metrics: Metrics,
+  hooks?: Hooks,
+): TusEndpoint {
+  // The upload a DELETE removes, read before it is gone, and its post-terminate being queued.
+  const terminating = new WeakMap<Request, Upload>()
+  const queued = new WeakMap<Request, Promise<void>>()
   const writes = instrumentStore(datastore, metrics)
   const locker = instrumentLocker(storeLocker, metrics)
   const server = new Server({
@@ -44,24 +61,53 @@ export function createTusServer(config: Config, datastore: DataStore, storeLocke
       return id
     },
     getFileIdFromRequest: (req) => uploadIdOf(req),
-    // The creator's principal in the upload's metadata; a client's own value for that key is dropped.
-    onUploadCreate: stampOwner,
+    // pre-create first (it may refuse, or change the id and metadata); then the creator's principal goes
+    // into the metadata, and a client's or hook's own value for that key is dropped.
+    onUploadCreate: async (req, upload) => {
+      await hooks?.preCreate(nodeOf(req).req, nodeOf(req).res, upload)
+      return stampOwner(req, upload)
+    },
+    // A creation that is also the whole upload (creation-with-upload, or an empty upload).
+    onUploadFinish: async (req, upload) => {
+      const changes = await hooks?.finishing(nodeOf(req).req, upload)
+      return { status_code: changes?.StatusCode || undefined, body: changes?.Body || undefined, headers: changes?.Header ?? undefined }
+    },
+    onIncomingRequest: async (req, id) => {
+      if (req.method !== 'DELETE' || !hooks?.watchesTermination) return
+      // An unknown upload: @tus/server answers its 404.
+      const upload = await datastore.getUpload(id).catch(() => undefined)
+      if (!upload) return
+      await hooks.preTerminate(nodeOf(req).req, nodeOf(req).res, upload)
+      terminating.set(req, upload)
+    },
     onResponseError: mapTusError(logger),
   })
   server.handlers.HEAD = new HeadHandler(datastore, locker) as unknown as Server['handlers']['HEAD']
 
   const ids = (upload: Upload) => ({ requestId: requestContext.current()?.requestId, uploadId: upload.id })
-  server.on(EVENTS.POST_CREATE, (_req, upload) => {
+  server.on(EVENTS.POST_CREATE, (req, upload) => {
     metrics.uploadsCreated.inc()
     logger.info('upload created', { ...ids(upload), size: upload.size })
+    hooks?.postCreate(nodeOf(req).req, upload)
   })
   server.on(EVENTS.POST_FINISH, (_req, _res, upload) => {
     metrics.uploadsFinished.inc()
     logger.info('upload finished', { ...ids(upload), size: upload.size })
   })
-  server.on(EVENTS.POST_TERMINATE, (_req, _res, id) => {
+  server.on(EVENTS.POST_TERMINATE, (req, _res, id) => {
     metrics.uploadsTerminated.inc()
     logger.info('upload terminated', { requestId: requestContext.current()?.requestId, uploadId: id })
+    const upload = terminating.get(req)
+    if (upload && hooks) queued.set(req, hooks.terminated(nodeOf(req).req, upload))
   })
+  // post-terminate is on disk before the client hears that the upload is gone, so a crash right after
+  // cannot lose it: the DELETE's response waits for what its POST_TERMINATE event queued.
+  const deletion = server.handlers.DELETE
+  const sendDeletion = deletion.send.bind(deletion)
+  deletion.send = async (req, context, headers) => {
+    const response = await sendDeletion(req, context, headers)
+    await queued.get(req)
+    return response
+  }
   return { server, locker, drain: writes.drain }
 }

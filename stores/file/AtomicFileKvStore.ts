@@ -1,7 +1,7 @@
-import { open, rename } from 'node:fs/promises'
 import path from 'node:path'
 import { ERRORS, FileKvStore, type Upload } from '@tus/utils'
 import { isUploadId } from '../uploadId.js'
+import { writeFileAtomic } from './writeFileAtomic.js'
 
 /**
  * The upload's info file, replaced atomically: a crash while writing it (as when the length of a
@@ -10,15 +10,6 @@ import { isUploadId } from '../uploadId.js'
 export class AtomicFileKvStore extends FileKvStore<Upload> {
   override async set(key: string, value: Upload): Promise<void> {
     if (!isUploadId(key)) throw ERRORS.FILE_NOT_FOUND
-    const target = path.join(this.directory, `${key}.json`)
-    const temp = `${target}.tmp`
-    const handle = await open(temp, 'w')
-    try {
-      await handle.writeFile(JSON.stringify(value))
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    await rename(temp, target)
+    await writeFileAtomic(path.join(this.directory, `${key}.json`), JSON.stringify(value))
   }
 }

@@ -6,6 +6,7 @@ import { type DataStore, ERRORS, type Locker, StreamLimiter, TUS_RESUMABLE, type
 import { expiresAt, isExpired } from '../../../stores/expiry.js'
 import type { Config } from '../../config.js'
 import { corsHeaders } from '../../cors.js'
+import type { HookRejection, Hooks, ResponseChanges } from '../../hooks/index.js'
 import type { Logger } from '../../logger.js'
 import { toTusError } from '../errors.js'
 import { uploadIdOf } from '../uploadUrl.js'
@@ -48,6 +49,7 @@ export function patchHandler(
   store: DataStore,
   locker: Locker,
   logger: Logger,
+  hooks?: Hooks,
 ): (req: Request, res: Response) => Promise<void> {
   const fail = (req: Request, res: Response, error: unknown, headers: Record<string, string> = {}) => {
     if (res.headersSent || res.destroyed) return
@@ -87,8 +89,12 @@ export function patchHandler(
     req.off('close', onGone)
 
     let upload: Upload
+    let wasFinished = false
+    // A post-receive hook's StopUpload: the body is cut, the upload removed, the hook's answer sent.
+    let stopped: HookRejection | undefined
     try {
       upload = await store.getUpload(id)
+      wasFinished = upload.offset === upload.size
       const expiration = store.getExpiration()
       if (isExpired(upload, expiration)) throw ERRORS.FILE_NO_LONGER_EXISTS
       if (upload.offset !== offset) {
@@ -111,10 +117,22 @@ export function patchHandler(
       if (source !== body) body.once('error', (e) => source.destroy(e))
       let limitError: unknown
       source.once('error', (e) => (limitError = e))
+      const received = hooks?.receiving(req, upload, (rejection) => {
+        stopped = rejection
+        stop()
+      })
       try {
         upload.offset = await store.write(source, id, offset)
       } catch (error) {
         throw limitError ?? error
+      } finally {
+        received?.()
+      }
+      if (stopped) {
+        // As tusd: a stopped upload is terminated, so it cannot be resumed.
+        await store.remove(id)
+        await hooks?.terminated(req, upload)
+        return fail(req, res, stopped, stopped.headers)
       }
     } catch (error) {
       return fail(req, res, error)
@@ -123,13 +141,23 @@ export function patchHandler(
       await lock.unlock().catch((error) => logger.warn('unlock failed', { uploadId: id, error }))
     }
 
-    const finished = upload.offset === upload.size
+    // Only the request that delivers the last byte finishes an upload (a repeated empty PATCH does not).
+    const finished = !wasFinished && upload.offset === upload.size
+    let changes: ResponseChanges
+    try {
+      if (finished) changes = await hooks?.finishing(req, upload)
+    } catch (error) {
+      // pre-finish failed: the client gets 500, as in tusd, yet the upload is finished all the same.
+      fail(req, res, error)
+      return void (server as EventEmitter).emit(EVENTS.POST_FINISH, req, res, upload)
+    }
     const expires = expiresAt(upload, store.getExpiration())
-    res.status(204).set('Upload-Offset', String(upload.offset))
+    res.status(changes?.StatusCode || 204).set('Upload-Offset', String(upload.offset))
     if (expires) res.set('Upload-Expires', expires.toUTCString())
+    if (changes?.Header) res.set(changes.Header)
     // A body we stopped reading (a released lock) leaves the connection unusable.
     if (!req.complete) res.set('Connection', 'close')
-    res.end()
+    res.end(changes?.Body || undefined)
     // @tus/server's typings take a listener here; at run time emit passes the arguments on.
     if (finished) (server as EventEmitter).emit(EVENTS.POST_FINISH, req, res, upload)
   }

@@ -1,0 +1,230 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { DataStore, Upload } from '@tus/utils'
+import type { Config } from '../config.js'
+import type { Logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import { requestContext } from '../requestContext.js'
+import { isUploadId } from '../../stores/uploadId.js'
+import { DurableDelivery } from './delivery.js'
+import { HookCallError, type HttpHook, httpHook } from './http.js'
+import { createOutbox } from './outbox/index.js'
+import type { DurableHookType, Outbox } from './outbox/types.js'
+import { hookRequest, hookUpload } from './payload.js'
+import type { HookHTTPResponse, HookRequest, HookResponse, HookType } from './types.js'
+
+/**
+ * A hook's refusal (RejectUpload, RejectTermination, StopUpload), answered as tusd does: its error's
+ * status and text unless the hook's HTTPResponse gives its own, plus the hook's headers. Shaped as a tus
+ * error (`status_code`, `body`), so every error path of ours and of `@tus/server` answers it as is.
+ */
+export class HookRejection {
+  readonly status_code: number
+  readonly body: string
+  readonly headers: Record<string, string>
+  constructor(code: string, message: string, response: HookHTTPResponse | null | undefined) {
+    this.status_code = response?.StatusCode || 400
+    this.body = response?.Body || `${code}: ${message}\n`
+    this.headers = response?.Header ?? {}
+  }
+}
+
+/** The response changes a hook asks for (pre-create and pre-terminate headers, pre-finish status, body and headers). */
+export type ResponseChanges = HookHTTPResponse | undefined
+
+/** Sets a hook's headers on a response that `@tus/server` will write (it keeps headers set on the Node response). */
+export function applyHeaders(res: ServerResponse | undefined, headers: Record<string, string> | null | undefined): void {
+  if (!res || res.headersSent) return
+  for (const [name, value] of Object.entries(headers ?? {})) res.setHeader(name, value)
+}
+
+/**
+ * tusd v2's HTTP hooks. Pre-hooks (pre-create, pre-finish, pre-terminate) are awaited and may refuse
+ * or change what happens; post-create and post-receive are sent without waiting; post-finish and
+ * post-terminate go through the outbox, so they survive a receiver outage and a restart.
+ */
+export class Hooks {
+  private readonly enabledTypes: Set<HookType>
+
+  private constructor(
+    private readonly config: Config,
+    private readonly datastore: DataStore,
+    private readonly hook: HttpHook,
+    private readonly outbox: Outbox | undefined,
+    private readonly delivery: DurableDelivery | undefined,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.enabledTypes = new Set(config.HOOKS_ENABLED)
+  }
+
+  /** The hooks the config asks for, or undefined without HOOKS_URL. Starts delivering what an earlier run left queued. */
+  static async create(config: Config, datastore: DataStore, logger: Logger, metrics: Metrics): Promise<Hooks | undefined> {
+    if (config.HOOKS_URL === undefined) return undefined
+    const hook = httpHook(config)
+    const durable = config.HOOKS_ENABLED.some((type) => type === 'post-finish' || type === 'post-terminate')
+    const outbox = durable ? await createOutbox(config) : undefined
+    const delivery = outbox ? new DurableDelivery(outbox, hook, config, logger, metrics) : undefined
+    if (outbox) metrics.hookOutboxPending(() => outbox.pending())
+    delivery?.start()
+    return new Hooks(config, datastore, hook, outbox, delivery, logger, metrics)
+  }
+
+  enabled(type: HookType): boolean {
+    return this.enabledTypes.has(type)
+  }
+
+  /** A blocking hook: its response, or a HookCallError (the request then fails with 500, as in tusd). */
+  private async invoke(request: HookRequest): Promise<HookResponse> {
+    try {
+      const response = await this.hook.call(request, { retry: true })
+      this.metrics.hookInvocations.inc({ type: request.Type, outcome: 'ok' })
+      return response
+    } catch (error) {
+      this.metrics.hookInvocations.inc({ type: request.Type, outcome: 'error' })
+      throw new HookCallError(`${request.Type} hook failed: ${(error as Error).message}`, false)
+    }
+  }
+
+  /** A hook the client does not wait for; a failure is logged and counted. */
+  private fire(request: HookRequest, then?: (response: HookResponse) => void): void {
+    const ids = { requestId: requestContext.current()?.requestId, uploadId: request.Event.Upload.ID }
+    this.hook.call(request, { retry: true }).then(
+      (response) => {
+        this.metrics.hookInvocations.inc({ type: request.Type, outcome: 'ok' })
+        then?.(response)
+      },
+      (error: Error) => {
+        this.metrics.hookInvocations.inc({ type: request.Type, outcome: 'error' })
+        this.logger.warn('hook failed', { ...ids, type: request.Type, error: error.message })
+      },
+    )
+  }
+
+  /** Into the outbox; resolves once it is on disk. Not being able to queue it is logged as an error and counted as a dead letter. */
+  private async enqueue(type: DurableHookType, request: HookRequest): Promise<void> {
+    if (!this.outbox || !this.enabled(type)) return
+    try {
+      await this.outbox.add(type, request)
+      this.delivery?.wake()
+    } catch (error) {
+      this.metrics.hookDeadLetters.inc({ type })
+      this.logger.error('hook lost: the outbox cannot store it', { requestId: requestContext.current()?.requestId, uploadId: request.Event.Upload.ID, type, error })
+    }
+  }
+
+  /**
+   * pre-create, before the store creates the upload: a rejection throws a HookRejection (nothing is
+   * stored); ChangeFileInfo's ID and MetaData replace the upload's (Storage is not supported by our
+   * stores and is ignored, as tusd's S3, GCS and Azure stores do); the hook's headers go on the 201.
+   */
+  async preCreate(req: IncomingMessage, res: ServerResponse | undefined, upload: Upload): Promise<void> {
+    if (!this.enabled('pre-create')) return
+    const response = await this.invoke(hookRequest('pre-create', hookUpload(upload, false), req))
+    if (response.RejectUpload) {
+      const rejection = new HookRejection('ERR_UPLOAD_REJECTED', 'upload creation has been rejected by server', response.HTTPResponse)
+      applyHeaders(res, rejection.headers)
+      throw rejection
+    }
+    const changes = response.ChangeFileInfo
+    if (changes?.ID) {
+      if (!isUploadId(changes.ID)) {
+        throw new HookCallError(`pre-create hook failed: ChangeFileInfo.ID '${changes.ID.slice(0, 200)}' is not 16 to 128 of A-Z a-z 0-9 _ -`, false)
+      }
+      // tusd leaves collisions to the hook; here a taken id would overwrite someone else's upload.
+      if (await this.datastore.getUpload(changes.ID).then(() => true, () => false)) {
+        throw new HookCallError(`pre-create hook failed: ChangeFileInfo.ID '${changes.ID}' is taken by another upload`, false)
+      }
+      upload.id = changes.ID
+      const context = requestContext.current()
+      if (context) context.uploadId = changes.ID
+    }
+    if (changes?.MetaData) upload.metadata = { ...changes.MetaData }
+    applyHeaders(res, response.HTTPResponse?.Header)
+  }
+
+  postCreate(req: IncomingMessage, upload: Upload): void {
+    if (this.enabled('post-create')) this.fire(hookRequest('post-create', hookUpload(upload), req))
+  }
+
+  /**
+   * post-receive while a PATCH body streams: every HOOKS_POST_RECEIVE_INTERVAL when the offset moved, and
+   * once at the end. A response with StopUpload calls `stop` while the body is still streaming.
+   * Returns the function to call when the write is over.
+   */
+  receiving(req: IncomingMessage, upload: Upload, stop: (rejection: HookRejection) => void): () => void {
+    if (!this.enabled('post-receive')) return () => {}
+    const start = upload.offset
+    let received = 0
+    let reported = start
+    let streaming = true
+    const count = (chunk: Buffer) => (received += chunk.length)
+    const report = () => {
+      const offset = start + received
+      if (offset === reported) return
+      reported = offset
+      this.fire(hookRequest('post-receive', { ...hookUpload(upload), Offset: offset }, req), (response) => {
+        if (response.StopUpload && streaming) {
+          this.logger.info('upload stopped by hook', { requestId: requestContext.current()?.requestId, uploadId: upload.id })
+          stop(new HookRejection('ERR_UPLOAD_STOPPED', 'upload has been stopped by server', response.HTTPResponse))
+        }
+      })
+    }
+    req.on('data', count)
+    const timer = setInterval(report, this.config.HOOKS_POST_RECEIVE_INTERVAL)
+    return () => {
+      streaming = false
+      clearInterval(timer)
+      req.off('data', count)
+      report()
+    }
+  }
+
+  /**
+   * An upload has just received its last byte: pre-finish (its HTTPResponse changes the response to the
+   * client; a failure answers 500, as in tusd), then post-finish into the outbox before the client hears of
+   * it. post-finish is queued even when pre-finish failed: the upload is complete either way, and a
+   * client that retries sees it complete and never causes another.
+   */
+  async finishing(req: IncomingMessage, upload: Upload): Promise<ResponseChanges> {
+    let changes: ResponseChanges
+    let failure: unknown
+    if (this.enabled('pre-finish')) {
+      try {
+        changes = (await this.invoke(hookRequest('pre-finish', hookUpload(upload), req))).HTTPResponse ?? undefined
+      } catch (error) {
+        failure = error
+      }
+    }
+    await this.enqueue('post-finish', hookRequest('post-finish', hookUpload(upload), req))
+    if (failure) throw failure
+    return changes
+  }
+
+  /** pre-terminate, before a DELETE removes the upload: RejectTermination throws a HookRejection; the hook's headers go on the 204. */
+  async preTerminate(req: IncomingMessage, res: ServerResponse | undefined, upload: Upload): Promise<void> {
+    if (!this.enabled('pre-terminate')) return
+    const response = await this.invoke(hookRequest('pre-terminate', hookUpload(upload), req))
+    if (response.RejectTermination) {
+      const rejection = new HookRejection('ERR_UPLOAD_TERMINATION_REJECTED', 'upload termination has been rejected by server', response.HTTPResponse)
+      applyHeaders(res, rejection.headers)
+      throw rejection
+    }
+    applyHeaders(res, response.HTTPResponse?.Header)
+  }
+
+  /** Whether a DELETE needs the upload's info before it is gone (for pre-terminate or post-terminate). */
+  get watchesTermination(): boolean {
+    return this.enabled('pre-terminate') || this.enabled('post-terminate')
+  }
+
+  /** post-terminate into the outbox, with the upload as it was before its removal. */
+  terminated(req: IncomingMessage, upload: Upload): Promise<void> {
+    return this.enqueue('post-terminate', hookRequest('post-terminate', hookUpload(upload), req))
+  }
+
+  /** Stops delivering; what is still queued is delivered after the next start. */
+  async close(): Promise<void> {
+    await this.delivery?.stop()
+    await this.outbox?.close()
+  }
+}

@@ -1,0 +1,295 @@
+// tusd v2 compatible HTTP hooks against a real receiver: payloads, refusals, changes, StopUpload, post-finish.
+import { existsSync, readdirSync } from 'node:fs'
+import path from 'node:path'
+import * as tus from 'tus-js-client'
+import { type Answer, startHookReceiver, type HookReceiver } from './helpers/hookReceiver.js'
+import { createUpload, pacedPatch, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
+import { type InProcessServer, startServer } from './helpers/servers.js'
+
+const ALL = 'pre-create,post-create,post-receive,pre-finish,post-finish,pre-terminate,post-terminate'
+const b64 = (text: string) => Buffer.from(text).toString('base64')
+
+let receiver: HookReceiver
+let server: InProcessServer | undefined
+
+beforeEach(async () => {
+  receiver = await startHookReceiver()
+})
+
+afterEach(async () => {
+  await server?.stop()
+  server = undefined
+  await receiver.stop()
+})
+
+const start = async (env: Record<string, string> = {}) => {
+  server = await startServer({ HOOKS_URL: receiver.url, HOOKS_ENABLED: ALL, HOOKS_BACKOFF: '50ms', HOOKS_BACKOFF_MAX: '200ms', ...env })
+  return server
+}
+
+/** Uploads a buffer with tus-js-client; resolves with the upload URL, rejects with the client's error. */
+function tusUpload(endpoint: string, file: Buffer, options: tus.UploadOptions = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const upload = new tus.Upload(file, {
+      endpoint,
+      retryDelays: null,
+      chunkSize: 64 * 1024,
+      ...options,
+      onSuccess: () => resolve(upload.url as string),
+      onError: reject,
+    })
+    upload.start()
+  })
+}
+
+const idOf = (url: string) => url.split('/').pop() as string
+
+test('every hook type carries the tusd v2 payload, field by field', async () => {
+  const { url, dir } = await start({ HOOKS_FORWARD_HEADERS: 'Authorization', HOOKS_POST_RECEIVE_INTERVAL: '100ms' })
+  const metadata = `filename ${b64('a.txt')},filetype ${b64('text/plain')},empty,tusgate-owner ${b64('mallory')}`
+  const location = await createUpload(url, { 'Upload-Length': 10, 'Upload-Metadata': metadata, Authorization: 'Bearer abc', 'X-Trace': 't1' })
+  const id = idOf(location)
+  expect((await patch(location, 0, '01234')).status).toBe(204)
+  const last = await patch(location, 5, '56789')
+  expect(last.status).toBe(204)
+  await receiver.waitFor(() => receiver.of('post-finish', id).length === 1, 5_000, 'post-finish')
+
+  const expectedMetadata = { filename: 'a.txt', filetype: 'text/plain', empty: '' }
+  const file = path.join(dir, id)
+  const storage = { Type: 'filestore', Path: file, InfoPath: `${file}.json` }
+
+  const [preCreate] = receiver.of('pre-create')
+  expect(Object.keys(preCreate)).toEqual(['Type', 'Event'])
+  expect(Object.keys(preCreate.Event)).toEqual(['Upload', 'HTTPRequest'])
+  expect(preCreate.Event.Upload).toEqual({
+    ID: '',
+    Size: 10,
+    SizeIsDeferred: false,
+    Offset: 0,
+    MetaData: expectedMetadata,
+    IsPartial: false,
+    IsFinal: false,
+    PartialUploads: null,
+    Storage: null,
+  })
+  const http = preCreate.Event.HTTPRequest
+  expect(Object.keys(http)).toEqual(['Method', 'URI', 'RemoteAddr', 'Header'])
+  expect(http.Method).toBe('POST')
+  expect(http.URI).toBe('/files')
+  expect(http.RemoteAddr).toMatch(/^127\.0\.0\.1:\d+$/)
+  expect(http.Header['Tus-Resumable']).toEqual(['1.0.0'])
+  expect(http.Header['Upload-Length']).toEqual(['10'])
+  expect(http.Header['Upload-Metadata']).toEqual([metadata])
+  expect(http.Header.Authorization).toEqual(['Bearer abc'])
+  expect(http.Header['X-Trace']).toEqual(['t1'])
+  expect(http.Header.Host).toEqual([new URL(url).host])
+
+  const [postCreate] = receiver.of('post-create', id)
+  expect(postCreate.Event.Upload).toEqual({ ...preCreate.Event.Upload, ID: id, Storage: storage })
+  expect(postCreate.Event.HTTPRequest.Method).toBe('POST')
+
+  const receives = receiver.of('post-receive', id)
+  expect(receives.map((h) => h.Event.Upload.Offset)).toEqual([5, 10])
+  for (const hook of receives) {
+    expect(hook.Event.Upload).toMatchObject({ ID: id, Size: 10, MetaData: expectedMetadata, Storage: storage })
+    expect(hook.Event.HTTPRequest).toMatchObject({ Method: 'PATCH', URI: `/files/${id}` })
+  }
+
+  for (const type of ['pre-finish', 'post-finish']) {
+    const hooks = receiver.of(type, id)
+    expect(hooks).toHaveLength(1)
+    expect(hooks[0].Event.Upload).toEqual({ ...postCreate.Event.Upload, Offset: 10 })
+    expect(hooks[0].Event.HTTPRequest).toMatchObject({ Method: 'PATCH', URI: `/files/${id}` })
+    expect(hooks[0].Event.HTTPRequest.Header['Upload-Offset']).toEqual(['5'])
+  }
+
+  const other = await createUpload(url, { 'Upload-Length': 4 })
+  expect((await patch(other, 0, 'ab')).status).toBe(204)
+  expect((await request(other, { method: 'DELETE', headers: TUS })).status).toBe(204)
+  await receiver.waitFor(() => receiver.of('post-terminate', idOf(other)).length === 1, 5_000, 'post-terminate')
+  for (const type of ['pre-terminate', 'post-terminate']) {
+    const [hook] = receiver.of(type, idOf(other))
+    expect(hook.Event.Upload).toMatchObject({ ID: idOf(other), Size: 4, Offset: 2, SizeIsDeferred: false, MetaData: {} })
+    expect(hook.Event.HTTPRequest).toMatchObject({ Method: 'DELETE', URI: `/files/${idOf(other)}` })
+  }
+
+  // The hook requests themselves: JSON, and the allowlisted client header forwarded as is.
+  for (const { headers } of receiver.hooks) expect(headers['content-type']).toBe('application/json')
+  const forwarded = receiver.hooks.filter((h) => h.body.Event.HTTPRequest.Header.Authorization)
+  expect(forwarded.length).toBeGreaterThan(0)
+  for (const { headers } of forwarded) expect(headers.authorization).toBe('Bearer abc')
+  expect(receiver.hooks.find((h) => !h.body.Event.HTTPRequest.Header.Authorization)?.headers.authorization).toBeUndefined()
+  expect(receiver.hooks.every((h) => h.headers['x-trace'] === undefined)).toBe(true)
+})
+
+test('a pre-create rejection reaches the client with the hook status, body and headers, and stores nothing', async () => {
+  const { url, dir } = await start()
+  receiver.answer((hook) =>
+    hook.Type === 'pre-create'
+      ? { RejectUpload: true, HTTPResponse: { StatusCode: 403, Body: '{"message":"no quota left"}', Header: { 'X-Reason': 'quota' } } }
+      : {},
+  )
+  const res = await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3, 'Content-Type': 'application/offset+octet-stream' }, body: 'abc' })
+  expect(res.status).toBe(403)
+  expect(res.body.toString()).toBe('{"message":"no quota left"}')
+  expect(res.headers['x-reason']).toBe('quota')
+  expect(res.headers.location).toBeUndefined()
+
+  // tus-js-client sees the same refusal.
+  const error = (await tusUpload(`${url}/files`, Buffer.from('hello')).catch((e) => e)) as tus.DetailedError
+  expect(error.originalResponse?.getStatus()).toBe(403)
+  expect(error.originalResponse?.getBody()).toBe('{"message":"no quota left"}')
+
+  // A bare rejection answers tusd's 400.
+  receiver.answer(() => ({ RejectUpload: true }))
+  const bare = await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3 } })
+  expect(bare.status).toBe(400)
+  expect(bare.body.toString()).toBe('ERR_UPLOAD_REJECTED: upload creation has been rejected by server\n')
+
+  expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([])
+  expect(receiver.of('post-create')).toHaveLength(0)
+})
+
+test('a failing receiver refuses the creation with 500 after HOOKS_RETRIES retries, and stores nothing', async () => {
+  const { url, dir } = await start({ HOOKS_RETRIES: '2' })
+  receiver.answer(() => ({ status: 503, text: 'down for maintenance' }))
+  const res = await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3 } })
+  expect(res.status).toBe(500)
+  expect(receiver.of('pre-create')).toHaveLength(3)
+  expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([])
+  const log = server?.logs.find((l) => l.message === 'upload failed')
+  expect(JSON.stringify(log)).toContain('pre-create hook failed: hook receiver answered 503')
+
+  // A 4xx from the receiver is not retried; a non-JSON 200 is a failure too.
+  receiver.hooks.length = 0
+  receiver.answer(() => ({ status: 404 }))
+  expect((await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3 } })).status).toBe(500)
+  expect(receiver.of('pre-create')).toHaveLength(1)
+})
+
+test('ChangeFileInfo sets the upload id and metadata (tus-js-client end to end)', async () => {
+  const { url } = await start()
+  const customId = `project-7-${'c0ffee'.repeat(4)}`
+  receiver.answer((hook) =>
+    hook.Type === 'pre-create'
+      ? {
+          ChangeFileInfo: { ID: customId, MetaData: { filename: hook.Event.Upload.MetaData.filename, project: '7', 'tusgate-owner': 'mallory' } },
+          HTTPResponse: { Header: { 'X-Project': '7' } },
+        }
+      : {},
+  )
+  const data = randomData(300_000, 7)
+  const uploadUrl = await tusUpload(`${url}/files`, data, { metadata: { filename: 'photo.jpg', filetype: 'image/jpeg' } })
+  expect(uploadUrl).toBe(`${url}/files/${customId}`)
+
+  const head = await request(uploadUrl, { method: 'HEAD', headers: TUS })
+  expect(head.status).toBe(200)
+  expect(head.headers['upload-offset']).toBe('300000')
+  const shown = Object.fromEntries(
+    String(head.headers['upload-metadata'])
+      .split(',')
+      .map((pair) => pair.split(' '))
+      .map(([key, value]) => [key, Buffer.from(value ?? '', 'base64').toString()]),
+  )
+  expect(shown).toEqual({ filename: 'photo.jpg', project: '7' })
+  expect(await sha256OfDownload(uploadUrl)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+  await receiver.waitFor(() => receiver.of('post-finish', customId).length === 1, 5_000, 'post-finish')
+  expect(receiver.of('post-finish', customId)[0].Event.Upload.MetaData).toEqual({ filename: 'photo.jpg', project: '7' })
+
+  // An id that is not safe, or that is taken, refuses the creation rather than storing under it.
+  for (const ID of ['../escape-attempt-here', customId]) {
+    receiver.answer(() => ({ ChangeFileInfo: { ID } }))
+    expect((await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3 } })).status).toBe(500)
+  }
+  expect(await sha256OfDownload(uploadUrl)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+})
+
+test('StopUpload from post-receive stops the upload: the hook answer, the upload removed, post-terminate sent', async () => {
+  const { url, dir } = await start({ HOOKS_POST_RECEIVE_INTERVAL: '100ms' })
+  receiver.answer((hook) =>
+    hook.Type === 'post-receive' && hook.Event.Upload.Offset > 0 ? { StopUpload: true, HTTPResponse: { StatusCode: 410, Body: 'project deleted' } } : {},
+  )
+  const location = await createUpload(url, { 'Upload-Length': 1_000_000 })
+  const id = idOf(location)
+  // The whole body would take 3 s; the hook's status can only come from a stop on the way.
+  const result = await pacedPatch(location, 0, randomData(1_000_000), { piece: 16 * 1024, delayMs: 50, holdMs: 0 })
+  expect(result.status).toBe(410)
+  expect((await request(location, { method: 'HEAD', headers: TUS })).status).toBe(404)
+  expect((await patch(location, 0, 'x')).status).toBe(404)
+  expect(existsSync(path.join(dir, id))).toBe(false)
+  await receiver.waitFor(() => receiver.of('post-terminate', id).length === 1, 5_000, 'post-terminate')
+  expect(receiver.of('post-finish', id)).toHaveLength(0)
+})
+
+test('pre-finish changes the final response; pre-terminate can refuse a termination', async () => {
+  const { url } = await start()
+  receiver.answer((hook) => {
+    if (hook.Type === 'pre-finish') return { HTTPResponse: { StatusCode: 200, Body: 'processed', Header: { Link: '<https://example.com/f/1>; rel="related"' } } }
+    if (hook.Type === 'pre-terminate') return { RejectTermination: true, HTTPResponse: { Body: 'keep it' } }
+    return {}
+  })
+  const location = await createUpload(url, { 'Upload-Length': 3 })
+  const done = await patch(location, 0, 'abc')
+  expect(done.status).toBe(200)
+  expect(done.body.toString()).toBe('processed')
+  expect(done.headers.link).toBe('<https://example.com/f/1>; rel="related"')
+  expect(done.headers['upload-offset']).toBe('3')
+
+  const refused = await request(location, { method: 'DELETE', headers: TUS })
+  expect(refused.status).toBe(400)
+  expect(refused.body.toString()).toBe('keep it')
+  expect((await request(location, { method: 'HEAD', headers: TUS })).headers['upload-offset']).toBe('3')
+  expect(receiver.of('post-terminate')).toHaveLength(0)
+})
+
+test('post-finish is delivered once per upload', async () => {
+  const { url } = await start({ HOOKS_ENABLED: 'post-finish' })
+  const urls = await Promise.all([0, 1, 2].map((i) => tusUpload(`${url}/files`, randomData(100_000 + i, i + 1))))
+  // An empty upload and a creation-with-upload finish in their POST.
+  urls.push(await createUpload(url, { 'Upload-Length': 0 }))
+  const withBody = await request(`${url}/files`, {
+    method: 'POST',
+    headers: { ...TUS, 'Upload-Length': 3, 'Content-Type': 'application/offset+octet-stream' },
+    body: 'xyz',
+  })
+  expect(withBody.status).toBe(201)
+  urls.push(new URL(String(withBody.headers.location), url).toString())
+  // A repeated empty PATCH at the end does not finish the upload again.
+  expect((await patch(urls[0], 100_000, '')).status).toBe(204)
+
+  await receiver.waitFor(() => receiver.of('post-finish').length >= urls.length, 5_000, 'post-finishes')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const ids = receiver.of('post-finish').map((h) => h.Event.Upload.ID)
+  expect(ids.sort()).toEqual(urls.map(idOf).sort())
+  expect(await server?.app.metrics.registry.getSingleMetricAsString('tusgate_hook_invocations_total')).toContain(
+    'tusgate_hook_invocations_total{type="post-finish",outcome="ok"} 5',
+  )
+})
+
+test('AUTH_MODE=hook: the pre-create hook decides every creation from the client request', async () => {
+  const { url, dir } = await start({ AUTH_MODE: 'hook', HOOKS_ENABLED: 'pre-create' })
+  receiver.answer((hook) =>
+    hook.Event.HTTPRequest.Header.Authorization?.[0] === 'Bearer good'
+      ? {}
+      : { RejectUpload: true, HTTPResponse: { StatusCode: 401, Body: 'who are you?', Header: { 'WWW-Authenticate': 'Bearer realm="app"' } } },
+  )
+  const refused = await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3, Authorization: 'Bearer bad' } })
+  expect(refused.status).toBe(401)
+  expect(refused.body.toString()).toBe('who are you?')
+  expect(refused.headers['www-authenticate']).toBe('Bearer realm="app"')
+  expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([])
+
+  const data = randomData(5_000, 3)
+  const uploadUrl = await tusUpload(`${url}/files`, data, { headers: { Authorization: 'Bearer good' } })
+  expect(await sha256OfDownload(uploadUrl)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+})
+
+test('a failing pre-finish answers 500, yet the upload is complete and its post-finish is sent', async () => {
+  const { url } = await start({ HOOKS_RETRIES: '0' })
+  receiver.answer((hook): Answer => (hook.Type === 'pre-finish' ? { status: 500, text: 'broken' } : {}))
+  const location = await createUpload(url, { 'Upload-Length': 3 })
+  expect((await patch(location, 0, 'abc')).status).toBe(500)
+  expect((await request(location, { method: 'HEAD', headers: TUS })).headers['upload-offset']).toBe('3')
+  await receiver.waitFor(() => receiver.of('post-finish', idOf(location)).length === 1, 5_000, 'post-finish')
+  expect(server?.logs.some((l) => l.message === 'upload finished' && l.uploadId === idOf(location))).toBe(true)
+})
