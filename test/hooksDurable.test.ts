@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { FileOutbox } from '../server/hooks/outbox/file.js'
 import { startHookReceiver, type HookReceiver } from './helpers/hookReceiver.js'
 import { createUpload, patch, request, TUS } from './helpers/http.js'
+import { outboxContract } from './helpers/outboxContract.js'
 import { freePort } from './helpers/redis.js'
 import { type InProcessServer, processPool, startServer, tempDir } from './helpers/servers.js'
 
@@ -132,27 +133,19 @@ test('after HOOKS_MAX_ATTEMPTS a post-finish goes to the dead letters with an er
   expect(await metric('tusgate_hook_outbox_pending')).toContain('tusgate_hook_outbox_pending 0')
 })
 
-test('the file outbox: leases, retries, dead letters, and entries that outlive the process', async () => {
+// The behaviour every outbox owes the dispatcher (the Redis outbox runs the same in redisOutbox.test.ts).
+outboxContract('file', async () => {
   const temp = tempDir('tusgate-outbox-')
-  temps.push(temp)
-  const outbox = new FileOutbox(temp.dir)
-  const a = await outbox.add('post-finish', { n: 1 })
-  const b = await outbox.add('post-terminate', { n: 2 })
-  expect((await outbox.claimDue(10, 60_000)).map((e) => e.id)).toEqual([a.id, b.id])
-  // Leased: not handed out again until the lease lapses or the entry is retried.
-  expect(await outbox.claimDue(10, 60_000)).toEqual([])
-  await outbox.retry(a.id, 1, Date.now() + 60_000, 'down')
-  await outbox.retry(b.id, 1, Date.now() - 1, 'down')
-  expect((await outbox.claimDue(10, 60_000)).map((e) => e.id)).toEqual([b.id])
-
-  // A new process reads what is on disk: attempts and schedule kept, leases not.
-  const reopened = new FileOutbox(temp.dir)
-  expect(await reopened.pending()).toBe(2)
-  const [due] = await reopened.claimDue(10, 60_000)
-  expect(due).toMatchObject({ id: b.id, type: 'post-terminate', payload: { n: 2 }, attempts: 1 })
-  await reopened.deadLetter(b.id, 'gave up')
-  await reopened.complete(a.id)
-  expect(await reopened.pending()).toBe(0)
-  expect(await new FileOutbox(temp.dir).pending()).toBe(0)
-  expect(await reopened.deadLetters()).toEqual([expect.objectContaining({ id: b.id, lastError: 'gave up' })])
+  const opened = [new FileOutbox(temp.dir)]
+  return {
+    outbox: opened[0],
+    async reopen() {
+      opened.push(new FileOutbox(temp.dir))
+      return opened[opened.length - 1]
+    },
+    async cleanup() {
+      await Promise.all(opened.map((outbox) => outbox.close()))
+      temp.remove()
+    },
+  }
 })

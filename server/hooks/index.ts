@@ -62,7 +62,7 @@ export class Hooks {
     if (config.HOOKS_URL === undefined) return undefined
     const hook = httpHook(config)
     const durable = config.HOOKS_ENABLED.some((type) => type === 'post-finish' || type === 'post-terminate')
-    const outbox = durable ? await createOutbox(config) : undefined
+    const outbox = durable ? await createOutbox(config, logger) : undefined
     const delivery = outbox ? new DurableDelivery(outbox, hook, config, logger, metrics) : undefined
     if (outbox) metrics.hookOutboxPending(() => outbox.pending())
     delivery?.start()

@@ -5,6 +5,8 @@ import { writeFileAtomic } from '../../../stores/file/writeFileAtomic.js'
 import type { DurableHookType, Outbox, OutboxEntry } from './types.js'
 
 type DeadLetter = OutboxEntry & { lastError: string }
+/** An entry as kept on disk: with the error of its last failed attempt, if any. */
+type StoredEntry = OutboxEntry & { lastError?: string }
 
 const ENTRY_FILE = /^[0-9a-f-]{36}\.json$/
 // Hook payloads carry the client's request headers (Authorization, Cookie): readable by tusgate's user only.
@@ -35,7 +37,7 @@ async function readEntries<T extends OutboxEntry>(directory: string): Promise<T[
 export class FileOutbox implements Outbox {
   private readonly pendingDir: string
   private readonly deadDir: string
-  private entries?: Promise<Map<string, OutboxEntry>>
+  private entries?: Promise<Map<string, StoredEntry>>
   private readonly leases = new Map<string, number>()
 
   constructor(directory: string) {
@@ -43,8 +45,8 @@ export class FileOutbox implements Outbox {
     this.deadDir = path.join(directory, 'dead')
   }
 
-  private load(): Promise<Map<string, OutboxEntry>> {
-    this.entries ??= readEntries(this.pendingDir).then((list) => new Map(list.map((entry) => [entry.id, entry])))
+  private load(): Promise<Map<string, StoredEntry>> {
+    this.entries ??= readEntries<StoredEntry>(this.pendingDir).then((list) => new Map(list.map((entry) => [entry.id, entry])))
     return this.entries
   }
 
@@ -70,14 +72,13 @@ export class FileOutbox implements Outbox {
   async claimDue(limit: number, leaseMs: number): Promise<OutboxEntry[]> {
     const entries = await this.load()
     const now = Date.now()
-    const due: OutboxEntry[] = []
-    for (const entry of entries.values()) {
-      if (due.length >= limit) break
-      if (entry.nextAttemptAt > now || (this.leases.get(entry.id) ?? 0) > now) continue
-      this.leases.set(entry.id, now + leaseMs)
-      due.push(entry)
-    }
-    return due
+    const due = [...entries.values()]
+      .filter((entry) => entry.nextAttemptAt <= now && (this.leases.get(entry.id) ?? 0) <= now)
+      .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt)
+      .slice(0, limit)
+    for (const entry of due) this.leases.set(entry.id, now + leaseMs)
+    // The last error stays on disk for an operator; the dispatcher gets the entry as the interface has it.
+    return due.map(({ lastError: _, ...entry }) => entry)
   }
 
   async complete(id: string): Promise<void> {

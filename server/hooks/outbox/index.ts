@@ -1,6 +1,8 @@
 import path from 'node:path'
 import type { Config } from '../../config.js'
+import type { Logger } from '../../logger.js'
 import { FileOutbox } from './file.js'
+import { createRedisOutbox } from './redis.js'
 import type { Outbox } from './types.js'
 
 /** Where an instance keeps its outbox on disk unless HOOKS_OUTBOX_DIR says otherwise. */
@@ -9,9 +11,10 @@ export function outboxDirectory(config: Pick<Config, 'HOOKS_OUTBOX_DIR' | 'FILE_
 }
 
 /**
- * The one place that picks the outbox for post-finish and post-terminate: on disk, for one instance.
- * (Several instances sharing Redis will get a Redis outbox here, chosen when REDIS_URL is set.)
+ * The one place that picks the outbox for post-finish and post-terminate: in Redis when REDIS_URL is
+ * set (every instance delivers what any of them queued), otherwise on disk, for one instance.
  */
-export async function createOutbox(config: Pick<Config, 'HOOKS_OUTBOX_DIR' | 'FILE_DIR'>): Promise<Outbox> {
+export async function createOutbox(config: Pick<Config, 'HOOKS_OUTBOX_DIR' | 'FILE_DIR' | 'REDIS_URL' | 'REDIS_KEY_PREFIX'>, logger: Logger): Promise<Outbox> {
+  if (config.REDIS_URL) return createRedisOutbox(config, logger)
   return new FileOutbox(outboxDirectory(config))
 }
