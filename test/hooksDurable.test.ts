@@ -6,7 +6,7 @@ import { FileOutbox } from '../server/hooks/outbox/file.js'
 import { startHookReceiver, type HookReceiver } from './helpers/hookReceiver.js'
 import { createUpload, patch, request, TUS } from './helpers/http.js'
 import { outboxContract } from './helpers/outboxContract.js'
-import { freePort } from './helpers/redis.js'
+import { freePort, startRedis } from './helpers/redis.js'
 import { type InProcessServer, processPool, startServer, tempDir } from './helpers/servers.js'
 
 const pool = processPool('tusgate-hooks-')
@@ -85,6 +85,28 @@ test('post-finish and post-terminate survive a SIGKILL of tusgate while the rece
   expect(receiver.of('post-terminate', idOf(doomed))[0].Event.Upload).toMatchObject({ ID: idOf(doomed), Size: 5, Offset: 0 })
   await receiver.waitFor(() => readdirSync(path.join(dir, 'data', 'hooks-outbox', 'pending')).length === 0, 2_000, 'an empty outbox')
   await pool.stop(second)
+})
+
+test('with REDIS_URL the outbox is shared: a post-finish queued by a killed instance is delivered by another', async () => {
+  const redis = await startRedis()
+  try {
+    const port = await freePort()
+    const env = { HOOKS_URL: `http://127.0.0.1:${port}/hooks`, HOOKS_ENABLED: 'post-finish', REDIS_URL: redis.url, ...RETRY_FAST }
+    const first = await pool.launch(pool.newDir(), env)
+    const id = await finishUpload(first.url)
+    // Past its first failed attempt (an entry leased by a killed instance waits out the lease, tested in redisOutbox.test.ts).
+    await sleep(1_000)
+    await pool.stop(first, 'SIGKILL')
+
+    // Another instance, with a disk of its own: what it delivers can only have come through Redis.
+    const second = await pool.launch(pool.newDir(), env)
+    const receiver = await receiverOn(port)
+    await receiver.waitFor(() => receiver.of('post-finish', id).length > 0, 8_000, 'post-finish through the other instance')
+    expect(receiver.of('post-finish', id)[0].Event.Upload).toMatchObject({ ID: id, Size: 3, Offset: 3 })
+    await pool.stop(second)
+  } finally {
+    await redis.dispose()
+  }
 })
 
 test('post-finish delivered by the time SIGTERM returns is not sent again after a restart', async () => {
