@@ -74,6 +74,7 @@ const schema = z.object({
   WEB_UI: flag.prefault('true'),
   // The list of finished uploads shows everyone's uploads: opt-in, for deployments where that is fine.
   UPLOAD_LIST: flag.prefault('false'),
+  CONCAT_REMOVE_PARTIALS: flag.prefault('false'),
   METRICS: flag.prefault('true'),
   // When set, /metrics wants `Authorization: Bearer <token>`.
   METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),

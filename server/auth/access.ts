@@ -5,6 +5,7 @@ import { corsHeaders } from '../cors.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 import { toTusError } from '../tus/errors.js'
+import { hasBody } from '../tus/protocolGuard.js'
 import { isUploadId } from '../../stores/uploadId.js'
 import { createVerifier, type Grant, InvalidToken } from './jwt.js'
 import { ownerOf } from './owner.js'
@@ -23,11 +24,12 @@ const pass: RequestHandler = (_req, _res, next) => next()
 /** What the request may do, set by `authenticate`. */
 const grants = new WeakMap<Request, Grant>()
 
+/** What a request's verified token lets it do; undefined with authentication off. */
+export const grantOf = (req: Request): Grant | undefined => grants.get(req)
+
 // Not an upload id: a handler given it answers exactly as for an unknown upload, before any lock or store.
 const NO_UPLOAD = 'not-an-upload'
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i
-
-const hasBody = (req: Request) => req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
 
 /** A whole non-negative integer header, undefined when absent or malformed (the tus layer answers those). */
 function integerHeader(value: string | undefined): number | undefined {
@@ -106,7 +108,8 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
         return false
       }
     }
-    if (allowedTypes !== undefined) {
+    // A partial upload (tus concatenation) is typed by the final upload made of it, which is checked.
+    if (allowedTypes !== undefined && req.get('upload-concat')?.trim() !== 'partial') {
       let metadata: Upload['metadata']
       try {
         const header = req.get('upload-metadata')

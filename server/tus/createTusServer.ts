@@ -4,13 +4,15 @@ import type { Config } from '../config.js'
 import { EXTRA_EXPOSED_HEADERS } from '../cors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
-import { stampOwner } from '../auth/owner.js'
+import { ownerStamp } from '../auth/owner.js'
 import { requestContext } from '../requestContext.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import { mapTusError } from './errors.js'
+import { concatStamp } from './concat.js'
 import { HeadHandler } from './handlers/head.js'
 import { instrumentLocker } from './instrumentLocker.js'
 import { instrumentStore } from './instrumentStore.js'
+import { stampReserved } from './reservedMetadata.js'
 import { uploadIdOf } from './uploadUrl.js'
 
 export interface TusEndpoint {
@@ -42,8 +44,8 @@ export function createTusServer(config: Config, datastore: DataStore, storeLocke
       return id
     },
     getFileIdFromRequest: (req) => uploadIdOf(req),
-    // The creator's principal in the upload's metadata; a client's own value for that key is dropped.
-    onUploadCreate: stampOwner,
+    // The creator's principal and the Upload-Concat in reserved metadata keys; a client's own values for them are dropped.
+    onUploadCreate: stampReserved(ownerStamp, concatStamp),
     onResponseError: mapTusError(logger),
   })
   server.handlers.HEAD = new HeadHandler(datastore, locker) as unknown as Server['handlers']['HEAD']

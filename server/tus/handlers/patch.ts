@@ -7,6 +7,7 @@ import { expiresAt, isExpired } from '../../../stores/expiry.js'
 import type { Config } from '../../config.js'
 import { corsHeaders } from '../../cors.js'
 import type { Logger } from '../../logger.js'
+import { FINAL_UPLOAD_PATCH, isFinalUpload } from '../concat.js'
 import { toTusError } from '../errors.js'
 import { uploadIdOf } from '../uploadUrl.js'
 
@@ -91,6 +92,7 @@ export function patchHandler(
       upload = await store.getUpload(id)
       const expiration = store.getExpiration()
       if (isExpired(upload, expiration)) throw ERRORS.FILE_NO_LONGER_EXISTS
+      if (isFinalUpload(upload)) throw FINAL_UPLOAD_PATCH
       if (upload.offset !== offset) {
         return fail(req, res, ERRORS.INVALID_OFFSET, { 'Upload-Offset': String(upload.offset) })
       }
