@@ -5,7 +5,7 @@
 import { existsSync, readdirSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
-import { ListObjectsV2Command } from '@aws-sdk/client-s3'
+import { ListObjectsV2Command, type S3 } from '@aws-sdk/client-s3'
 import { SignJWT } from 'jose'
 import * as tus from 'tus-js-client'
 import { MIN_PART, planParts } from '../stores/s3/concatPlan.js'
@@ -57,9 +57,11 @@ interface Subject {
   start(env?: Record<string, string>): Promise<InProcessServer>
   /** How many uploads the store of `server` holds. */
   stored(server: InProcessServer): Promise<number>
+  /** How many server-side part copies the store of `server` has made. */
+  copies(server: InProcessServer): number
 }
 
-function concatenationSuite(name: string, subject: () => Subject, sizes: { parallel: number; small: number }) {
+function concatenationSuite(name: string, subject: () => Subject, sizes: { parallel: number; parallelCopies: number; small: number }) {
   describe(`concatenation on ${name}`, () => {
     let server: InProcessServer
     beforeAll(async () => {
@@ -184,7 +186,8 @@ function concatenationSuite(name: string, subject: () => Subject, sizes: { paral
       expect(res.status).toBe(400)
     })
 
-    test(`tus-js-client with parallelUploads: 4 (${sizes.parallel} bytes): SHA-256 by GET, final HEAD as the spec says`, async () => {
+    test(`tus-js-client with parallelUploads: 4 (${sizes.parallel} bytes, ${sizes.parallelCopies} parts copied): SHA-256 by GET, final HEAD as the spec says`, async () => {
+      const copiesBefore = subject().copies(server)
       const data = randomData(sizes.parallel, 41)
       const { done, upload } = parallelUpload(data, { endpoint: `${server.url}/files`, chunkSize: 2 * MiB, metadata: { filename: 'big.bin' } })
       upload.start()
@@ -194,13 +197,16 @@ function concatenationSuite(name: string, subject: () => Subject, sizes: { paral
       expect(info.headers['upload-length']).toBe(String(data.length))
       expect(info.headers['upload-offset']).toBe(String(data.length))
       expect(info.headers['upload-concat']).toMatch(/^final;(http:\/\/127\.0\.0\.1:\d+\/files\/[0-9a-f]{32} ?){4}$/)
+      expect(subject().copies(server) - copiesBefore).toBe(sizes.parallelCopies)
     }, 120_000)
 
-    test(`tus-js-client with parallelUploads: 4 of small parts (${sizes.small} bytes)`, async () => {
+    test(`tus-js-client with parallelUploads: 4 of small parts (${sizes.small} bytes), none copied`, async () => {
+      const copiesBefore = subject().copies(server)
       const data = randomData(sizes.small, 42)
       const { done, upload } = parallelUpload(data, { endpoint: `${server.url}/files` })
       upload.start()
       expect((await sha256OfDownload(await done)).sha).toBe(sha256(data))
+      expect(subject().copies(server)).toBe(copiesBefore)
     }, 60_000)
 
     test('a parallel upload aborted midway resumes its partial uploads from the URL storage', async () => {
@@ -277,13 +283,29 @@ concatenationSuite(
   () => ({
     start: (env) => startServer(env),
     stored: async (server) => (existsSync(server.dir) ? readdirSync(server.dir).filter((f) => f.endsWith('.json')).length : 0),
+    copies: () => 0,
   }),
-  { parallel: 3 * MiB + 5, small: 1000 },
+  { parallel: 3 * MiB + 5, parallelCopies: 0, small: 1000 },
 )
+
+/** Counts the UploadPartCopy requests a server's S3 client sends. */
+function countCopies(server: InProcessServer): () => number {
+  let copies = 0
+  const { client } = server.app.store.datastore as unknown as { client: S3 }
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'UploadPartCopyCommand') copies++
+      return next(args)
+    },
+    { step: 'initialize', name: 'testCountCopies' },
+  )
+  return () => copies
+}
 
 describe('concatenation on S3 (Ceph radosgw)', () => {
   let ceph: CephCluster
   const buckets = new Map<InProcessServer, string>()
+  const copies = new Map<InProcessServer, () => number>()
   beforeAll(async () => {
     ceph = await startCeph()
   }, 120_000)
@@ -297,20 +319,24 @@ describe('concatenation on S3 (Ceph radosgw)', () => {
         const s3 = await tusgateS3Env(ceph, { S3_KEY_PREFIX: 'uploads/', ...env })
         const server = await startServer(s3)
         buckets.set(server, s3.S3_BUCKET)
+        copies.set(server, countCopies(server))
         return server
       },
+      copies: (server) => (copies.get(server) as () => number)(),
       async stored(server) {
         const listed = await ceph.client().send(new ListObjectsV2Command({ Bucket: buckets.get(server) }))
         return (listed.Contents ?? []).filter((o) => o.Key?.endsWith('.info')).length
       },
     }),
-    { parallel: 24 * MiB + 3, small: 1000 },
+    { parallel: 24 * MiB + 3, parallelCopies: 4, small: 1000 },
   )
 
   test('partials of mixed sizes: copied where large enough, read and sent where not; SHA-256 by GET', async () => {
     const server = await startServer(await tusgateS3Env(ceph, { S3_KEY_PREFIX: 'mixed/' }))
+    const copied = countCopies(server)
     try {
-      const pieces = [randomData(MiB, 51), randomData(6 * MiB + 7, 52), Buffer.from('xyz'), randomData(5 * MiB, 54), randomData(2 * MiB, 55)]
+      // Parts: 1 MiB + 4 MiB of the second sent; its other 8 MiB copied; 3 bytes + 5 MiB - 3 of the fourth sent; the rest sent.
+      const pieces = [randomData(MiB, 51), randomData(12 * MiB, 52), Buffer.from('xyz'), randomData(6 * MiB, 54), randomData(2 * MiB, 55)]
       const urls: string[] = []
       for (const piece of pieces) urls.push(await partial(server.url, piece))
       const res = await final(server.url, urls)
@@ -321,6 +347,7 @@ describe('concatenation on S3 (Ceph radosgw)', () => {
         sha: sha256(whole),
         bytes: whole.length,
       })
+      expect(copied()).toBe(1)
     } finally {
       await server.stop()
     }
