@@ -181,6 +181,20 @@ function concatenationSuite(name: string, subject: () => Subject, sizes: { paral
       expect((await head(unfinished)).headers['upload-offset']).toBe('2')
     })
 
+    test('a client cannot mark an upload partial or final through the reserved metadata keys', async () => {
+      const forged = `tusgate-concat ${b64('partial')},TUSGATE-Concat ${b64('final;/files/x')},name ${b64('n')}`
+      const url = await createUpload(server.url, { 'Upload-Length': 2, 'Upload-Metadata': forged })
+      expect((await patch(url, 0, 'ok')).status).toBe(204)
+      const info = await head(url)
+      expect(info.headers['upload-concat']).toBeUndefined()
+      expect(info.headers['upload-metadata']).toBe(`name ${b64('n')}`)
+      const res = await final(server.url, [url])
+      expect(res.status).toBe(400)
+      expect(res.body.toString()).toMatch(/Not a partial upload/)
+      const forgedFinal = await partial(server.url, 'p', { 'Upload-Metadata': `tusgate-concat ${b64('final;/files/x')}` })
+      expect((await head(forgedFinal)).headers['upload-concat']).toBe('partial')
+    })
+
     test('an invalid Upload-Concat value answers 400', async () => {
       const res = await request(`${server.url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Concat': 'partly', 'Upload-Length': 1 } })
       expect(res.status).toBe(400)
