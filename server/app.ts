@@ -14,7 +14,9 @@ import { securityHeadersOutside } from './securityHeaders.js'
 import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
 import { download } from './tus/download.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
+import { finalUploadHandler } from './tus/handlers/final.js'
 import { patchHandler } from './tus/handlers/patch.js'
+import { isFinalHeader } from './tus/concat.js'
 import { protocolGuard } from './tus/protocolGuard.js'
 import { webUi } from './web/index.js'
 
@@ -59,11 +61,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tusRoute = [collection, `${collection}/{*splat}`]
   const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger, hooks)
+  // Undefined for a store that cannot concatenate: @tus/server then answers Upload-Concat with 501.
+  const final = finalUploadHandler(config, tus.server, store, tus.locker, logger)
   app.all(tusRoute, protocolGuard(config), access.uploads, limits.uploads, (req, res, next) => {
     // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
     if (config.CORS_ORIGINS !== '*') res.vary('Origin')
-    // PATCH is ours (the upload hot path); the other methods are @tus/server's.
+    // PATCH and final uploads' creations are ours; the rest is @tus/server's.
     if (req.method === 'PATCH') return void patch(req, res).catch(next)
+    if (final && req.method === 'POST' && isFinalHeader(req.get('upload-concat'))) return void final(req, res).catch(next)
     void tus.server.handle(req, res).catch(next)
   })
 

@@ -111,6 +111,7 @@ const schema = z.object({
   WEB_UI: flag.prefault('true'),
   // The list of finished uploads: everyone's with AUTH_MODE=none (opt-in, where that is fine), each principal's own with jwt.
   UPLOAD_LIST: flag.prefault('false'),
+  CONCAT_REMOVE_PARTIALS: flag.prefault('false'),
   METRICS: flag.prefault('true'),
   // When set, /metrics wants `Authorization: Bearer <token>`.
   METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),

@@ -23,6 +23,12 @@ export interface StoreBackend {
    * list answers 501).
    */
   listFinished?(limit: number, where?: (upload: Upload) => boolean): Promise<Upload[]>
+  /**
+   * Fills the upload `finalId` (created empty, with the partials' total as its length) with the bytes of
+   * the finished `partials`, in order, and leaves it finished. Optional: a store without it has no
+   * concatenation extension.
+   */
+  concatenate?(finalId: string, partials: Upload[]): Promise<void>
   close(): Promise<void>
 }
 

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 import { typeAllowed } from '../limits/fileTypes.js'
 import { toTusError } from '../tus/errors.js'
-import { tusReply } from '../tus/reply.js'
+import { hasBody, tusReply } from '../tus/reply.js'
 import { isUploadId } from '../../stores/uploadId.js'
 import { createVerifier, type Grant, InvalidToken } from './jwt.js'
 import { ownerOf } from './owner.js'
@@ -24,6 +24,9 @@ const pass: RequestHandler = (_req, _res, next) => next()
 
 /** What the request may do, set by `authenticate`. */
 const grants = new WeakMap<Request, Grant>()
+
+/** What a request's verified token lets it do; undefined with authentication off. */
+export const grantOf = (req: Request): Grant | undefined => grants.get(req)
 
 // Not an upload id: a handler given it answers exactly as for an unknown upload, before any lock or store.
 const NO_UPLOAD = 'not-an-upload'
@@ -94,7 +97,8 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
         return false
       }
     }
-    if (allowedTypes !== undefined) {
+    // A partial upload (tus concatenation) is typed by the final upload made of it, which is checked.
+    if (allowedTypes !== undefined && req.get('upload-concat')?.trim() !== 'partial') {
       let metadata: Upload['metadata']
       try {
         const header = req.get('upload-metadata')

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import path from 'node:path'
 import type { Upload } from '@tus/utils'
-import { visibleMetadata } from '../auth/owner.js'
+import { visibleMetadata } from '../tus/reservedMetadata.js'
 import type { HookHTTPRequest, HookRequest, HookType, HookUpload } from './types.js'
 
 /** `upload-metadata` as Go's http.CanonicalHeaderKey writes it: `Upload-Metadata`. */

@@ -5,14 +5,16 @@ import type { Config } from '../config.js'
 import { allowedOrigin, EXTRA_EXPOSED_HEADERS } from '../cors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
-import { stampOwner } from '../auth/owner.js'
+import { ownerStamp } from '../auth/owner.js'
 import type { Hooks } from '../hooks/index.js'
 import { requestContext } from '../requestContext.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import { mapTusError } from './errors.js'
+import { concatStamp } from './concat.js'
 import { HeadHandler } from './handlers/head.js'
 import { instrumentLocker } from './instrumentLocker.js'
 import { instrumentStore } from './instrumentStore.js'
+import { stampReserved } from './reservedMetadata.js'
 import { uploadIdOf } from './uploadUrl.js'
 
 export interface TusEndpoint {
@@ -61,11 +63,11 @@ export function createTusServer(
       return id
     },
     getFileIdFromRequest: (req) => uploadIdOf(req),
-    // pre-create first (it may refuse, or change the id and metadata); then the creator's principal goes
-    // into the metadata, and a client's or hook's own value for that key is dropped.
+    // pre-create first (it may refuse, or change the id and metadata); then the creator's principal and
+    // the Upload-Concat go into reserved metadata keys, and a client's or hook's own values for them are dropped.
     onUploadCreate: async (req, upload) => {
       await hooks?.preCreate(nodeOf(req).req, nodeOf(req).res, upload)
-      return stampOwner(req, upload)
+      return stampReserved(ownerStamp, concatStamp)(req, upload)
     },
     // A creation that is also the whole upload (creation-with-upload, or an empty upload).
     onUploadFinish: async (req, upload) => {

@@ -21,6 +21,7 @@ export const fileStore: StoreModule = {
       expiredUploadIds: () => datastore.expiredIds(),
       download: async (id, range) => datastore.readRange(id, range),
       listFinished: (limit, where) => datastore.finishedUploads(limit, where),
+      concatenate: (finalId, partials) => datastore.concatenate(finalId, partials),
       close: async () => {},
     }
   },

@@ -6,18 +6,23 @@ import { extensionsWithExpiry, isExpired } from '../expiry.js'
 import { finishedAmong } from '../listing.js'
 import type { ByteRange } from '../types.js'
 import { isUploadId } from '../uploadId.js'
+import { type PlannedPart, planParts, type Segment } from './concatPlan.js'
 import { useKeyPrefix } from './keyPrefix.js'
 
 /** How many uploads the listing reads at once (each is an info read, often cached, and a ListParts). */
 const LIST_BATCH = 16
+/** How many parts of a concatenation are copied or sent at once. */
+const CONCAT_PARALLEL = 4
 
 /** `@tus/s3-store` with a key prefix, ranged reads, a bucket check, and the lists of expired and finished uploads. */
 export class S3Datastore extends S3Store {
   private readonly bucketName: string
+  private readonly keyPrefix: string
 
   constructor(options: Options & { keyPrefix: string }) {
     super(options)
     this.bucketName = options.s3ClientConfig.bucket
+    this.keyPrefix = options.keyPrefix
     useKeyPrefix(this.client, options.keyPrefix)
     this.extensions = extensionsWithExpiry(this.getExpiration())
   }
@@ -72,6 +77,55 @@ export class S3Datastore extends S3Store {
       if ((error as Error).name === 'NoSuchKey' && (await this.getUpload(id)).size === 0) return Readable.from([])
       throw error
     }
+  }
+
+  /**
+   * Fills the final upload's multipart upload from the finished partials' objects (planParts: server-side
+   * UploadPartCopy where a part is large enough, else bytes read and sent, at most CONCAT_PARALLEL parts
+   * of at most 5 MiB in memory at once) and completes it.
+   */
+  async concatenate(finalId: string, partials: Upload[]): Promise<void> {
+    const metadata = await this.getMetadata(finalId)
+    const plan = planParts(partials.map(({ id, size }) => ({ id, size: size ?? 0 })))
+    const etags: Array<string | undefined> = new Array(plan.length)
+    let next = 0
+    const worker = async () => {
+      while (next < plan.length) {
+        const index = next++
+        etags[index] = await this.fillPart(finalId, metadata['upload-id'] as string, index + 1, plan[index])
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(CONCAT_PARALLEL, plan.length) }, worker))
+    await this.finishMultipartUpload(
+      metadata,
+      etags.map((ETag, index) => ({ ETag, PartNumber: index + 1 })),
+    )
+    await this.completeMetadata(metadata.file)
+    await this.clearCache(finalId)
+  }
+
+  private async fillPart(finalId: string, UploadId: string, PartNumber: number, part: PlannedPart): Promise<string | undefined> {
+    const target = { Bucket: this.bucketName, Key: finalId, UploadId, PartNumber }
+    if ('copy' in part) {
+      const { id, start, end } = part.copy
+      const { CopyPartResult } = await this.client.uploadPartCopy({
+        ...target,
+        // The key prefix middleware rewrites Key, not CopySource.
+        CopySource: encodeURI(`${this.bucketName}/${this.keyPrefix}${id}`),
+        CopySourceRange: `bytes=${start}-${end - 1}`,
+      })
+      return CopyPartResult?.ETag
+    }
+    const body = Buffer.allocUnsafe(part.size)
+    let at = 0
+    for (const segment of part.send) at = await this.readInto(body, at, segment)
+    const { ETag } = await this.client.uploadPart({ ...target, Body: body, ContentLength: body.length })
+    return ETag
+  }
+
+  private async readInto(buffer: Buffer, at: number, { id, start, end }: Segment): Promise<number> {
+    for await (const chunk of await this.readRange(id, { start, end: end - 1 })) at += (chunk as Buffer).copy(buffer, at)
+    return at
   }
 
   /** Unfinished uploads (open multipart uploads) whose expiry has passed, judged by their info. */

@@ -40,6 +40,7 @@ export const s3Store: StoreModule = {
       expiredUploadIds: () => datastore.expiredIds(),
       download: (id, range) => datastore.readRange(id, range),
       listFinished: (limit, where) => datastore.finishedUploads(limit, where),
+      concatenate: (finalId, partials) => datastore.concatenate(finalId, partials),
       close: async () => {
         if (redis) await closeRedis(redis)
       },

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events'
 import { type CancellationContext, type DataStore, ERRORS, type Locker, Metadata } from '@tus/utils'
 import { expiresAt, isExpired } from '../../../stores/expiry.js'
-import { visibleMetadata } from '../../auth/owner.js'
+import { concatOf, isFinalUpload } from '../concat.js'
+import { visibleMetadata } from '../reservedMetadata.js'
 import { uploadIdOf } from '../uploadUrl.js'
 
 /**
@@ -29,10 +30,13 @@ export class HeadHandler extends EventEmitter {
     if (isExpired(upload, expiration)) throw ERRORS.FILE_NO_LONGER_EXISTS
 
     headers.set('Cache-Control', 'no-store')
-    headers.set('Upload-Offset', String(upload.offset))
+    // A final upload has an offset only once it is assembled (tus concatenation).
+    if (!isFinalUpload(upload) || upload.offset === upload.size) headers.set('Upload-Offset', String(upload.offset))
+    const concat = concatOf(upload)
+    if (concat) headers.set('Upload-Concat', concat)
     if (upload.sizeIsDeferred) headers.set('Upload-Defer-Length', '1')
     else headers.set('Upload-Length', String(upload.size))
-    const metadata = visibleMetadata(upload.metadata) // never the owner
+    const metadata = visibleMetadata(upload.metadata) // never the reserved keys
     if (metadata) headers.set('Upload-Metadata', Metadata.stringify(metadata) ?? '')
     const expires = expiresAt(upload, expiration)
     if (expires) headers.set('Upload-Expires', expires.toUTCString())

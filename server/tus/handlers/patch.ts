@@ -8,6 +8,7 @@ import type { Config } from '../../config.js'
 import { corsHeaders } from '../../cors.js'
 import type { HookRejection, Hooks, ResponseChanges } from '../../hooks/index.js'
 import type { Logger } from '../../logger.js'
+import { FINAL_UPLOAD_PATCH, isFinalUpload } from '../concat.js'
 import { toTusError } from '../errors.js'
 import { uploadIdOf } from '../uploadUrl.js'
 
@@ -97,6 +98,7 @@ export function patchHandler(
       wasFinished = upload.offset === upload.size
       const expiration = store.getExpiration()
       if (isExpired(upload, expiration)) throw ERRORS.FILE_NO_LONGER_EXISTS
+      if (isFinalUpload(upload)) throw FINAL_UPLOAD_PATCH
       if (upload.offset !== offset) {
         return fail(req, res, ERRORS.INVALID_OFFSET, { 'Upload-Offset': String(upload.offset) })
       }
