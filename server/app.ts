@@ -8,6 +8,8 @@ import { healthRoutes } from './health.js'
 import { Metrics, metricsRoute } from './metrics.js'
 import type { Logger } from './logger.js'
 import { requestContext } from './requestContext.js'
+import { checksumRequests } from './tus/checksum/checksumRequests.js'
+import { verifyChecksums } from './tus/checksum/verifyChecksums.js'
 import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
 import { download } from './tus/download.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
@@ -29,6 +31,7 @@ export interface App {
 /** The Express app: health, downloads and the tus endpoint, over the store and locker the config names. */
 export async function createApp(config: Config, logger: Logger): Promise<App> {
   const store = await (await stores[config.STORE]()).create(config)
+  await verifyChecksums(store, { stagingDir: config.CHECKSUM_STAGING_DIR, logger })
   const { locker, close: closeLocker } = await (await lockers[config.LOCKER]()).create(config)
   const metrics = new Metrics()
   const tus = createTusServer(config, store.datastore, locker, logger, metrics)
@@ -53,7 +56,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tusRoute = [collection, `${collection}/{*splat}`]
   const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger)
-  app.all(tusRoute, protocolGuard(config), access.uploads, (req, res, next) => {
+  app.all(tusRoute, protocolGuard(config), access.uploads, checksumRequests(config), (req, res, next) => {
     // PATCH is ours (the upload hot path); the other methods are @tus/server's.
     if (req.method === 'PATCH') return void patch(req, res).catch(next)
     void tus.server.handle(req, res).catch(next)

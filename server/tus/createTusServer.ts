@@ -34,7 +34,7 @@ export function createTusServer(config: Config, datastore: DataStore, storeLocke
     respectForwardedHeaders: config.TRUST_PROXY,
     allowedOrigins: config.CORS_ORIGINS === '*' ? undefined : config.CORS_ORIGINS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
-    allowedHeaders: ['X-Request-Id'],
+    allowedHeaders: ['X-Request-Id', 'Upload-Checksum'],
     namingFunction: () => {
       const id = newUploadId()
       const context = requestContext.current()

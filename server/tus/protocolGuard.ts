@@ -12,18 +12,22 @@ function hasBody(req: Request): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
 }
 
+/** Answers a tus request before `@tus/server` sees it: a short text body with the tus and CORS headers. */
+export function rejectTusRequest(config: Config, req: Request, res: Response, status: number, message: string, headers: Record<string, string> = {}) {
+  res.set({ ...corsHeaders(config, req.headers.origin), ...headers, 'Tus-Resumable': TUS_RESUMABLE, 'Content-Type': 'text/plain; charset=utf-8' })
+  // Unread request bodies would otherwise be drained into nothing on a kept-alive connection.
+  if (hasBody(req)) res.set('Connection', 'close')
+  res.status(status).send(`${message}\n`)
+}
+
 /**
  * The tus 1.0.0 rules that `@tus/server` gets wrong or leaves out, checked before it sees the
  * request: method override, 412 with Tus-Version, 415 for a wrong body type, metadata size, and
  * ids that are not ours (answered 404 without touching the store).
  */
 export function protocolGuard(config: Config): RequestHandler {
-  const reject = (req: Request, res: Response, status: number, message: string, headers: Record<string, string> = {}) => {
-    res.set({ ...corsHeaders(config, req.headers.origin), ...headers, 'Tus-Resumable': TUS_RESUMABLE, 'Content-Type': 'text/plain; charset=utf-8' })
-    // Unread request bodies would otherwise be drained into nothing on a kept-alive connection.
-    if (hasBody(req)) res.set('Connection', 'close')
-    res.status(status).send(`${message}\n`)
-  }
+  const reject = (req: Request, res: Response, status: number, message: string, headers: Record<string, string> = {}) =>
+    rejectTusRequest(config, req, res, status, message, headers)
 
   return (req, res, next) => {
     const override = req.headers['x-http-method-override']

@@ -21,6 +21,7 @@ export const fileStore: StoreModule = {
       expiredUploadIds: () => datastore.expiredIds(),
       download: async (id, range) => datastore.readRange(id, range),
       listFinished: (limit) => datastore.finishedUploads(limit),
+      truncate: (id, offset) => datastore.truncate(id, offset),
       close: async () => {},
     }
   },
