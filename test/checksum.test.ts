@@ -1,33 +1,13 @@
-import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { crc32 } from 'node:zlib'
+import { CHECKSUM_ALGORITHMS, checksumHeader, corrupted, digestOf } from './helpers/checksum.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, OFFSET_STREAM, patch, type RawResponse, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type InProcessServer, processPool, startServer } from './helpers/servers.js'
 
 const MiB = 1024 * 1024
-const ALGORITHMS = ['sha1', 'sha256', 'sha512', 'md5', 'crc32'] as const
-type Algorithm = (typeof ALGORITHMS)[number]
-
-/** The digest a client sends, computed here independently of the server's code. */
-function digestOf(algorithm: Algorithm, data: Buffer): string {
-  if (algorithm !== 'crc32') return createHash(algorithm).update(data).digest('base64')
-  const out = Buffer.alloc(4)
-  out.writeUInt32BE(crc32(data))
-  return out.toString('base64')
-}
-const checksum = (algorithm: Algorithm, data: Buffer) => ({ 'Upload-Checksum': `${algorithm} ${digestOf(algorithm, data)}` })
-
-/** A copy of `data` with one byte changed: what a bad network or disk does to a chunk. */
-function corrupted(data: Buffer, at = Math.floor(data.length / 2)): Buffer {
-  const copy = Buffer.from(data)
-  copy[at] ^= 0xff
-  return copy
-}
-
 const offsetOf = async (url: string) => (await request(url, { method: 'HEAD', headers: TUS })).headers['upload-offset']
 
 /** A chunked PATCH whose checksum comes as a trailer after the body (or, with `trailer` undefined, is announced but never sent). */
@@ -83,12 +63,12 @@ function checksumSuite(name: string, start: () => Promise<InProcessServer>, stor
     })
 
     test('every algorithm is accepted with a correct checksum; the upload is the chunks in order', async () => {
-      const chunks = ALGORITHMS.map((_, i) => randomData(100_000 + i * 1111, 40 + i))
+      const chunks = CHECKSUM_ALGORITHMS.map((_, i) => randomData(100_000 + i * 1111, 40 + i))
       const data = Buffer.concat(chunks)
       const url = await createUpload(server.url, { 'Upload-Length': data.length })
       let offset = 0
-      for (const [i, algorithm] of ALGORITHMS.entries()) {
-        const res = await patch(url, offset, chunks[i], checksum(algorithm, chunks[i]))
+      for (const [i, algorithm] of CHECKSUM_ALGORITHMS.entries()) {
+        const res = await patch(url, offset, chunks[i], checksumHeader(algorithm, chunks[i]))
         expect([algorithm, res.status]).toEqual([algorithm, 204])
         offset += chunks[i].length
         expect(res.headers['upload-offset']).toBe(String(offset))
@@ -96,15 +76,15 @@ function checksumSuite(name: string, start: () => Promise<InProcessServer>, stor
       expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
     })
 
-    test.each(ALGORITHMS)('%s: a corrupted chunk answers 460 and is discarded; the retried chunk is accepted; the content is exactly the good bytes', async (algorithm) => {
+    test.each(CHECKSUM_ALGORITHMS)('%s: a corrupted chunk answers 460 and is discarded; the retried chunk is accepted; the content is exactly the good bytes', async (algorithm) => {
       // The second chunk spans several S3 parts (5 MiB) and starts past the first, so a discard must restore a non-zero offset.
       const first = randomData(3 * MiB + 17, 60)
       const second = randomData(12 * MiB + 5, 61)
       const data = Buffer.concat([first, second])
       const url = await createUpload(server.url, { 'Upload-Length': data.length })
-      expect((await patch(url, 0, first, checksum(algorithm, first))).status).toBe(204)
+      expect((await patch(url, 0, first, checksumHeader(algorithm, first))).status).toBe(204)
 
-      const bad = await patch(url, first.length, corrupted(second), checksum(algorithm, second))
+      const bad = await patch(url, first.length, corrupted(second), checksumHeader(algorithm, second))
       expect(bad.status).toBe(460)
       expect(bad.body.toString()).toBe('Checksum mismatch\n')
       expect(bad.headers['tus-resumable']).toBe('1.0.0')
@@ -112,7 +92,7 @@ function checksumSuite(name: string, start: () => Promise<InProcessServer>, stor
       const id = url.split('/').pop() as string
       expect([undefined, first.length]).toContain(storedBytes(server, id))
 
-      const retried = await patch(url, first.length, second, checksum(algorithm, second))
+      const retried = await patch(url, first.length, second, checksumHeader(algorithm, second))
       expect(retried.status).toBe(204)
       expect(retried.headers['upload-offset']).toBe(String(data.length))
       expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
@@ -126,7 +106,7 @@ function checksumSuite(name: string, start: () => Promise<InProcessServer>, stor
         const req = http.request(url, {
           method: 'PATCH',
           agent: false,
-          headers: { ...OFFSET_STREAM, 'Upload-Offset': 0, 'Content-Length': data.length, ...checksum('sha256', data) },
+          headers: { ...OFFSET_STREAM, 'Upload-Offset': 0, 'Content-Length': data.length, ...checksumHeader('sha256', data) },
         })
         req.on('error', () => resolve())
         req.on('close', () => resolve())
@@ -140,7 +120,7 @@ function checksumSuite(name: string, start: () => Promise<InProcessServer>, stor
         await sleep(100)
       }
       expect(offset).toBe('0')
-      expect((await patch(url, 0, data, checksum('sha256', data))).status).toBe(204)
+      expect((await patch(url, 0, data, checksumHeader('sha256', data))).status).toBe(204)
       expect((await sha256OfDownload(url)).sha).toBe(sha256(data))
     })
 
@@ -164,14 +144,14 @@ function checksumSuite(name: string, start: () => Promise<InProcessServer>, stor
     test('creation-with-upload: a good checksum creates the upload with the body; a bad one answers 460 and leaves no upload', async () => {
       const data = randomData(256 * 1024, 63)
       const headers = { ...OFFSET_STREAM, 'Upload-Length': data.length * 2 }
-      const good = await request(`${server.url}/files`, { method: 'POST', headers: { ...headers, ...checksum('md5', data) }, body: data })
+      const good = await request(`${server.url}/files`, { method: 'POST', headers: { ...headers, ...checksumHeader('md5', data) }, body: data })
       expect(good.status).toBe(201)
       expect(good.headers['upload-offset']).toBe(String(data.length))
       const url = new URL(String(good.headers.location), server.url).toString()
       expect(await offsetOf(url)).toBe(String(data.length))
 
       const logged = server.logs.length
-      const bad = await request(`${server.url}/files`, { method: 'POST', headers: { ...headers, ...checksum('md5', data) }, body: corrupted(data) })
+      const bad = await request(`${server.url}/files`, { method: 'POST', headers: { ...headers, ...checksumHeader('md5', data) }, body: corrupted(data) })
       expect(bad.status).toBe(460)
       expect(bad.body.toString()).toBe('Checksum mismatch\n')
       expect(bad.headers.location).toBeUndefined()
@@ -181,11 +161,11 @@ function checksumSuite(name: string, start: () => Promise<InProcessServer>, stor
       expect(gone.status).toBe(404)
 
       // The client posts again, and finishes the upload by PATCH.
-      const retried = await request(`${server.url}/files`, { method: 'POST', headers: { ...headers, ...checksum('crc32', data) }, body: data })
+      const retried = await request(`${server.url}/files`, { method: 'POST', headers: { ...headers, ...checksumHeader('crc32', data) }, body: data })
       expect(retried.status).toBe(201)
       const retriedUrl = new URL(String(retried.headers.location), server.url).toString()
       const rest = randomData(data.length, 64)
-      expect((await patch(retriedUrl, data.length, rest, checksum('sha512', rest))).status).toBe(204)
+      expect((await patch(retriedUrl, data.length, rest, checksumHeader('sha512', rest))).status).toBe(204)
       expect((await sha256OfDownload(retriedUrl)).sha).toBe(sha256(Buffer.concat([data, rest])))
     })
 
@@ -226,7 +206,7 @@ function checksumSuite(name: string, start: () => Promise<InProcessServer>, stor
 
     test('a checksum both as header and as trailer answers 400', async () => {
       const url = await createUpload(server.url, { 'Upload-Length': 1 })
-      const res = await patch(url, 0, 'x', { ...checksum('sha1', Buffer.from('x')), Trailer: 'Upload-Checksum' })
+      const res = await patch(url, 0, 'x', { ...checksumHeader('sha1', Buffer.from('x')), Trailer: 'Upload-Checksum' })
       expect(res.status).toBe(400)
       expect(await offsetOf(url)).toBe('0')
     })
@@ -257,9 +237,9 @@ function boundedMemory(name: string, env: () => Promise<Record<string, string>>)
     const before = peakRss(server.child.pid as number)
 
     const url = await createUpload(server.url, { 'Upload-Length': data.length })
-    expect((await patch(url, 0, corrupted(data), checksum('sha256', data))).status).toBe(460)
+    expect((await patch(url, 0, corrupted(data), checksumHeader('sha256', data))).status).toBe(460)
     expect(await offsetOf(url)).toBe('0')
-    expect((await patch(url, 0, data, checksum('sha256', data))).status).toBe(204)
+    expect((await patch(url, 0, data, checksumHeader('sha256', data))).status).toBe(204)
     expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
     expect(peakRss(server.child.pid as number) - before).toBeLessThan(16 * MiB)
   }, 180_000)

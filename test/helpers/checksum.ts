@@ -1,0 +1,23 @@
+import { createHash } from 'node:crypto'
+import { crc32 } from 'node:zlib'
+
+export const CHECKSUM_ALGORITHMS = ['sha1', 'sha256', 'sha512', 'md5', 'crc32'] as const
+export type ChecksumAlgorithm = (typeof CHECKSUM_ALGORITHMS)[number]
+
+/** The base64 digest a tus client sends, computed here independently of the server's code (crc32 big-endian, as tusd). */
+export function digestOf(algorithm: ChecksumAlgorithm, data: Buffer): string {
+  if (algorithm !== 'crc32') return createHash(algorithm).update(data).digest('base64')
+  const out = Buffer.alloc(4)
+  out.writeUInt32BE(crc32(data))
+  return out.toString('base64')
+}
+
+/** The Upload-Checksum header for `data`. */
+export const checksumHeader = (algorithm: ChecksumAlgorithm, data: Buffer) => ({ 'Upload-Checksum': `${algorithm} ${digestOf(algorithm, data)}` })
+
+/** A copy of `data` with one byte changed: what a bad network or disk does to a chunk. */
+export function corrupted(data: Buffer, at = Math.floor(data.length / 2)): Buffer {
+  const copy = Buffer.from(data)
+  copy[at] ^= 0xff
+  return copy
+}
