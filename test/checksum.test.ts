@@ -10,14 +10,10 @@ import { type InProcessServer, processPool, startServer } from './helpers/server
 const MiB = 1024 * 1024
 const offsetOf = async (url: string) => (await request(url, { method: 'HEAD', headers: TUS })).headers['upload-offset']
 
-/** A chunked PATCH whose checksum comes as a trailer after the body (or, with `trailer` undefined, is announced but never sent). */
-function patchWithTrailer(url: string, offset: number, body: Buffer, trailer: string | undefined): Promise<RawResponse> {
+/** A chunked request whose checksum comes as a trailer after the body (or, with `trailer` undefined, is announced but never sent). */
+function sendWithTrailer(url: string, method: string, headers: Record<string, string | number>, body: Buffer, trailer: string | undefined): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, {
-      method: 'PATCH',
-      agent: false,
-      headers: { ...OFFSET_STREAM, 'Upload-Offset': offset, Trailer: 'Upload-Checksum' },
-    })
+    const req = http.request(url, { method, agent: false, headers: { ...OFFSET_STREAM, ...headers, Trailer: 'Upload-Checksum' } })
     req.on('response', (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
@@ -31,6 +27,9 @@ function patchWithTrailer(url: string, offset: number, body: Buffer, trailer: st
     req.end()
   })
 }
+
+const patchWithTrailer = (url: string, offset: number, body: Buffer, trailer: string | undefined) =>
+  sendWithTrailer(url, 'PATCH', { 'Upload-Offset': offset }, body, trailer)
 
 /** The suite every store must pass: every MUST of tus 1.0.0's checksum extension, and the chunk discarded on a mismatch. */
 function checksumSuite(name: string, start: () => Promise<InProcessServer>, storedBytes: (server: InProcessServer, id: string) => number | undefined) {
@@ -202,6 +201,17 @@ function checksumSuite(name: string, start: () => Promise<InProcessServer>, stor
       const retried = await patchWithTrailer(url, first.length, second, `md5 ${digestOf('md5', second)}`)
       expect(retried.status).toBe(204)
       expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+    })
+
+    test('checksum-trailer on creation-with-upload: a correct trailer creates the upload with the body; a wrong one answers 460', async () => {
+      const data = randomData(300_000, 67)
+      const created = await sendWithTrailer(`${server.url}/files`, 'POST', { 'Upload-Length': data.length }, data, `sha1 ${digestOf('sha1', data)}`)
+      expect(created.status).toBe(201)
+      expect(created.headers['upload-offset']).toBe(String(data.length))
+      expect((await sha256OfDownload(new URL(String(created.headers.location), server.url).toString())).sha).toBe(sha256(data))
+      const bad = await sendWithTrailer(`${server.url}/files`, 'POST', { 'Upload-Length': data.length }, corrupted(data), `sha1 ${digestOf('sha1', data)}`)
+      expect(bad.status).toBe(460)
+      expect(bad.headers.location).toBeUndefined()
     })
 
     test('a checksum both as header and as trailer answers 400', async () => {
