@@ -231,8 +231,8 @@ function peakRss(pid: number): number {
 }
 
 /**
- * A 64 MiB chunk with a checksum, corrupted then good, against a server process: its peak RSS must not
- * grow past what the same chunk without a checksum took (a server holding the chunk would add 64 MiB).
+ * A 64 MiB chunk with a checksum, corrupted then good, against a server process: its peak RSS may not grow
+ * by much past what the same chunk without a checksum took (a server holding the chunk would add 64 MiB).
  */
 function boundedMemory(name: string, env: () => Promise<Record<string, string>>) {
   const { newDir, launch, cleanup } = processPool('tusgate-checksum-')
@@ -250,8 +250,9 @@ function boundedMemory(name: string, env: () => Promise<Record<string, string>>)
     expect((await patch(url, 0, corrupted(data), checksumHeader('sha256', data))).status).toBe(460)
     expect(await offsetOf(url)).toBe('0')
     expect((await patch(url, 0, data, checksumHeader('sha256', data))).status).toBe(204)
+    // Half the chunk: garbage varies with the machine's load (0 to 21 MiB seen), a held chunk adds all of it.
+    expect(peakRss(server.child.pid as number) - before).toBeLessThan(32 * MiB)
     expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
-    expect(peakRss(server.child.pid as number) - before).toBeLessThan(16 * MiB)
   }, 180_000)
 }
 
