@@ -11,6 +11,8 @@ import { Metrics, metricsRoute } from './metrics.js'
 import type { Logger } from './logger.js'
 import { requestContext } from './requestContext.js'
 import { securityHeadersOutside } from './securityHeaders.js'
+import { checksumRequests } from './tus/checksum/checksumRequests.js'
+import { verifyChecksums } from './tus/checksum/verifyChecksums.js'
 import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
 import { download } from './tus/download.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
@@ -34,6 +36,7 @@ export interface App {
 /** The Express app: health, downloads and the tus endpoint, over the store and locker the config names. */
 export async function createApp(config: Config, logger: Logger): Promise<App> {
   const store = await (await stores[config.STORE]()).create(config)
+  await verifyChecksums(store, { stagingDir: config.CHECKSUM_STAGING_DIR, logger })
   const { locker, close: closeLocker } = await (await lockers[config.LOCKER]()).create(config)
   const metrics = new Metrics()
   const hooks = await Hooks.create(config, store.datastore, logger, metrics)
@@ -63,7 +66,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger, hooks)
   // Undefined for a store that cannot concatenate: @tus/server then answers Upload-Concat with 501.
   const final = finalUploadHandler(config, tus.server, store, tus.locker, logger)
-  app.all(tusRoute, protocolGuard(config), access.uploads, limits.uploads, (req, res, next) => {
+  app.all(tusRoute, protocolGuard(config), access.uploads, limits.uploads, checksumRequests(config), (req, res, next) => {
     // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
     if (config.CORS_ORIGINS !== '*') res.vary('Origin')
     // PATCH and final uploads' creations are ours; the rest is @tus/server's.

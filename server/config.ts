@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os'
 import bytes from 'bytes'
 import ms from 'ms'
 import { z } from 'zod'
@@ -86,6 +87,8 @@ const schema = z.object({
   LOCK_TTL: duration.refine((v) => v >= 1000, 'expected at least 1s').prefault('10s'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_KEY_PREFIX: z.string().default('tusgate:'),
+  // Where a checksummed chunk waits until verified, on stores that cannot take bytes back (S3, Azure, GCS).
+  CHECKSUM_STAGING_DIR: z.string().min(1).default(tmpdir()),
   MAX_SIZE: size.prefault('0'),
   MAX_METADATA_SIZE: size.prefault('4kb'),
   MAX_HEADER_SIZE: size.prefault('16kb'),

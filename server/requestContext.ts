@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
+import type { ChecksumExpectation } from './tus/checksum/uploadChecksum.js'
 
 /** What one request carries through every layer below it, for its log line and its errors. */
 export interface RequestContext {
@@ -9,6 +10,8 @@ export interface RequestContext {
   bytes: number
   /** Who made the request (a verified token's `sub`), when authentication is on. */
   principal?: string
+  /** What the body must hash to, when the request sends Upload-Checksum (the checksum extension). */
+  checksum?: ChecksumExpectation
 }
 
 const storage = new AsyncLocalStorage<RequestContext>()

@@ -29,6 +29,12 @@ export interface StoreBackend {
    * concatenation extension.
    */
   concatenate?(finalId: string, partials: Upload[]): Promise<void>
+  /**
+   * Takes back the bytes an upload holds past `offset` (its offset is `offset` again), so a chunk that
+   * fails its checksum can be written in place and discarded. Optional: a store without it (one that
+   * cannot take bytes back) gets a checksummed chunk only once it is verified, staged on disk meanwhile.
+   */
+  truncate?(id: string, offset: number): Promise<void>
   close(): Promise<void>
 }
 

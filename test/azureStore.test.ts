@@ -10,6 +10,7 @@ import { loadConfig } from '../server/config.js'
 import { AzureDatastore } from '../stores/azure/AzureDatastore.js'
 import { azureStore } from '../stores/azure/index.js'
 import { newUploadId } from '../stores/uploadId.js'
+import { expectCorruptedChunkRejected } from './helpers/checksum.js'
 import { type Azurite, AZURITE_ACCOUNT, AZURITE_KEY, startAzurite } from './helpers/azurite.js'
 import { createUpload, OFFSET_STREAM, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type InProcessServer, startServer } from './helpers/servers.js'
@@ -74,7 +75,7 @@ describe('tusgate on Azure Blob Storage (Azurite)', () => {
     const res = await request(`${server.url}/files`, { method: 'OPTIONS' })
     expect(res.status).toBe(204)
     expect((res.headers['tus-extension'] as string).split(',').sort()).toEqual(
-      ['creation', 'creation-defer-length', 'creation-with-upload', 'expiration', 'termination'].sort(),
+      ['checksum', 'checksum-trailer', 'creation', 'creation-defer-length', 'creation-with-upload', 'expiration', 'termination'].sort(),
     )
   })
 
@@ -152,6 +153,11 @@ describe('tusgate on Azure Blob Storage (Azurite)', () => {
     expect(res.status).toBe(409)
     expect(res.headers['upload-offset']).toBe('3')
     expect((await blob(idOf(url)).getProperties()).contentLength).toBe(3)
+  })
+
+  test('checksum: a corrupted chunk answers 460 and never reaches the blob; the retried chunk is accepted', async () => {
+    const data = randomData(3 * MiB, 31)
+    await expectCorruptedChunkRejected(await createUpload(server.url, { 'Upload-Length': data.length }), data, MiB, ['sha1', 'crc32'])
   })
 
   test('termination: DELETE removes the blob; then HEAD, PATCH and DELETE answer 404', async () => {

@@ -13,6 +13,7 @@ import { Upload } from '@tus/utils'
 import * as tus from 'tus-js-client'
 import { loadConfig } from '../server/config.js'
 import { newUploadId } from '../stores/uploadId.js'
+import { expectCorruptedChunkRejected } from './helpers/checksum.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { storeContract } from './helpers/storeContract.js'
 
@@ -404,6 +405,11 @@ describe('GCS store against a fake Bucket (no emulator available)', () => {
     })
     afterAll(() => server?.stop())
 
+    test('checksum: a corrupted chunk answers 460 and never reaches the bucket; the retried chunk is accepted', async () => {
+      const data = randomData(3 * MiB, 32)
+      await expectCorruptedChunkRejected(await createUpload(server.url, { 'Upload-Length': data.length }), data, MiB, ['sha256', 'md5'])
+    })
+
     test('readiness follows bucket.exists()', async () => {
       expect((await request(`${server.url}/readyz`)).status).toBe(200)
       fake.present = false
@@ -419,7 +425,7 @@ describe('GCS store against a fake Bucket (no emulator available)', () => {
     test('OPTIONS lists the extensions the GCS store has', async () => {
       const res = await request(`${server.url}/files`, { method: 'OPTIONS' })
       expect((res.headers['tus-extension'] as string).split(',').sort()).toEqual(
-        ['creation', 'creation-defer-length', 'creation-with-upload', 'expiration', 'termination'].sort(),
+        ['checksum', 'checksum-trailer', 'creation', 'creation-defer-length', 'creation-with-upload', 'expiration', 'termination'].sort(),
       )
     })
 

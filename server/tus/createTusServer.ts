@@ -55,7 +55,7 @@ export function createTusServer(
     allowedOrigins: config.CORS_ORIGINS === '*' ? undefined : (origin) => allowedOrigin(config, origin) !== undefined,
     allowedCredentials: config.CORS_CREDENTIALS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
-    allowedHeaders: ['X-Request-Id'],
+    allowedHeaders: ['X-Request-Id', 'Upload-Checksum'],
     namingFunction: () => {
       const id = newUploadId()
       const context = requestContext.current()

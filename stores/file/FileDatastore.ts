@@ -1,4 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs'
+import { open } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { FileStore } from '@tus/file-store'
@@ -57,6 +58,17 @@ export class FileDatastore extends FileStore {
       throw ERRORS.FILE_WRITE_ERROR
     }
     return offset + file.bytesWritten
+  }
+
+  /** Cuts the upload's file back to `offset` bytes (its offset), flushed like a write. */
+  async truncate(id: string, offset: number): Promise<void> {
+    const file = await open(this.pathOf(id), 'r+')
+    try {
+      await file.truncate(offset)
+      if (this.fsync) await file.sync()
+    } finally {
+      await file.close()
+    }
   }
 
   readRange(id: string, range?: ByteRange): Readable {

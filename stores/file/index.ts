@@ -22,6 +22,7 @@ export const fileStore: StoreModule = {
       download: async (id, range) => datastore.readRange(id, range),
       listFinished: (limit, where) => datastore.finishedUploads(limit, where),
       concatenate: (finalId, partials) => datastore.concatenate(finalId, partials),
+      truncate: (id, offset) => datastore.truncate(id, offset),
       close: async () => {},
     }
   },
