@@ -5,6 +5,7 @@ import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
 import type { Config } from './config.js'
 import { healthRoutes } from './health.js'
+import { ietfRouter } from './ietf/router.js'
 import { Metrics, metricsRoute } from './metrics.js'
 import type { Logger } from './logger.js'
 import { requestContext } from './requestContext.js'
@@ -53,7 +54,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tusRoute = [collection, `${collection}/{*splat}`]
   const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger)
-  app.all(tusRoute, protocolGuard(config), access.uploads, (req, res, next) => {
+  // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.
+  const ietf = ietfRouter(config, tus, store.datastore, access, logger)
+  app.all(tusRoute, ietf, protocolGuard(config), access.uploads, (req, res, next) => {
     // PATCH is ours (the upload hot path); the other methods are @tus/server's.
     if (req.method === 'PATCH') return void patch(req, res).catch(next)
     void tus.server.handle(req, res).catch(next)

@@ -8,7 +8,7 @@ import { requestContext } from '../requestContext.js'
 const TUS_METHODS = new Set(['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'])
 const OFFSET_STREAM = 'application/offset+octet-stream'
 
-function hasBody(req: Request): boolean {
+export function hasBody(req: Request): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
 }
 
