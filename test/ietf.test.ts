@@ -5,6 +5,7 @@ import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SignJWT } from 'jose'
 import * as tus from 'tus-js-client'
+import { type Azurite, startAzurite } from './helpers/azurite.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { patch as tusPatch, randomData, type RawResponse, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type InProcessServer, startServer } from './helpers/servers.js'
@@ -15,7 +16,11 @@ const v = (version: number) => ({ 'Upload-Draft-Interop-Version': String(version
 const PARTIAL = { 'Content-Type': 'application/partial-upload' }
 
 let ceph: CephCluster | undefined
-afterAll(() => ceph?.stop())
+let azurite: Azurite | undefined
+afterAll(async () => {
+  await ceph?.stop()
+  await azurite?.stop()
+})
 
 const STORES: Array<[string, () => Promise<Record<string, string>>]> = [
   ['file store', async () => ({})],
@@ -24,6 +29,13 @@ const STORES: Array<[string, () => Promise<Record<string, string>>]> = [
     async () => {
       ceph ??= await startCeph()
       return tusgateS3Env(ceph)
+    },
+  ],
+  [
+    'Azure Blob store (Azurite)',
+    async () => {
+      azurite ??= await startAzurite()
+      return { STORE: 'azure', ...azurite.env, AZURE_CONTAINER: azurite.containerName() }
     },
   ],
 ]
