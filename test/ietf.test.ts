@@ -2,6 +2,7 @@
 // (Ceph radosgw): the real tus-js-client with its two IETF protocols, and raw HTTP in the words of
 // interop versions 3 (Apple's URLSession), 5, 6 and 8 (the latest draft), 104 responses included.
 import http from 'node:http'
+import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SignJWT } from 'jose'
 import * as tus from 'tus-js-client'
@@ -193,7 +194,10 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     expect((await request(url)).headers['content-type']).toBe('video/mp4')
   }, 60_000)
 
-  test('interop 3: a whole upload in its creation request answers 201 complete', async () => {
+  test('interop 3: a whole upload in its creation request answers 201 complete; an offset on a creation is refused', async () => {
+    const refused = await request(files, { method: 'POST', headers: { ...v(3), 'Upload-Incomplete': '?0', 'Upload-Offset': 0 }, body: 'x' })
+    expect(refused.status).toBe(400)
+    expect(refused.informational).toEqual([])
     const data = randomData(100_000, 31)
     const res = await request(files, { method: 'POST', headers: { ...v(3), 'Upload-Incomplete': '?0' }, body: data })
     expect(res.status).toBe(201)
@@ -354,8 +358,73 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
   })
 })
 
-describe('IETF resumable uploads: limits and ownership', () => {
-  test('MAX_SIZE is announced as max-size (OPTIONS, creation, HEAD) and enforced with 413', async () => {
+describe('IETF resumable uploads: limits, ownership, HTTP details', () => {
+  let server: InProcessServer
+  beforeAll(async () => {
+    server = await startServer({ CORS_ORIGINS: 'https://app.example.com' })
+  })
+  afterAll(() => server?.stop())
+
+  test('Expect: 100-continue gets its 100 Continue, then the 104, then the final response', async () => {
+    const events: string[] = []
+    const data = randomData(50_000, 51)
+    const final = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request(`${server.url}/files`, {
+        method: 'POST',
+        agent: false,
+        headers: { ...v(8), 'Upload-Complete': '?1', 'Content-Length': data.length, Expect: '100-continue' },
+      })
+      req.on('continue', () => {
+        events.push('continue')
+        req.end(data)
+      })
+      req.on('information', (info) => info.statusCode !== 100 && events.push(`${info.statusCode} ${info.headers.location}`))
+      req.on('response', (res) => {
+        res.resume()
+        res.on('end', () => resolve(res))
+      })
+      req.on('error', reject)
+      req.flushHeaders()
+    })
+    expect(final.statusCode).toBe(201)
+    expect(events).toEqual(['continue', `104 ${final.headers.location}`])
+    expect((await sha256OfDownload(final.headers.location as string)).sha).toBe(sha256(data))
+  })
+
+  test('no 104 to an HTTP/1.0 client (RFC 9110 forbids 1xx to it); the upload is made all the same', async () => {
+    const { port } = new URL(server.url)
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1', () => {
+        socket.write(`POST /files HTTP/1.0\r\nHost: 127.0.0.1:${port}\r\nUpload-Draft-Interop-Version: 8\r\nUpload-Complete: ?1\r\nContent-Length: 5\r\n\r\nhello`)
+      })
+      let text = ''
+      socket.on('data', (chunk) => (text += chunk.toString('latin1')))
+      socket.on('end', () => resolve(text))
+      socket.on('error', reject)
+      socket.setTimeout(10_000, () => socket.destroy(new Error('timeout')))
+    })
+    expect(raw).toMatch(/^HTTP\/1\.1 201 Created\r\n/)
+    expect(raw).not.toContain(' 104 ')
+    const location = /\r\nLocation: (\S+)\r\n/i.exec(raw)?.[1] as string
+    expect((await request(location)).body.toString()).toBe('hello')
+  })
+
+  test('browsers may send and read the draft fields (CORS)', async () => {
+    const origin = 'https://app.example.com'
+    const preflight = await request(`${server.url}/files`, {
+      method: 'OPTIONS',
+      headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'upload-draft-interop-version, upload-complete' },
+    })
+    expect(preflight.status).toBe(204)
+    const allowed = String(preflight.headers['access-control-allow-headers']).toLowerCase()
+    for (const field of ['upload-draft-interop-version', 'upload-complete', 'upload-incomplete', 'upload-offset', 'upload-length']) expect(allowed).toContain(field)
+    const created = await request(`${server.url}/files`, { method: 'POST', headers: { ...v(8), Origin: origin, 'Upload-Complete': '?0' } })
+    expect(created.headers['access-control-allow-origin']).toBe(origin)
+    const exposed = String(created.headers['access-control-expose-headers'])
+    for (const field of ['Location', 'Upload-Offset', 'Upload-Complete', 'Upload-Limit', 'Upload-Draft-Interop-Version']) expect(exposed).toContain(field)
+  })
+
+  test('MAX_SIZE is announced as max-size (OPTIONS, creation, 413s) and enforced with 413', async () => {
     const server = await startServer({ MAX_SIZE: '1000' })
     try {
       const files = `${server.url}/files`
@@ -364,12 +433,14 @@ describe('IETF resumable uploads: limits and ownership', () => {
       expect(options.headers['upload-limit']).toBe('min-size=0, max-size=1000')
       const big = await request(files, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0', 'Upload-Length': 1001 } })
       expect(big.status).toBe(413)
+      expect(big.headers['upload-limit']).toBe('min-size=0, max-size=1000')
       expect(big.informational).toEqual([])
       const created = await request(files, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0' }, body: randomData(600) })
       expect(created.headers['upload-limit']).toMatch(/^min-size=0, max-size=1000, max-age=\d+$/)
       const url = created.headers.location as string
       const over = await request(url, { method: 'PATCH', headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 600, 'Upload-Complete': '?1' }, body: randomData(401) })
       expect(over.status).toBe(413)
+      expect(over.headers['upload-limit']).toBe('min-size=0, max-size=1000')
       expect((await request(url, { method: 'HEAD', headers: v(8) })).headers['upload-offset']).toBe('600')
     } finally {
       await server.stop()

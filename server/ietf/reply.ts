@@ -3,6 +3,7 @@ import type { Config } from '../config.js'
 import { corsHeaders } from '../cors.js'
 import type { Logger } from '../logger.js'
 import { toTusError } from '../tus/errors.js'
+import { uploadLimit } from './limits.js'
 import { completenessHeader, type Dialect } from './versions.js'
 
 const PROBLEM_TYPES = 'https://iana.org/assignments/http-problem-types#'
@@ -43,15 +44,21 @@ export function replier(config: Config, logger: Logger): Replier {
     'Upload-Draft-Interop-Version': String(dialect.version),
   })
 
+  /** Sets the status; a size refusal also says which limits apply. */
+  const withStatus = (res: Response, dialect: Dialect, status: number) => {
+    if (status === 413) res.set(uploadLimit(config, dialect, 0))
+    return res.status(status)
+  }
+
   const fail = (req: Request, res: Response, dialect: Dialect, error: unknown) => {
     if (res.headersSent || res.destroyed) return
     // An unread body cannot be skipped on a kept-alive connection.
     res.set({ ...common(req, dialect), ...completenessHeader(dialect, false), Connection: req.complete ? 'keep-alive' : 'close' })
     if (!(error instanceof IetfError)) {
       const { status_code, body } = toTusError(error, logger)
-      return void res.status(status_code).type('text/plain').send(body)
+      return void withStatus(res, dialect, status_code).type('text/plain').send(body)
     }
-    res.status(error.status).set(error.headers)
+    withStatus(res, dialect, error.status).set(error.headers)
     const { problem } = error
     const typed = problem && dialect.problems && (problem.type !== 'completed-upload' || dialect.completedUploadProblem)
     if (!typed) return void res.type('text/plain').send(`${error.message}\n`)

@@ -54,6 +54,8 @@ export function ietfRouter(config: Config, tus: TusEndpoint, store: DataStore, a
     if (rest === '') {
       if (req.method === 'OPTIONS') return void res.status(204).set({ ...reply.common(req, dialect), Allow: COLLECTION_METHODS, ...uploadLimit(config, dialect, 0) }).end()
       if (req.method !== 'POST') return reply.fail(req, res, dialect, new IetfError(405, 'Method not allowed on the upload collection', { Allow: COLLECTION_METHODS }))
+      // Draft -01 (interop 3) forbids an offset on a creation.
+      if (dialect.version === 3 && req.get('upload-offset') !== undefined) return reply.fail(req, res, dialect, new IetfError(400, 'A creation must not carry Upload-Offset'))
       let creation
       try {
         creation = readCreation(deps, dialect, req)

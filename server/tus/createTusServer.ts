@@ -2,6 +2,7 @@ import { EVENTS, Server } from '@tus/server'
 import type { DataStore, Locker, Upload } from '@tus/utils'
 import type { Config } from '../config.js'
 import { EXTRA_EXPOSED_HEADERS } from '../cors.js'
+import { IETF_FIELDS } from '../ietf/versions.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { stampOwner } from '../auth/owner.js'
@@ -34,7 +35,7 @@ export function createTusServer(config: Config, datastore: DataStore, storeLocke
     respectForwardedHeaders: config.TRUST_PROXY,
     allowedOrigins: config.CORS_ORIGINS === '*' ? undefined : config.CORS_ORIGINS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
-    allowedHeaders: ['X-Request-Id'],
+    allowedHeaders: ['X-Request-Id', ...IETF_FIELDS],
     namingFunction: () => {
       const id = newUploadId()
       const context = requestContext.current()
