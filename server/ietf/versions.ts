@@ -8,7 +8,7 @@
  * - 5: draft -03, tus-js-client's `ietf-draft-03`. `Upload-Complete`; appends answer 204.
  * - 6: drafts -04/-05, tus-js-client's `ietf-draft-05`. Appends need `application/partial-upload`;
  *   `Upload-Limit` (lifetime key `expires`); problem types for a mismatching offset and a completed upload.
- * - 8: the latest draft (-12 and the editor's copy). `Upload-Limit` with `max-age`, also on HEAD;
+ * - 8: drafts -09 to -12 (the latest, and the editor's copy). `Upload-Limit` with `max-age`, also on HEAD;
  *   no `completed-upload` problem type any more.
  */
 export interface Dialect {
