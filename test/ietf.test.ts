@@ -272,6 +272,15 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     expect((await sha256OfDownload(url)).sha).toBe(sha256(data))
   }, 120_000)
 
+  test('an empty upload: Upload-Complete: ?1 with no content and no length is complete at 0 bytes', async () => {
+    const created = await request(files, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?1' } })
+    expect(created.status).toBe(201)
+    expect(created.headers).toMatchObject({ 'upload-complete': '?1', 'upload-offset': '0' })
+    const url = created.headers.location as string
+    expect((await head(url, 8)).headers).toMatchObject({ 'upload-complete': '?1', 'upload-length': '0' })
+    expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(''), bytes: 0 })
+  })
+
   test('latest (8): inconsistent lengths answer 400 with the problem type and store nothing', async () => {
     const creation = await request(files, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?1', 'Upload-Length': 10 }, body: 'hello' })
     expect(creation.status).toBe(400)

@@ -25,8 +25,9 @@ export async function appendContent(config: Config, store: DataStore, req: Reque
       await store.declareUploadLength(upload.id, upload.offset)
       upload.size = upload.offset
       // A store that finishes an upload when a write reaches its length (S3 completes the multipart
-      // upload then) learnt the length only now: an empty write lets it finish.
-      await store.write(Readable.from([]), upload.id, upload.offset)
+      // upload then) learnt the length only now: an empty write lets it finish. An empty upload has
+      // nothing to finish (S3 refuses to complete a multipart upload of no parts).
+      if (upload.offset > 0) await store.write(Readable.from([]), upload.id, upload.offset)
     } else if (upload.offset !== upload.size) {
       throw inconsistentLength(upload.size, upload.offset)
     }
