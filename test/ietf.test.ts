@@ -272,6 +272,31 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     expect((await sha256OfDownload(url)).sha).toBe(sha256(data))
   }, 120_000)
 
+  test('a stale append is made to let go: HEAD sees what it stored, and that offset is accepted', async () => {
+    const data = randomData(400_000, 61)
+    const url = (await request(files, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0' } })).headers.location as string
+    // An append that stalls after 100 000 bytes, as a client whose network dropped.
+    let staleStatus = 0
+    const stale = http.request(url, { method: 'PATCH', agent: false, headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 0, 'Upload-Complete': '?1', 'Content-Length': data.length } })
+    stale.on('error', () => {})
+    stale.on('response', (res) => {
+      staleStatus = res.statusCode ?? 0
+      res.resume()
+    })
+    stale.write(data.subarray(0, 100_000))
+    await sleep(300)
+
+    const offset = await head(url, 8)
+    expect(offset.status).toBe(204)
+    expect(offset.headers).toMatchObject({ 'upload-offset': '100000', 'upload-complete': '?0' })
+    stale.destroy()
+    expect([0, 204]).toContain(staleStatus) // cut, or answered with what it stored
+    const rest = await request(url, { method: 'PATCH', headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 100_000, 'Upload-Complete': '?1' }, body: data.subarray(100_000) })
+    expect(rest.status).toBe(204)
+    expect(rest.headers['upload-complete']).toBe('?1')
+    expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+  }, 30_000)
+
   test('an empty upload: Upload-Complete: ?1 with no content and no length is complete at 0 bytes', async () => {
     const created = await request(files, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?1' } })
     expect(created.status).toBe(201)
