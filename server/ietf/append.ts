@@ -3,7 +3,7 @@ import type { Request, Response } from 'express'
 import { EVENTS } from '@tus/server'
 import { ERRORS, type Upload } from '@tus/utils'
 import { isExpired } from '../../stores/expiry.js'
-import { type BodyWrite, lockForBodyWrite } from '../tus/handlers/bodyWrite.js'
+import { lockForBodyWrite } from '../tus/handlers/bodyWrite.js'
 import { hasBody } from '../tus/protocolGuard.js'
 import { appendContent } from './body.js'
 import type { IetfDeps } from './deps.js'
@@ -26,7 +26,7 @@ export async function appendToUpload(deps: IetfDeps, dialect: Dialect, id: strin
   const offset = requestOffset(req)
   const length = indicatedLength(req, completes, offset)
 
-  const lock: BodyWrite = await lockForBodyWrite(config, locker, req, id, logger)
+  const lock = await lockForBodyWrite(config, locker, req, id, logger)
   let upload: Upload
   let finished: boolean
   let finishedHere = false

@@ -75,10 +75,13 @@ function filenameOf(disposition: string | undefined): string | undefined {
   return plain ? (plain[1]?.replace(/\\(.)/g, '$1') ?? plain[2]) : undefined
 }
 
-/** The same request as the web Request that `@tus/server`'s hooks and URL builder take (headers only). */
+/**
+ * The same request as the web Request that `@tus/server`'s hooks and URL builder take: its headers as
+ * readCreation left them, no body.
+ */
 function webRequest(req: Request): globalThis.Request {
   const headers = new Headers()
-  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i], req.rawHeaders[i + 1])
+  for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value)
   return new globalThis.Request(new URL(req.originalUrl, `http://${req.headers.host ?? 'localhost'}`), { method: req.method, headers })
 }
 

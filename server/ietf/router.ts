@@ -2,6 +2,7 @@ import type { Request, RequestHandler, Response } from 'express'
 import type { DataStore } from '@tus/utils'
 import type { AccessControl } from '../auth/access.js'
 import type { Config } from '../config.js'
+import { corsHeaders } from '../cors.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 import type { TusEndpoint } from '../tus/createTusServer.js'
@@ -40,9 +41,11 @@ export function ietfRouter(config: Config, tus: TusEndpoint, store: DataStore, a
 
   return (req, res, next) => {
     const header = req.headers[INTEROP_HEADER]
-    if (header === undefined || req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) return next()
+    // A CORS preflight names the draft's fields without using them: the tus OPTIONS answers it.
+    if (header === undefined || (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined)) return next()
     const dialect = dialectOf(String(header))
     if (!dialect) {
+      res.set(corsHeaders(config, req.headers.origin))
       if (hasBody(req)) res.set('Connection', 'close')
       return void res
         .status(400)
