@@ -7,6 +7,7 @@ import type { Config } from './config.js'
 import { healthRoutes } from './health.js'
 import { Hooks } from './hooks/index.js'
 import { uploadLimits } from './limits/index.js'
+import { ietfRouter } from './ietf/router.js'
 import { Metrics, metricsRoute } from './metrics.js'
 import type { Logger } from './logger.js'
 import { requestContext } from './requestContext.js'
@@ -66,7 +67,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger, hooks)
   // Undefined for a store that cannot concatenate: @tus/server then answers Upload-Concat with 501.
   const final = finalUploadHandler(config, tus.server, store, tus.locker, logger)
-  app.all(tusRoute, protocolGuard(config), access.uploads, limits.uploads, checksumRequests(config), (req, res, next) => {
+  // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.
+  const ietf = ietfRouter(config, tus, store.datastore, access, limits.uploads, logger)
+  app.all(tusRoute, ietf, protocolGuard(config), access.uploads, limits.uploads, checksumRequests(config), (req, res, next) => {
     // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
     if (config.CORS_ORIGINS !== '*') res.vary('Origin')
     // PATCH and final uploads' creations are ours; the rest is @tus/server's.

@@ -1,9 +1,10 @@
 import { EXPOSED_HEADERS } from '@tus/utils'
 import type { Config } from './config.js'
 import { REQUEST_ID_HEADER } from './accessLog.js'
+import { IETF_FIELDS } from './ietf/versions.js'
 
 /** Headers a browser may read beyond tus's own list. */
-export const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm', REQUEST_ID_HEADER]
+export const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm', REQUEST_ID_HEADER, ...IETF_FIELDS]
 
 /** The Access-Control-Allow-Origin value for a request's Origin, or undefined for none. */
 export function allowedOrigin(config: Pick<Config, 'CORS_ORIGINS'>, origin: string | undefined): string | undefined {

@@ -14,10 +14,12 @@ const offsetOf = async (url: string) => (await request(url, { method: 'HEAD', he
 function sendWithTrailer(url: string, method: string, headers: Record<string, string | number>, body: Buffer, trailer: string | undefined): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, agent: false, headers: { ...OFFSET_STREAM, ...headers, Trailer: 'Upload-Checksum' } })
+    const informational: RawResponse['informational'] = []
+    req.on('information', (info) => informational.push({ status: info.statusCode, headers: info.headers }))
     req.on('response', (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), informational }))
     })
     req.on('error', reject)
     req.setTimeout(30_000, () => req.destroy(new Error('timeout')))

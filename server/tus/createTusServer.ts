@@ -3,6 +3,7 @@ import { EVENTS, Server } from '@tus/server'
 import type { DataStore, Locker, Upload } from '@tus/utils'
 import type { Config } from '../config.js'
 import { allowedOrigin, EXTRA_EXPOSED_HEADERS } from '../cors.js'
+import { IETF_FIELDS } from '../ietf/versions.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { ownerStamp } from '../auth/owner.js'
@@ -55,7 +56,7 @@ export function createTusServer(
     allowedOrigins: config.CORS_ORIGINS === '*' ? undefined : (origin) => allowedOrigin(config, origin) !== undefined,
     allowedCredentials: config.CORS_CREDENTIALS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
-    allowedHeaders: ['X-Request-Id', 'Upload-Checksum'],
+    allowedHeaders: ['X-Request-Id', 'Upload-Checksum', ...IETF_FIELDS],
     namingFunction: () => {
       const id = newUploadId()
       const context = requestContext.current()

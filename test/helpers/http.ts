@@ -6,6 +6,8 @@ export interface RawResponse {
   status: number
   headers: http.IncomingHttpHeaders
   body: Buffer
+  /** Interim (1xx) responses before the final one, such as 104 Upload Resumption Supported. */
+  informational: Array<{ status: number; headers: http.IncomingHttpHeaders }>
 }
 
 /** One plain HTTP request on a fresh connection, with exactly the headers given (fetch adds and forbids some). */
@@ -14,12 +16,14 @@ export function request(
   options: { method?: string; headers?: Record<string, string | number>; body?: Buffer | string } = {},
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
+    const informational: RawResponse['informational'] = []
     const req = http.request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), informational }))
       res.on('error', reject)
     })
+    req.on('information', (info) => informational.push({ status: info.statusCode, headers: info.headers }))
     req.setTimeout(30_000, () => req.destroy(new Error(`timeout: ${options.method} ${url}`)))
     req.on('error', reject)
     req.end(options.body)

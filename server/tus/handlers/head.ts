@@ -1,9 +1,21 @@
 import { EventEmitter } from 'node:events'
-import { type CancellationContext, type DataStore, ERRORS, type Locker, Metadata } from '@tus/utils'
+import { type CancellationContext, type DataStore, ERRORS, type Locker, Metadata, type Upload } from '@tus/utils'
 import { expiresAt, isExpired } from '../../../stores/expiry.js'
 import { concatOf, isFinalUpload } from '../concat.js'
 import { visibleMetadata } from '../reservedMetadata.js'
 import { uploadIdOf } from '../uploadUrl.js'
+
+/**
+ * An upload as its last writer left it, or FILE_NO_LONGER_EXISTS once expired. Taking the lock asks a
+ * stale PATCH that still holds it to let go, so a resuming client sees its final offset.
+ */
+export async function settledUpload(store: DataStore, locker: Locker, id: string, signal: AbortSignal, onRequestRelease = () => {}): Promise<Upload> {
+  const lock = locker.newLock(id)
+  await lock.lock(signal, onRequestRelease)
+  const upload = await store.getUpload(id).finally(() => lock.unlock())
+  if (isExpired(upload, store.getExpiration())) throw ERRORS.FILE_NO_LONGER_EXISTS
+  return upload
+}
 
 /**
  * HEAD of an upload. Ours rather than `@tus/server`'s because that one never sends Upload-Expires
@@ -21,13 +33,8 @@ export class HeadHandler extends EventEmitter {
     const id = uploadIdOf(req)
     if (!id) throw ERRORS.FILE_NOT_FOUND
 
-    // Taking the lock asks a stale PATCH that still holds it to let go, so a resuming client sees its final offset.
-    const lock = this.locker.newLock(id)
-    await lock.lock(context.signal, () => context.cancel())
-    const upload = await this.store.getUpload(id).finally(() => lock.unlock())
-
+    const upload = await settledUpload(this.store, this.locker, id, context.signal, () => context.cancel())
     const expiration = this.store.getExpiration()
-    if (isExpired(upload, expiration)) throw ERRORS.FILE_NO_LONGER_EXISTS
 
     headers.set('Cache-Control', 'no-store')
     // A final upload has an offset only once it is assembled (tus concatenation).

@@ -1,8 +1,7 @@
 import type { EventEmitter } from 'node:events'
-import { PassThrough, type Readable } from 'node:stream'
 import type { Request, Response } from 'express'
 import { EVENTS, type Server } from '@tus/server'
-import { type DataStore, ERRORS, type Locker, StreamLimiter, TUS_RESUMABLE, type Upload } from '@tus/utils'
+import { type DataStore, ERRORS, type Locker, TUS_RESUMABLE, type Upload } from '@tus/utils'
 import { expiresAt, isExpired } from '../../../stores/expiry.js'
 import type { Config } from '../../config.js'
 import { corsHeaders } from '../../cors.js'
@@ -11,32 +10,7 @@ import type { Logger } from '../../logger.js'
 import { FINAL_UPLOAD_PATCH, isFinalUpload } from '../concat.js'
 import { toTusError } from '../errors.js'
 import { uploadIdOf } from '../uploadUrl.js'
-
-/** A whole non-negative integer header, or undefined when absent; NaN when malformed. */
-function integerHeader(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined
-  return /^(0|[1-9]\d{0,15})$/.test(value) && Number.isSafeInteger(Number(value)) ? Number(value) : Number.NaN
-}
-
-/**
- * The request body as a stream that ends cleanly, rather than failing, when the client goes away or
- * `stop()` is called: a store then keeps every byte that arrived (a file store as is, S3 as a part).
- */
-function bodyOf(req: Request): { body: PassThrough; stop(): void } {
-  const body = new PassThrough()
-  const stop = () => {
-    req.unpipe(body)
-    if (!body.writableEnded) body.end()
-  }
-  req.pipe(body)
-  req.once('aborted', stop)
-  req.once('error', stop)
-  // 'close' before the body ended: the socket went away.
-  req.once('close', () => {
-    if (!req.complete) stop()
-  })
-  return { body, stop }
-}
+import { type BodyWrite, integerHeader, lockForBodyWrite, roomFor } from './bodyWrite.js'
 
 /**
  * PATCH of an upload, ours rather than `@tus/server`'s: it streams the Node request into the store
@@ -67,27 +41,12 @@ export function patchHandler(
     if (offset === undefined) return fail(req, res, ERRORS.MISSING_OFFSET)
     if (Number.isNaN(offset) || Number.isNaN(declaredLength)) return fail(req, res, { status_code: 400, body: 'Invalid Upload-Offset or Upload-Length\n' })
 
-    // Aborted when the client goes away while we wait for the lock.
-    const waiting = new AbortController()
-    const onGone = () => waiting.abort(ERRORS.ABORTED)
-    req.once('close', onGone)
-    let stopBody: (() => void) | undefined
-    let released = false
-    let releaseTimer: NodeJS.Timeout | undefined
-    const lock = locker.newLock(id)
+    let lock: BodyWrite
     try {
-      await lock.lock(waiting.signal, () => {
-        // Another request (a resuming client) wants this upload: finish what arrived, then let go.
-        releaseTimer ??= setTimeout(() => {
-          released = true
-          stopBody?.()
-        }, config.LOCK_DRAIN_TIMEOUT)
-      })
+      lock = await lockForBodyWrite(config, locker, req, id, logger)
     } catch (error) {
-      req.off('close', onGone)
       return fail(req, res, error)
     }
-    req.off('close', onGone)
 
     let upload: Upload
     let wasFinished = false
@@ -108,25 +67,15 @@ export function patchHandler(
         await store.declareUploadLength(id, declaredLength)
         upload.size = declaredLength
       }
-      const room = upload.size !== undefined ? upload.size - offset : config.MAX_SIZE > 0 ? config.MAX_SIZE - offset : Number.MAX_SAFE_INTEGER
+      const room = roomFor(config, upload, offset)
       if (contentLength !== undefined && contentLength > room) throw ERRORS.ERR_SIZE_EXCEEDED
 
-      const { body, stop } = bodyOf(req)
-      stopBody = stop
-      if (released) stop()
-      // With a Content-Length the HTTP parser already stops at it; a chunked body needs a cap.
-      const source: Readable = contentLength === undefined ? body.pipe(new StreamLimiter(room)) : body
-      if (source !== body) body.once('error', (e) => source.destroy(e))
-      let limitError: unknown
-      source.once('error', (e) => (limitError = e))
       const received = hooks?.receiving(req, upload, (rejection) => {
         stopped = rejection
-        stop()
+        lock.stop()
       })
       try {
-        upload.offset = await store.write(source, id, offset)
-      } catch (error) {
-        throw limitError ?? error
+        upload.offset = await lock.write(store, offset, room)
       } finally {
         received?.()
       }
@@ -139,8 +88,7 @@ export function patchHandler(
     } catch (error) {
       return fail(req, res, error)
     } finally {
-      clearTimeout(releaseTimer)
-      await lock.unlock().catch((error) => logger.warn('unlock failed', { uploadId: id, error }))
+      await lock.unlock()
     }
 
     // Only the request that delivers the last byte finishes an upload (a repeated empty PATCH does not).

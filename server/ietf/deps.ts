@@ -1,0 +1,16 @@
+import type { Server } from '@tus/server'
+import type { DataStore, Locker } from '@tus/utils'
+import type { Config } from '../config.js'
+import type { Logger } from '../logger.js'
+import type { Replier } from './reply.js'
+
+/** What the IETF handlers share with the tus endpoint: one store, one locker, one event source. */
+export interface IetfDeps {
+  config: Config
+  /** The tus server: its onUploadCreate, its Location URLs, and the events hooks and metrics listen to. */
+  server: Server
+  store: DataStore
+  locker: Locker
+  logger: Logger
+  reply: Replier
+}

@@ -1,0 +1,106 @@
+import type { Request, RequestHandler, Response } from 'express'
+import type { DataStore } from '@tus/utils'
+import type { AccessControl } from '../auth/access.js'
+import type { Config } from '../config.js'
+import { corsHeaders } from '../cors.js'
+import type { Logger } from '../logger.js'
+import { requestContext } from '../requestContext.js'
+import type { TusEndpoint } from '../tus/createTusServer.js'
+import { hasBody } from '../tus/reply.js'
+import { uploadIdOf } from '../tus/uploadUrl.js'
+import { isUploadId } from '../../stores/uploadId.js'
+import { appendToUpload } from './append.js'
+import { cancelUpload } from './cancel.js'
+import { createUpload, readCreation } from './create.js'
+import type { IetfDeps } from './deps.js'
+import { uploadLimit } from './limits.js'
+import { retrieveOffset } from './offset.js'
+import { IetfError, replier } from './reply.js'
+import { type Dialect, dialectOf, INTEROP_HEADER, INTEROP_VERSIONS } from './versions.js'
+
+const COLLECTION_METHODS = 'POST, OPTIONS'
+const UPLOAD_METHODS = 'HEAD, PATCH, DELETE, OPTIONS'
+
+/**
+ * The IETF resumable-upload draft on the tus endpoint: a request carrying Upload-Draft-Interop-Version
+ * is answered here in the dialect of that version (versions.ts); any other goes on to the tus steps.
+ * Uploads are the tus endpoint's own (same store, lock, ids, owner and events), so either protocol can
+ * continue what the other began. Requests pass the same access step and upload limits as tus requests.
+ */
+export function ietfRouter(
+  config: Config,
+  tus: TusEndpoint,
+  store: DataStore,
+  access: AccessControl,
+  limits: RequestHandler,
+  logger: Logger,
+): RequestHandler {
+  const reply = replier(config, logger)
+  const deps: IetfDeps = { config, server: tus.server, store, locker: tus.locker, logger, reply }
+
+  /** Runs the access step and the upload limits, then the handler; errors of any are answered in the dialect. */
+  const guarded = (req: Request, res: Response, dialect: Dialect, handle: () => Promise<void>) => {
+    void access.uploads(req, res, (error?: unknown) => {
+      if (error) return reply.fail(req, res, dialect, error)
+      void limits(req, res, (error?: unknown) => {
+        if (error) return reply.fail(req, res, dialect, error)
+        handle().catch((e: unknown) => reply.fail(req, res, dialect, e))
+      })
+    })
+  }
+
+  return (req, res, next) => {
+    const header = req.headers[INTEROP_HEADER]
+    // A CORS preflight names the draft's fields without using them: the tus OPTIONS answers it.
+    if (header === undefined || (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined)) return next()
+    const dialect = dialectOf(String(header))
+    if (!dialect) {
+      res.set(corsHeaders(config, req.headers.origin))
+      if (hasBody(req)) res.set('Connection', 'close')
+      return void res
+        .status(400)
+        .type('text/plain')
+        .send(`Upload-Draft-Interop-Version ${String(header)} is not supported; supported: ${INTEROP_VERSIONS.join(', ')}\n`)
+    }
+
+    const rest = req.path.slice(config.TUS_PATH.length).replace(/^\//, '')
+    if (rest === '') {
+      if (req.method === 'OPTIONS') return void res.status(204).set({ ...reply.common(req, dialect), Allow: COLLECTION_METHODS, ...uploadLimit(config, dialect, 0) }).end()
+      if (req.method !== 'POST') return reply.fail(req, res, dialect, new IetfError(405, 'Method not allowed on the upload collection', { Allow: COLLECTION_METHODS }))
+      // Draft -01 (interop 3) forbids an offset on a creation.
+      if (dialect.version === 3 && req.get('upload-offset') !== undefined) return reply.fail(req, res, dialect, new IetfError(400, 'A creation must not carry Upload-Offset'))
+      let creation
+      try {
+        creation = readCreation(deps, dialect, req)
+      } catch (error) {
+        return reply.fail(req, res, dialect, error)
+      }
+      return guarded(req, res, dialect, () => createUpload(deps, dialect, creation, req, res))
+    }
+
+    if (!isUploadId(rest)) return reply.fail(req, res, dialect, new IetfError(404, 'Upload not found'))
+    const context = requestContext.current()
+    if (context) context.uploadId = rest
+    if (req.method === 'OPTIONS') return void res.status(204).set({ ...reply.common(req, dialect), Allow: UPLOAD_METHODS }).end()
+    // Draft -01 (interop 3) forbids the upload's state fields on offset retrieval and cancellation.
+    if (dialect.version === 3 && (req.method === 'HEAD' || req.method === 'DELETE') && (req.get('upload-offset') !== undefined || req.get('upload-incomplete') !== undefined)) {
+      return reply.fail(req, res, dialect, new IetfError(400, `${req.method} must not carry Upload-Offset or Upload-Incomplete`))
+    }
+    // The access step answers someone else's upload as an unknown one, pointing HEAD and DELETE at an id that is not ours.
+    const owned = (handle: typeof retrieveOffset) => async () => {
+      const id = uploadIdOf(req)
+      if (!id) throw new IetfError(404, 'Upload not found')
+      await handle(deps, dialect, id, req, res)
+    }
+    switch (req.method) {
+      case 'HEAD':
+        return guarded(req, res, dialect, owned(retrieveOffset))
+      case 'PATCH':
+        return guarded(req, res, dialect, () => appendToUpload(deps, dialect, rest, req, res))
+      case 'DELETE':
+        return guarded(req, res, dialect, owned(cancelUpload))
+      default:
+        return reply.fail(req, res, dialect, new IetfError(405, 'Method not allowed on an upload', { Allow: UPLOAD_METHODS }))
+    }
+  }
+}
