@@ -4,7 +4,7 @@
 // rotated from round to round):
 //   (a) the machine's baseline: a raw Node http server piping the body to a file, without and with fsync;
 //   (b) a bare @tus/server + @tus/file-store, one PATCH;
-//   (c) tusgate (its own process, `node --import tsx server/main.ts`, JSON logs to a file, metrics on)
+//   (c) tusgate (its own process, compiled and run as `npm start` runs it, JSON logs to a file, metrics on)
 //       on the file store: one PATCH with FILE_FSYNC=true (the default) and =false, and tus-js-client in
 //       chunks;
 //   (d) N concurrent 1 MiB uploads (POST + PATCH) against tusgate, with a HEAD prober in its own process;
@@ -26,7 +26,8 @@
 //   --tusgate-env=K=V,.. extra environment for every tusgate child, for diagnosis (e.g. FILE_FSYNC=false,
 //                        UV_THREADPOOL_SIZE=64); recorded in the results
 // Also CLIENT_READ_SIZE (env): the client's read size, 64 KiB by default; TUSGATE_MAIN (env, diagnosis):
-// a compiled main.js to run with plain `node` instead of `node --import tsx server/main.ts`.
+// tusgate's entry point, dist/server/main.js (built by `npm run build` at the start of the run) unless
+// given; a .ts one runs under tsx (`TUSGATE_MAIN=server/main.ts`: the sources, as the tests run them).
 import { createHash, randomFillSync } from 'node:crypto'
 import { spawn, spawnSync } from 'node:child_process'
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
@@ -131,9 +132,9 @@ async function makeSource(): Promise<{ sha: string; sliceShas: string[] }> {
 
 const tusgateEnv = (extra: Record<string, string>) => ({ HOST: '127.0.0.1', LOG_FORMAT: 'json', ...extra, ...TUSGATE_ENV })
 
-const TUSGATE_MAIN = process.env.TUSGATE_MAIN
+const TUSGATE_MAIN = process.env.TUSGATE_MAIN ?? 'dist/server/main.js'
 function startTusgate(label: string, env: Record<string, string>, nodeFlags: string[] = []): Promise<ServerChild> {
-  const args = TUSGATE_MAIN ? [...nodeFlags, TUSGATE_MAIN] : tsxArgs('server/main.ts', nodeFlags)
+  const args = TUSGATE_MAIN.endsWith('.ts') ? tsxArgs(TUSGATE_MAIN, nodeFlags) : [...nodeFlags, TUSGATE_MAIN]
   return startServerChild(`tusgate (${label})`, args, tusgateEnv(env), path.join(work, `${label}-${++runDirs}.log`))
 }
 function startBaseline(dir: string, fsync: boolean): Promise<ServerChild> {
@@ -641,6 +642,9 @@ function environment() {
 }
 
 async function main() {
+  if (!process.env.TUSGATE_MAIN && spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) {
+    throw new Error('npm run build failed')
+  }
   log(`size ${SIZE} B, rounds ${ROUNDS}, concurrency ${CONCURRENCY.join('/')}, chunk ${CHUNK} B, s3 ${WITH_S3}, work dir ${work}`)
   const load1Start = os.loadavg()
   const source = await makeSource()

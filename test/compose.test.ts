@@ -179,11 +179,15 @@ function copyPaths(args: string): { from?: string; sources: string[]; dest: stri
 
 // ---------- the repository's build layout ----------
 
-/** The compiled entry point relative to the repo, from package.json's start script and tsconfig.build.json's outDir/rootDir. */
+/**
+ * The compiled entry point relative to the repo, as package.json's start script runs it (after its
+ * prestart build), checked to be what tsconfig.build.json's outDir/rootDir make of a source file.
+ */
 function compiledEntry(): { entry: string; outDir: string; include: string[] } {
-  const start: string = JSON.parse(read('package.json')).scripts.start
-  const source = start.split(/\s+/).find((word) => word.endsWith('.ts'))
-  if (!source) throw new Error(`no .ts entry in the start script '${start}'`)
+  const { start, prestart } = JSON.parse(read('package.json')).scripts as Record<string, string>
+  const entry = start.split(/\s+/).find((word) => word.endsWith('.js'))
+  if (!entry) throw new Error(`no .js entry in the start script '${start}'`)
+  if (!/\bnpm run build\b/.test(prestart ?? '')) throw new Error(`the prestart script '${prestart}' does not build`)
   const file = path.join(ROOT, 'tsconfig.build.json')
   const { config, error } = ts.readConfigFile(file, ts.sys.readFile)
   if (error) throw new Error(ts.flattenDiagnosticMessageText(error.messageText, '\n'))
@@ -191,9 +195,10 @@ function compiledEntry(): { entry: string; outDir: string; include: string[] } {
   const outDir = parsed.options.outDir
   if (!outDir) throw new Error('tsconfig.build.json has no outDir')
   const rootDir = parsed.options.rootDir ?? ROOT
-  const compiled = path.join(outDir, path.relative(rootDir, path.join(ROOT, source))).replace(/\.ts$/, '.js')
+  const source = path.join(rootDir, path.relative(outDir, path.join(ROOT, entry))).replace(/\.js$/, '.ts')
+  if (!parsed.fileNames.includes(source)) throw new Error(`${entry} is not compiled from a source of tsconfig.build.json`)
   const relative = (p: string) => path.relative(ROOT, p).split(path.sep).join('/')
-  return { entry: relative(compiled), outDir: relative(outDir), include: (config.include ?? []) as string[] }
+  return { entry: relative(path.join(ROOT, entry)), outDir: relative(outDir), include: (config.include ?? []) as string[] }
 }
 
 /** Exit code of a health probe argv (['node', '-e', ...]) run with PORT set, as the container would. */

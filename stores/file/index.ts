@@ -1,5 +1,6 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import { CachedUploads } from '../cachedUploads.js'
 import type { StoreModule } from '../types.js'
 import { FileDatastore } from './FileDatastore.js'
 
@@ -9,20 +10,23 @@ export const fileStore: StoreModule = {
   async create(config) {
     const directory = path.resolve(config.FILE_DIR)
     await mkdir(directory, { recursive: true })
-    const datastore = new FileDatastore({ directory, expirationMs: config.UPLOAD_EXPIRES_AFTER, fsync: config.FILE_FSYNC })
+    const files = new FileDatastore({ directory, expirationMs: config.UPLOAD_EXPIRES_AFTER, fsync: config.FILE_FSYNC })
+    // With the memory locker this process is the only writer, so upload info can live in memory.
+    const cache = config.LOCKER === 'memory' ? new CachedUploads(files) : undefined
     return {
-      datastore,
+      datastore: cache ?? files,
       async health() {
         // Writability is what matters: a read-only or full disk fails here, not on the next PATCH.
         const probe = path.join(directory, `.ready-${process.pid}`)
         await writeFile(probe, 'ok')
         await rm(probe)
       },
-      expiredUploadIds: () => datastore.expiredIds(),
-      download: async (id, range) => datastore.readRange(id, range),
-      listFinished: (limit, where) => datastore.finishedUploads(limit, where),
-      concatenate: (finalId, partials) => datastore.concatenate(finalId, partials),
-      truncate: (id, offset) => datastore.truncate(id, offset),
+      expiredUploadIds: () => files.expiredIds(),
+      download: async (id, range) => files.readRange(id, range),
+      listFinished: (limit, where) => files.finishedUploads(limit, where),
+      // Both change an upload behind the cache's back: it reads the upload afresh afterwards.
+      concatenate: (finalId, partials) => files.concatenate(finalId, partials).finally(() => cache?.forget(finalId)),
+      truncate: (id, offset) => files.truncate(id, offset).finally(() => cache?.forget(id)),
       close: async () => {},
     }
   },
