@@ -293,3 +293,60 @@ test('a failing pre-finish answers 500, yet the upload is complete and its post-
   await receiver.waitFor(() => receiver.of('post-finish', idOf(location)).length === 1, 5_000, 'post-finish')
   expect(server?.logs.some((l) => l.message === 'upload finished' && l.uploadId === idOf(location))).toBe(true)
 })
+
+test('IETF draft requests run the same hooks: pre-create may refuse, post-finish and post-terminate are delivered', async () => {
+  const { url, dir } = await start()
+  const ietf = { 'Upload-Draft-Interop-Version': '8' }
+  receiver.answer((hook) => (hook.Type === 'pre-create' && hook.Event.Upload.MetaData?.filetype === 'application/x-msdownload' ? { RejectUpload: true } : {}))
+  const refused = await request(`${url}/files`, { method: 'POST', headers: { ...ietf, 'Upload-Complete': '?1', 'Content-Type': 'application/x-msdownload' }, body: 'MZ' })
+  expect(refused.status).toBe(400)
+  expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([])
+
+  const body = randomData(1000)
+  const created = await request(`${url}/files`, { method: 'POST', headers: { ...ietf, 'Upload-Complete': '?1', 'Content-Type': 'image/png' }, body })
+  expect(created.status).toBe(201)
+  const id = idOf(created.headers.location as string)
+  await receiver.waitFor(() => receiver.of('post-finish', id).length === 1, 5_000, 'post-finish of an IETF upload')
+  expect(receiver.of('pre-create').at(-1)?.Event.Upload.MetaData).toEqual({ filetype: 'image/png' })
+  expect(receiver.of('pre-finish', id)).toHaveLength(1)
+  expect(receiver.of('post-finish', id)[0].Event.Upload).toMatchObject({ ID: id, Size: 1000, Offset: 1000 })
+  expect((await sha256OfDownload(created.headers.location as string)).sha).toBe(sha256(body))
+
+  // An upload finished by an IETF append, then cancelled.
+  const open = await request(`${url}/files`, { method: 'POST', headers: { ...ietf, 'Upload-Complete': '?0', 'Upload-Length': 4 }, body: 'ab' })
+  const location = open.headers.location as string
+  const appended = await request(location, {
+    method: 'PATCH',
+    headers: { ...ietf, 'Content-Type': 'application/partial-upload', 'Upload-Offset': 2, 'Upload-Complete': '?1' },
+    body: 'cd',
+  })
+  expect(appended.status).toBe(204)
+  await receiver.waitFor(() => receiver.of('post-finish', idOf(location)).length === 1, 5_000, 'post-finish after an IETF append')
+  expect((await request(location, { method: 'DELETE', headers: ietf })).status).toBe(204)
+  await receiver.waitFor(() => receiver.of('post-terminate', idOf(location)).length === 1, 5_000, 'post-terminate of an IETF cancellation')
+  expect(receiver.of('pre-terminate', idOf(location))).toHaveLength(1)
+})
+
+test('concatenation in the payload: IsPartial for partial uploads, IsFinal and PartialUploads for the final one', async () => {
+  const { url } = await start()
+  const partial = async (body: string) => {
+    const location = await createUpload(url, { 'Upload-Length': body.length, 'Upload-Concat': 'partial' })
+    expect((await patch(location, 0, body)).status).toBe(204)
+    return location
+  }
+  const [a, b] = [await partial('abc'), await partial('defg')]
+  const final = await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Concat': `final;${new URL(a).pathname} ${b}` } })
+  expect(final.status).toBe(201)
+  const id = idOf(final.headers.location as string)
+  await receiver.waitFor(() => receiver.of('post-finish', id).length === 1, 5_000, 'post-finish of the final upload')
+
+  expect(receiver.of('pre-create').map((hook) => [hook.Event.Upload.IsPartial, hook.Event.Upload.IsFinal])).toEqual([
+    [true, false],
+    [true, false],
+    [false, true],
+  ])
+  expect(receiver.of('post-finish', idOf(a))[0].Event.Upload).toMatchObject({ IsPartial: true, IsFinal: false, PartialUploads: null })
+  expect(receiver.of('post-finish', id)[0].Event.Upload).toMatchObject({ IsPartial: false, IsFinal: true, PartialUploads: [idOf(a), idOf(b)], Size: 7, Offset: 7 })
+  // The recorded Upload-Concat stays the server's: not in MetaData.
+  expect(receiver.of('post-finish', id)[0].Event.Upload.MetaData).toEqual({})
+})

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import path from 'node:path'
 import type { Upload } from '@tus/utils'
+import { isFinalUpload, isPartialUpload, partialIdsOf } from '../tus/concat.js'
 import { visibleMetadata } from '../tus/reservedMetadata.js'
 import type { HookHTTPRequest, HookRequest, HookType, HookUpload } from './types.js'
 
@@ -37,9 +38,9 @@ export function hookUpload(upload: Upload, created = true): HookUpload {
     SizeIsDeferred: upload.size === undefined,
     Offset: upload.offset,
     MetaData: metadata,
-    IsPartial: false,
-    IsFinal: false,
-    PartialUploads: null,
+    IsPartial: isPartialUpload(upload),
+    IsFinal: isFinalUpload(upload),
+    PartialUploads: partialIdsOf(upload) ?? null,
     Storage: created ? storageOf(upload.storage) : null,
   }
 }

@@ -5,6 +5,7 @@ import { ERRORS, type Upload } from '@tus/utils'
 import { isExpired } from '../../stores/expiry.js'
 import { lockForBodyWrite } from '../tus/handlers/bodyWrite.js'
 import { hasBody } from '../tus/reply.js'
+import { webRequestOf } from '../tus/webRequest.js'
 import { appendContent } from './body.js'
 import type { IetfDeps } from './deps.js'
 import { IetfError } from './reply.js'
@@ -57,6 +58,8 @@ export async function appendToUpload(deps: IetfDeps, dialect: Dialect, id: strin
   } finally {
     await lock.unlock()
   }
+  // pre-finish and post-finish hooks, as for a tus PATCH that delivers the last byte (the hook's answer is not applied here).
+  if (finishedHere) await server.options.onUploadFinish?.(webRequestOf(req, res), upload)
 
   res.status(dialect.appendStatus).set({
     ...deps.reply.common(req, dialect),

@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events'
 import type { Request, Response } from 'express'
 import { EVENTS } from '@tus/server'
 import { ERRORS } from '@tus/utils'
+import { webRequestOf } from '../tus/webRequest.js'
 import type { IetfDeps } from './deps.js'
 import type { Dialect } from './versions.js'
 
@@ -11,6 +12,9 @@ import type { Dialect } from './versions.js'
  */
 export async function cancelUpload(deps: IetfDeps, dialect: Dialect, id: string, req: Request, res: Response): Promise<void> {
   const { server, store, locker } = deps
+  // pre-terminate (it may refuse) and post-terminate hooks, as for a tus DELETE.
+  const web = webRequestOf(req, res)
+  await server.options.onIncomingRequest?.(web, id)
   const gone = new AbortController()
   const onClose = () => gone.abort(ERRORS.ABORTED)
   req.once('close', onClose)
@@ -26,5 +30,5 @@ export async function cancelUpload(deps: IetfDeps, dialect: Dialect, id: string,
     await lock.unlock()
   }
   res.status(204).set(deps.reply.common(req, dialect)).end()
-  ;(server as EventEmitter).emit(EVENTS.POST_TERMINATE, req, res, id)
+  ;(server as EventEmitter).emit(EVENTS.POST_TERMINATE, web, res, id)
 }

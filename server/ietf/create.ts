@@ -6,6 +6,7 @@ import { newUploadId } from '../../stores/uploadId.js'
 import { metadataProblem } from '../limits/metadata.js'
 import { requestContext } from '../requestContext.js'
 import { lockForBodyWrite } from '../tus/handlers/bodyWrite.js'
+import { webRequestOf } from '../tus/webRequest.js'
 import { appendContent } from './body.js'
 import type { IetfDeps } from './deps.js'
 import { sendUploadResumptionSupported } from './informational.js'
@@ -80,16 +81,6 @@ function filenameOf(disposition: string | undefined): string | undefined {
 }
 
 /**
- * The same request as the web Request that `@tus/server`'s hooks and URL builder take: its headers as
- * readCreation left them, no body.
- */
-function webRequest(req: Request): globalThis.Request {
-  const headers = new Headers()
-  for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value)
-  return new globalThis.Request(new URL(req.originalUrl, `http://${req.headers.host ?? 'localhost'}`), { method: req.method, headers })
-}
-
-/**
  * Upload creation: the upload is made as a tus creation makes it (our id, onUploadCreate, POST_CREATE),
  * announced at once with a 104 carrying its Location, then the request's content is appended under the
  * upload's lock. The final answer is 201 with the Location, the offset reached and whether it is complete.
@@ -99,7 +90,7 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
   const id = newUploadId()
   const context = requestContext.current()
   if (context) context.uploadId = id
-  const web = webRequest(req)
+  const web = webRequestOf(req, res)
   const upload = new Upload({ id, size: creation.length, offset: 0, metadata: creation.metadata })
   if (server.options.onUploadCreate) {
     const changes = await server.options.onUploadCreate(web, upload)
@@ -118,6 +109,8 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
   } finally {
     await lock.unlock()
   }
+  // pre-finish and post-finish hooks, as for a tus creation that carries the whole upload (the hook's answer is not applied here).
+  if (finished) await server.options.onUploadFinish?.(web, upload)
 
   res.status(201).set({
     ...deps.reply.common(req, dialect),

@@ -23,6 +23,14 @@ export const isFinalUpload = (upload: Pick<Upload, 'metadata'>) => isFinalHeader
 /** The answer to a PATCH of a final upload, which is assembled from its partial uploads, never written to. */
 export const FINAL_UPLOAD_PATCH = { status_code: 403, body: 'A final upload cannot be patched: upload to its partial uploads\n' }
 
+/** The ids of the partial uploads a final upload was assembled from, in order; undefined for any other upload. */
+export function partialIdsOf(upload: Pick<Upload, 'metadata'>): string[] | undefined {
+  const concat = concatOf(upload)
+  if (!isFinalHeader(concat)) return undefined
+  // Recorded only once its URLs were checked (final.ts): each path ends in an id of ours.
+  return concat.slice(FINAL_PREFIX.length).trim().split(/\s+/).map((url) => new URL(url, 'http://endpoint/').pathname.split('/').pop() as string)
+}
+
 /** Records a creation's Upload-Concat (only a valid one: `@tus/server` answers 400 for any other). */
 export const concatStamp: ReservedStamp = (req): Record<string, string> => {
   const value = req.headers.get('upload-concat')?.trim()

@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { EVENTS, Server } from '@tus/server'
 import type { DataStore, Locker, Upload } from '@tus/utils'
 import type { Config } from '../config.js'
@@ -17,6 +16,7 @@ import { instrumentLocker } from './instrumentLocker.js'
 import { instrumentStore } from './instrumentStore.js'
 import { stampReserved } from './reservedMetadata.js'
 import { uploadIdOf } from './uploadUrl.js'
+import { nodeOf } from './webRequest.js'
 
 export interface TusEndpoint {
   server: Server
@@ -27,10 +27,6 @@ export interface TusEndpoint {
 }
 
 /** The Node request and response under a web Request of `@tus/server` (srvx keeps them there). */
-function nodeOf(req: Request): { req: IncomingMessage; res?: ServerResponse } {
-  return (req as Request & { runtime: { node: { req: IncomingMessage; res?: ServerResponse } } }).runtime.node
-}
-
 /** `@tus/server` set up as tusgate serves it: our ids, our HEAD, events logged and counted, and the hooks. */
 export function createTusServer(
   config: Config,
@@ -64,11 +60,15 @@ export function createTusServer(
       return id
     },
     getFileIdFromRequest: (req) => uploadIdOf(req),
-    // pre-create first (it may refuse, or change the id and metadata); then the creator's principal and
-    // the Upload-Concat go into reserved metadata keys, and a client's or hook's own values for them are dropped.
+    // The creator's principal and the Upload-Concat go into reserved metadata keys (a client's own values
+    // for them are dropped), so that pre-create sees a partial or final upload; pre-create may then refuse,
+    // or change the id and metadata, and the keys are stamped again so no hook can set or drop them.
     onUploadCreate: async (req, upload) => {
-      await hooks?.preCreate(nodeOf(req).req, nodeOf(req).res, upload)
-      return stampReserved(ownerStamp, concatStamp)(req, upload)
+      const stamp = stampReserved(ownerStamp, concatStamp)
+      if (!hooks) return stamp(req, upload)
+      upload.metadata = (await stamp(req, upload)).metadata ?? upload.metadata
+      await hooks.preCreate(nodeOf(req).req, nodeOf(req).res, upload)
+      return stamp(req, upload)
     },
     // A creation that is also the whole upload (creation-with-upload, or an empty upload).
     onUploadFinish: async (req, upload) => {

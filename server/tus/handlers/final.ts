@@ -14,15 +14,9 @@ import { requestContext } from '../../requestContext.js'
 import { enableConcatenation, isPartialUpload, partialsNamed } from '../concat.js'
 import { type TusError, toTusError } from '../errors.js'
 import { hasBody } from '../reply.js'
+import { webRequestOf } from '../webRequest.js'
 
 const refuse = (body: string, status_code = 400): TusError => ({ status_code, body: `${body}\n` })
-
-/** The Express request as the web Request `@tus/server`'s hooks and URL builder take. */
-function webRequestOf(req: Request): globalThis.Request {
-  const headers = new Headers()
-  for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i], req.rawHeaders[i + 1])
-  return new globalThis.Request(new URL(req.originalUrl, 'http://localhost'), { method: 'POST', headers })
-}
 
 /**
  * Locks every upload of `ids` (in sorted order, so two requests never wait on each other), or none:
@@ -113,7 +107,7 @@ export function finalUploadHandler(
 
       const id = newUploadId()
       if (context) context.uploadId = id
-      const web = webRequestOf(req)
+      const web = webRequestOf(req, res)
       const upload = new Upload({ id, size, offset: 0, metadata })
       const created = await server.options.onUploadCreate?.(web, upload)
       if (created?.metadata) upload.metadata = created.metadata
