@@ -29,7 +29,9 @@ export async function listen(config: Config, app: App, logger: Logger): Promise<
   )
   app.metrics.openConnections(server)
   server.timeout = config.UPLOAD_IDLE_TIMEOUT
-  server.keepAliveTimeout = 5000
+  // Longer than the idle timeouts of clients and proxies (Node's agent keeps idle sockets 5 s, nginx and
+  // cloud load balancers 60 s): the server closing a socket just as a client reuses it shows as ECONNRESET.
+  server.keepAliveTimeout = 65_000
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     // Node's default backlog (511) overflows when a thousand clients connect at once; the kernel caps this.

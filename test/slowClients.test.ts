@@ -76,3 +76,29 @@ describe('slow and hostile clients', () => {
     expect((await request(url.toString())).body.toString()).toBe('a'.repeat(40) + 'b'.repeat(60))
   })
 })
+
+test('an idle kept-alive connection outlives a Node client agent idle time (5 s): the server is not the one to close it', async () => {
+  const server = await startServer()
+  const port = Number(new URL(server.url).port)
+  const socket = net.connect(port, '127.0.0.1')
+  try {
+    const options = `OPTIONS /files HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n\r\n`
+    const answer = () =>
+      new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no answer')), 5_000)
+        socket.once('data', (chunk: Buffer) => {
+          clearTimeout(timer)
+          resolve(chunk.toString())
+        })
+      })
+    socket.write(options)
+    expect(await answer()).toMatch(/^HTTP\/1\.1 204/)
+    await sleep(6_000)
+    expect(socket.destroyed).toBe(false)
+    socket.write(options)
+    expect(await answer()).toMatch(/^HTTP\/1\.1 204/)
+  } finally {
+    socket.destroy()
+    await server.stop()
+  }
+})
