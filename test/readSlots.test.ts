@@ -139,7 +139,7 @@ test('a PATCH waiting for a turn is not ended by UPLOAD_IDLE_TIMEOUT, and a stal
     // the idle timeout for theirs, with their sockets quiet meanwhile.
     const slow = randomData(40_000, 4)
     const slowUrls = await Promise.all(Array.from({ length: 6 }, () => createUpload(server.url, { 'Upload-Length': slow.length })))
-    const pacing = slowUrls.map((url) => pacedPatch(url, 0, slow, { piece: 100, delayMs: 5, holdMs: 0 }))
+    const pacing = slowUrls.map((url) => pacedPatch(url, 0, slow, { piece: 50, delayMs: 1, holdMs: 0 }))
     await sleep(30)
     const fast = randomData(4 * MiB, 3)
     const fastUrls = await Promise.all(Array.from({ length: 3 }, () => createUpload(server.url, { 'Upload-Length': fast.length })))

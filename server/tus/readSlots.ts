@@ -1,10 +1,11 @@
 import type { Readable, Writable } from 'node:stream'
 import type { Config } from '../config.js'
 
-// A turn ends after this many bytes, after this long, or when its client sends nothing for IDLE_MS.
+// A turn ends after this many bytes, after this long, or when nothing more has arrived for IDLE_MS (the
+// client is sending slower than it is read: it waits outside the slots until its next chunk).
 const QUANTUM = 512 * 1024
 const TURN_MS = 200
-const IDLE_MS = 20
+const IDLE_MS = 5
 
 /**
  * Bounded, round-robin reading of request bodies: at most `slots` bodies are read at once, each for a
@@ -47,6 +48,11 @@ export class ReadSlots {
   release(): void {
     this.active--
     this.next()
+  }
+
+  /** Whether a body waits for a turn (a turn is only ended for someone). */
+  get contended(): boolean {
+    return this.queue.size > 0
   }
 
   /** `body` no longer waits (it is gone). */
@@ -129,7 +135,7 @@ class ScheduledBody {
     }
     this.turnBytes += chunk.length
     this.lastData = performance.now()
-    if (this.turnBytes >= QUANTUM) this.yieldTurn(true)
+    if (this.turnBytes >= QUANTUM) this.endTurn(true)
   }
 
   private readonly onDrain = () => {
@@ -145,9 +151,16 @@ class ScheduledBody {
     const now = performance.now()
     // Waiting on the store (sink full) is not the client's silence.
     const quiet = !this.sinkFull && now - this.lastData >= IDLE_MS
-    if (quiet) return this.yieldTurn(false)
-    if (now - this.turnStarted >= TURN_MS) return this.yieldTurn(true)
-    this.timer = setTimeout(this.onTimer, IDLE_MS)
+    if (quiet && this.slots.contended) return this.yieldTurn(false)
+    if (now - this.turnStarted >= TURN_MS) this.endTurn(true)
+    if (this.state === 'reading' && !this.timer) this.timer = setTimeout(this.onTimer, IDLE_MS)
+  }
+
+  /** A turn used up: yields to a waiting body, or, with none waiting, goes on with a fresh turn (no pause). */
+  private endTurn(hasData: boolean): void {
+    if (this.slots.contended) return this.yieldTurn(hasData)
+    this.turnBytes = 0
+    this.turnStarted = performance.now()
   }
 
   /**
