@@ -107,6 +107,8 @@ const schema = z.object({
   UPLOAD_EXPIRES_AFTER: duration.prefault('24h'),
   EXPIRY_SWEEP_INTERVAL: duration.refine((v) => v >= 1000, 'expected at least 1s').prefault('10m'),
   UPLOAD_IDLE_TIMEOUT: duration.prefault('60s'),
+  // How many request bodies are read at once (in turns, round-robin); 0: all at once.
+  READ_SLOTS: z.coerce.number().int().min(0).default(16),
   HEADERS_TIMEOUT: duration.prefault('10s'),
   CORS_ORIGINS: z.string().default('*'),
   CORS_CREDENTIALS: flag.prefault('false'),

@@ -3,6 +3,7 @@ import type { Request } from 'express'
 import { type DataStore, ERRORS, type Locker, StreamLimiter, type Upload } from '@tus/utils'
 import type { Config } from '../../config.js'
 import type { Logger } from '../../logger.js'
+import { type ReadSlots, readSlotsOf } from '../readSlots.js'
 
 /** A whole non-negative integer header, or undefined when absent; NaN when malformed. */
 export function integerHeader(value: string | undefined): number | undefined {
@@ -19,14 +20,17 @@ export function roomFor(config: Config, upload: Upload, offset: number): number 
 /**
  * The request body as a stream that ends cleanly, rather than failing, when the client goes away or
  * `stop()` is called: a store then keeps every byte that arrived (a file store as is, S3 as a part).
+ * It is read in turns with the other bodies (READ_SLOTS), or piped as it comes when that is 0.
  */
-function bodyOf(req: Request): { body: PassThrough; stop(): void } {
+function bodyOf(req: Request, slots: ReadSlots | undefined): { body: PassThrough; stop(): void } {
   const body = new PassThrough()
+  let detach = (): unknown => req.unpipe(body)
+  if (slots) detach = slots.feed(req, body)
+  else req.pipe(body)
   const stop = () => {
-    req.unpipe(body)
+    detach()
     if (!body.writableEnded) body.end()
   }
-  req.pipe(body)
   req.once('aborted', stop)
   req.once('error', stop)
   // 'close' before the body ended: the socket went away.
@@ -72,7 +76,7 @@ export async function lockForBodyWrite(config: Config, locker: Locker, req: Requ
   return {
     async write(store, offset, room) {
       const contentLength = integerHeader(req.get('content-length'))
-      const { body, stop } = bodyOf(req)
+      const { body, stop } = bodyOf(req, readSlotsOf(config))
       stopBody = stop
       if (released) stop()
       // With a Content-Length the HTTP parser already stops at it; a chunked body needs a cap.

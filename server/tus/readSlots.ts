@@ -1,0 +1,225 @@
+import type { Readable, Writable } from 'node:stream'
+import type { Config } from '../config.js'
+
+// A turn ends after this many bytes, after this long, or when nothing more has arrived for IDLE_MS (the
+// client is sending slower than it is read: it waits outside the slots until its next chunk).
+const QUANTUM = 512 * 1024
+const TURN_MS = 200
+const IDLE_MS = 5
+
+/**
+ * Bounded, round-robin reading of request bodies: at most `slots` bodies are read at once, each for a
+ * turn, then it yields to the next waiting one. A waiting body is paused, so its socket stops being read
+ * and TCP flow control holds its client back: memory stays bounded and each event-loop iteration serves
+ * a bounded number of sockets, so a HEAD or a new connection is not queued behind a thousand uploads.
+ * A body whose client went quiet yields its slot and is "parked": it flows again, outside the slots,
+ * until its next chunk arrives, and only then queues for a turn (no slot is held by a stalled client,
+ * and such a client still meets the socket's idle timeout on its own).
+ */
+export class ReadSlots {
+  private active = 0
+  /** Bodies with data waiting for a turn, oldest first (a Set keeps insertion order and deletes in O(1)). */
+  private readonly queue = new Set<ScheduledBody>()
+
+  constructor(readonly slots: number) {}
+
+  /**
+   * Feeds `source` into `sink` as the slots allow, honouring the sink's backpressure; ends the sink when
+   * the source ends. Returns a detach function (idempotent) that stops feeding without ending the sink.
+   */
+  feed(source: Readable, sink: Writable): () => void {
+    const body = new ScheduledBody(this, source, sink)
+    body.start()
+    return () => body.detach()
+  }
+
+  /** Gives `body` a turn now if a slot is free, else queues it. */
+  request(body: ScheduledBody): void {
+    if (this.active < this.slots && this.queue.size === 0) {
+      this.active++
+      body.grant()
+    } else {
+      this.queue.add(body)
+      body.waiting()
+    }
+  }
+
+  /** `body` gave back its slot (its turn ended, or it is gone). */
+  release(): void {
+    this.active--
+    this.next()
+  }
+
+  /** Whether a body waits for a turn (a turn is only ended for someone). */
+  get contended(): boolean {
+    return this.queue.size > 0
+  }
+
+  /** `body` no longer waits (it is gone). */
+  dequeue(body: ScheduledBody): void {
+    this.queue.delete(body)
+  }
+
+  private next(): void {
+    while (this.active < this.slots && this.queue.size > 0) {
+      const body = this.queue.values().next().value as ScheduledBody
+      this.queue.delete(body)
+      this.active++
+      body.grant()
+    }
+  }
+}
+
+// parked: flowing outside the slots until its quiet client sends again; queued: paused, waiting for a turn;
+// reading: in its turn; blocked: paused after its turn until the store drains what it was given.
+type State = 'parked' | 'queued' | 'reading' | 'blocked' | 'done'
+
+class ScheduledBody {
+  private state: State = 'parked'
+  private turnBytes = 0
+  private turnStarted = 0
+  private lastData = 0
+  private sinkFull = false
+  private timer?: NodeJS.Timeout
+  /** The socket's idle timeout, off while waiting for a turn (not idle by the client's fault). */
+  private socketTimeout = 0
+
+  constructor(
+    private readonly slots: ReadSlots,
+    private readonly source: Readable,
+    private readonly sink: Writable,
+  ) {}
+
+  start(): void {
+    this.source.on('data', this.onData)
+    this.source.once('end', this.onEnd)
+    this.sink.once('close', this.detach)
+    this.sink.on('drain', this.onDrain)
+    // Paused explicitly, so that other 'data' listeners (the post-receive hook's byte count) do not resume it.
+    this.source.pause()
+    this.slots.request(this)
+  }
+
+  /** Queued: paused, its socket's idle timer off. */
+  waiting(): void {
+    this.state = 'queued'
+    this.source.pause()
+    const socket = this.socketOf()
+    if (socket && socket.timeout) {
+      this.socketTimeout = socket.timeout
+      socket.setTimeout(0)
+    }
+  }
+
+  /** Its turn: read until the quantum, the turn's time or the client's silence ends it. */
+  grant(): void {
+    this.restoreSocketTimeout()
+    this.state = 'reading'
+    this.turnBytes = 0
+    this.turnStarted = this.lastData = performance.now()
+    this.timer = setTimeout(this.onTimer, IDLE_MS)
+    if (!this.sinkFull) this.source.resume()
+  }
+
+  private readonly onData = (chunk: Buffer) => {
+    if (this.state === 'done') return
+    if (!this.sink.write(chunk)) {
+      this.sinkFull = true
+      this.source.pause()
+    }
+    if (this.state === 'parked') {
+      // The quiet client spoke again: back in line for a turn.
+      this.source.pause()
+      this.slots.request(this)
+      return
+    }
+    this.turnBytes += chunk.length
+    this.lastData = performance.now()
+    if (this.turnBytes >= QUANTUM) this.endTurn(true)
+  }
+
+  private readonly onDrain = () => {
+    this.sinkFull = false
+    if (this.state === 'parked') this.source.resume()
+    else if (this.state === 'blocked') this.slots.request(this)
+    else if (this.state === 'reading') this.source.resume()
+  }
+
+  private readonly onTimer = () => {
+    this.timer = undefined
+    if (this.state !== 'reading') return
+    const now = performance.now()
+    // Waiting on the store (sink full) is not the client's silence.
+    const quiet = !this.sinkFull && now - this.lastData >= IDLE_MS
+    if (quiet && this.slots.contended) return this.yieldTurn(false)
+    if (now - this.turnStarted >= TURN_MS) this.endTurn(true)
+    if (this.state === 'reading' && !this.timer) this.timer = setTimeout(this.onTimer, IDLE_MS)
+  }
+
+  /** A turn used up: yields to a waiting body, or, with none waiting, goes on with a fresh turn (no pause). */
+  private endTurn(hasData: boolean): void {
+    if (this.slots.contended) return this.yieldTurn(hasData)
+    this.turnBytes = 0
+    this.turnStarted = performance.now()
+  }
+
+  /**
+   * Ends the turn: to the back of the line when it has more to send (once the store took what it has,
+   * so a slow store holds no slot), else parked until it does.
+   */
+  private yieldTurn(hasData: boolean): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.source.pause()
+    this.slots.release()
+    if (hasData && this.sinkFull) this.state = 'blocked'
+    else if (hasData) this.slots.request(this)
+    else {
+      this.state = 'parked'
+      this.source.resume()
+    }
+  }
+
+  private readonly onEnd = () => {
+    this.detach()
+    this.sink.end()
+  }
+
+  /** Stops feeding the sink, giving back the slot or the place in line. */
+  readonly detach = () => {
+    if (this.state === 'done') return
+    if (this.state === 'reading') {
+      clearTimeout(this.timer)
+      this.slots.release()
+    } else if (this.state === 'queued') {
+      this.slots.dequeue(this)
+      this.restoreSocketTimeout()
+    }
+    this.state = 'done'
+    this.source.off('data', this.onData)
+    this.source.off('end', this.onEnd)
+    this.sink.off('close', this.detach)
+    this.sink.off('drain', this.onDrain)
+    this.source.pause()
+  }
+
+  private socketOf() {
+    return (this.source as Readable & { socket?: import('node:net').Socket }).socket
+  }
+
+  private restoreSocketTimeout(): void {
+    if (this.socketTimeout === 0) return
+    this.socketOf()?.setTimeout(this.socketTimeout)
+    this.socketTimeout = 0
+  }
+}
+
+const perConfig = new WeakMap<Config, ReadSlots>()
+
+/** The read slots of a server (one per configuration), or undefined when READ_SLOTS is 0 (unbounded). */
+export function readSlotsOf(config: Config): ReadSlots | undefined {
+  if (config.READ_SLOTS === 0) return undefined
+  let slots = perConfig.get(config)
+  if (!slots) perConfig.set(config, (slots = new ReadSlots(config.READ_SLOTS)))
+  return slots
+}
