@@ -1,11 +1,14 @@
 import type { Readable, Writable } from 'node:stream'
 import type { Config } from '../config.js'
 
-// A turn ends after this many bytes, after this long, or when nothing more has arrived for IDLE_MS (the
-// client is sending slower than it is read: it waits outside the slots until its next chunk).
+// A turn ends after this many bytes, after this long, or, with others waiting, at a short read or when
+// nothing more has arrived for IDLE_MS (the client sends slower than it is read: it waits outside the
+// slots until its next chunk).
 const QUANTUM = 512 * 1024
 const TURN_MS = 200
 const IDLE_MS = 5
+// A socket read shorter than this found the kernel's buffer drained (Node reads up to 64 KiB at once).
+const SHORT_READ = 16 * 1024
 
 /**
  * Bounded, round-robin reading of request bodies: at most `slots` bodies are read at once, each for a
@@ -135,6 +138,9 @@ class ScheduledBody {
     }
     this.turnBytes += chunk.length
     this.lastData = performance.now()
+    // A short read emptied what the socket had: the client sends slower than it is read. It waits for its
+    // next bytes outside the slots, so that steady but slow clients are never capped by the slot count.
+    if (chunk.length < SHORT_READ && this.slots.contended) return this.yieldTurn(false)
     if (this.turnBytes >= QUANTUM) this.endTurn(true)
   }
 
