@@ -6,11 +6,11 @@ import { existsSync, readdirSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { ListObjectsV2Command, type S3 } from '@aws-sdk/client-s3'
-import { SignJWT } from 'jose'
 import * as tus from 'tus-js-client'
 import { MIN_PART, planParts } from '../stores/s3/concatPlan.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
+import { hsTokens, TEST_SECRET } from './helpers/tokens.js'
 import { type InProcessServer, startServer, tempDir } from './helpers/servers.js'
 
 // tus-js-client exports FileUrlStorage in Node, but its typings leave it out.
@@ -369,12 +369,11 @@ describe('concatenation on S3 (Ceph radosgw)', () => {
 })
 
 describe('concatenation with AUTH_MODE=jwt', () => {
-  const SECRET = 'a-test-secret-that-is-long-enough-for-hs256'
-  const token = (sub: string, claims: Record<string, unknown> = {}) =>
-    new SignJWT({ sub, exp: Math.floor(Date.now() / 1000) + 600, ...claims }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET))
+  const mint = hsTokens()
+  const token = (sub: string, claims: Record<string, unknown> = {}) => mint({ sub, ...claims })
   let server: InProcessServer
   beforeAll(async () => {
-    server = await startServer({ AUTH_MODE: 'jwt', JWT_SECRET: SECRET })
+    server = await startServer({ AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET })
   })
   afterAll(() => server?.stop())
 

@@ -5,11 +5,11 @@ import { readdirSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { SignJWT } from 'jose'
 import * as tus from 'tus-js-client'
 import { type Azurite, startAzurite } from './helpers/azurite.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { patch as tusPatch, randomData, type RawResponse, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
+import { hsTokens, TEST_SECRET } from './helpers/tokens.js'
 import { type InProcessServer, startServer, tempDir } from './helpers/servers.js'
 
 const MiB = 1024 * 1024
@@ -520,10 +520,9 @@ describe('IETF resumable uploads: limits, ownership, HTTP details', () => {
   })
 
   test('with AUTH_MODE=jwt an IETF upload belongs to its creator; to anyone else it does not exist', async () => {
-    const secret = 'a-test-secret-that-is-long-enough-for-hs256'
-    const server = await startServer({ AUTH_MODE: 'jwt', JWT_SECRET: secret })
-    const token = (sub: string) =>
-      new SignJWT({ sub, exp: Math.floor(Date.now() / 1000) + 600 }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret))
+    const server = await startServer({ AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET })
+    const mint = hsTokens()
+    const token = (sub: string) => mint({ sub })
     try {
       const files = `${server.url}/files`
       const alice = { Authorization: `Bearer ${await token('alice')}` }
