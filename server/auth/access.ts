@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 import { typeAllowed } from '../limits/fileTypes.js'
 import { toTusError } from '../tus/errors.js'
+import { integerHeader } from '../tus/integerHeader.js'
 import { hasBody, tusReply } from '../tus/reply.js'
 import { isUploadId } from '../../stores/uploadId.js'
 import { createVerifier, type Grant, InvalidToken } from './jwt.js'
@@ -33,8 +34,9 @@ const NO_UPLOAD = 'not-an-upload'
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i
 
 /** A whole non-negative integer header, undefined when absent or malformed (the tus layer answers those). */
-function integerHeader(value: string | undefined): number | undefined {
-  return value !== undefined && /^\d{1,16}$/.test(value) && Number.isSafeInteger(Number(value)) ? Number(value) : undefined
+function wholeHeader(value: string | undefined): number | undefined {
+  const number = integerHeader(value)
+  return Number.isNaN(number) ? undefined : number
 }
 
 /**
@@ -86,8 +88,8 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
   const creationLimits = (req: Request, res: Response, grant: Grant): boolean => {
     const { maxSize, allowedTypes } = grant
     if (maxSize !== undefined) {
-      const length = integerHeader(req.get('upload-length'))
-      const body = integerHeader(req.get('content-length'))
+      const length = wholeHeader(req.get('upload-length'))
+      const body = wholeHeader(req.get('content-length'))
       if ((length ?? 0) > maxSize || (body ?? 0) > maxSize) {
         reply(req, res, 413, `This token allows uploads of at most ${maxSize} bytes`)
         return false
@@ -119,9 +121,9 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
   const patchLimits = (req: Request, res: Response, grant: Grant, upload: Upload): boolean => {
     const { maxSize } = grant
     if (maxSize === undefined) return true
-    const declared = integerHeader(req.get('upload-length'))
-    const offset = integerHeader(req.get('upload-offset')) ?? 0
-    const body = integerHeader(req.get('content-length'))
+    const declared = wholeHeader(req.get('upload-length'))
+    const offset = wholeHeader(req.get('upload-offset')) ?? 0
+    const body = wholeHeader(req.get('content-length'))
     if ((declared ?? 0) > maxSize || offset + (body ?? 0) > maxSize) {
       reply(req, res, 413, `This token allows uploads of at most ${maxSize} bytes`)
       return false

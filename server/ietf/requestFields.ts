@@ -1,5 +1,5 @@
 import type { Request } from 'express'
-import { integerHeader } from '../tus/handlers/bodyWrite.js'
+import { integerHeader } from '../tus/integerHeader.js'
 import { IetfError } from './reply.js'
 import { type Dialect, requestCompletes } from './versions.js'
 

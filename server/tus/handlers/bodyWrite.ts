@@ -3,13 +3,8 @@ import type { Request } from 'express'
 import { type DataStore, ERRORS, type Locker, StreamLimiter, type Upload } from '@tus/utils'
 import type { Config } from '../../config.js'
 import type { Logger } from '../../logger.js'
+import { integerHeader } from '../integerHeader.js'
 import { type ReadSlots, readSlotsOf } from '../readSlots.js'
-
-/** A whole non-negative integer header, or undefined when absent; NaN when malformed. */
-export function integerHeader(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined
-  return /^(0|[1-9]\d{0,15})$/.test(value) && Number.isSafeInteger(Number(value)) ? Number(value) : Number.NaN
-}
 
 /** How many bytes may still be written to an upload at `offset`: up to its length, else up to MAX_SIZE. */
 export function roomFor(config: Config, upload: Upload, offset: number): number {

@@ -10,7 +10,8 @@ import type { Logger } from '../../logger.js'
 import { FINAL_UPLOAD_PATCH, isFinalUpload } from '../concat.js'
 import { toTusError } from '../errors.js'
 import { uploadIdOf } from '../uploadUrl.js'
-import { type BodyWrite, integerHeader, lockForBodyWrite, roomFor } from './bodyWrite.js'
+import { integerHeader } from '../integerHeader.js'
+import { type BodyWrite, lockForBodyWrite, roomFor } from './bodyWrite.js'
 
 /**
  * PATCH of an upload, ours rather than `@tus/server`'s: it streams the Node request into the store
