@@ -18,7 +18,9 @@ import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
 import { download } from './tus/download.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
 import { finalUploadHandler } from './tus/handlers/final.js'
+import { headHandler } from './tus/handlers/head.js'
 import { patchHandler } from './tus/handlers/patch.js'
+import { postHandler } from './tus/handlers/post.js'
 import { isFinalHeader } from './tus/concat.js'
 import { protocolGuard } from './tus/protocolGuard.js'
 import { webUi } from './web/index.js'
@@ -64,17 +66,20 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const get = download(config, store, logger)
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tusRoute = [collection, `${collection}/{*splat}`]
+  const head = headHandler(config, store.datastore, tus.locker, logger)
   const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger, hooks)
-  // Undefined for a store that cannot concatenate: @tus/server then answers Upload-Concat with 501.
+  // Undefined for a store that cannot concatenate: Upload-Concat is then answered with 501.
   const final = finalUploadHandler(config, tus.server, store, tus.locker, logger)
+  const post = postHandler(config, tus, store.datastore, final !== undefined, logger, hooks)
   // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.
   const ietf = ietfRouter(config, tus, store.datastore, access, limits.uploads, logger)
   app.all(tusRoute, ietf, protocolGuard(config), access.uploads, limits.uploads, checksumRequests(config), (req, res, next) => {
     // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
     if (config.CORS_ORIGINS !== '*') res.vary('Origin')
-    // PATCH and final uploads' creations are ours; the rest is @tus/server's.
+    // HEAD, PATCH and POST are ours; OPTIONS and DELETE are @tus/server's.
+    if (req.method === 'HEAD') return void head(req, res).catch(next)
     if (req.method === 'PATCH') return void patch(req, res).catch(next)
-    if (final && req.method === 'POST' && isFinalHeader(req.get('upload-concat'))) return void final(req, res).catch(next)
+    if (req.method === 'POST') return void (final && isFinalHeader(req.get('upload-concat')) ? final : post)(req, res).catch(next)
     void tus.server.handle(req, res).catch(next)
   })
 

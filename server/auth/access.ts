@@ -1,5 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express'
-import { type DataStore, ERRORS, Metadata, TUS_RESUMABLE, type Upload } from '@tus/utils'
+import { type DataStore, ERRORS, Metadata, type Upload } from '@tus/utils'
 import type { Config } from '../config.js'
 import { corsHeaders } from '../cors.js'
 import type { Logger } from '../logger.js'
@@ -7,7 +7,7 @@ import { requestContext } from '../requestContext.js'
 import { typeAllowed } from '../limits/fileTypes.js'
 import { toTusError } from '../tus/errors.js'
 import { integerHeader } from '../tus/integerHeader.js'
-import { hasBody, tusReply } from '../tus/reply.js'
+import { replyError, setTusHeaders, tusReply } from '../tus/reply.js'
 import { isUploadId } from '../../stores/uploadId.js'
 import { createVerifier, type Grant, InvalidToken } from './jwt.js'
 import { ownerOf } from './owner.js'
@@ -29,7 +29,7 @@ const grants = new WeakMap<Request, Grant>()
 /** What a request's verified token lets it do; undefined with authentication off. */
 export const grantOf = (req: Request): Grant | undefined => grants.get(req)
 
-// Not an upload id: a handler given it answers exactly as for an unknown upload, before any lock or store.
+// Not an upload id: @tus/server given it answers exactly as for an unknown upload, before any lock or store.
 const NO_UPLOAD = 'not-an-upload'
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i
 
@@ -167,15 +167,14 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
       return reply(req, res, status_code, body)
     }
     if (upload) return req.method !== 'PATCH' || patchLimits(req, res, grant, upload) ? next() : undefined
-    if (req.method === 'PATCH') {
-      // As patch.ts answers an unknown upload.
-      res.set({ ...corsHeaders(config, req.headers.origin), 'Tus-Resumable': TUS_RESUMABLE })
-      const { status_code, body } = ERRORS.FILE_NOT_FOUND
-      return void res.status(status_code).set({ Connection: req.complete ? 'keep-alive' : 'close' }).type('text/plain').send(body)
+    if (req.method === 'DELETE') {
+      // @tus/server's DELETE answers an id that is not ours with its 404 at once, as for an unknown upload.
+      req.url = `${config.TUS_PATH}/${NO_UPLOAD}`
+      return next()
     }
-    // HEAD and DELETE: @tus/server answers an id that is not ours with its 404 at once, as for an unknown upload.
-    req.url = `${config.TUS_PATH}/${NO_UPLOAD}`
-    next()
+    // HEAD and PATCH: as their handlers answer an unknown upload.
+    setTusHeaders(config, req, res)
+    replyError(logger, req, res, ERRORS.FILE_NOT_FOUND)
   }
 
   const downloads: RequestHandler = async (req, res, next) => {

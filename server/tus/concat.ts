@@ -33,7 +33,8 @@ export function partialIdsOf(upload: Pick<Upload, 'metadata'>): string[] | undef
 
 /** Records a creation's Upload-Concat (only a valid one: `@tus/server` answers 400 for any other). */
 export const concatStamp: ReservedStamp = (req): Record<string, string> => {
-  const value = req.headers.get('upload-concat')?.trim()
+  const header = req.headers['upload-concat']
+  const value = typeof header === 'string' ? header.trim() : undefined
   return value === 'partial' || isFinalHeader(value) ? { [CONCAT_KEY]: value } : {}
 }
 

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { EVENTS, Server } from '@tus/server'
 import type { DataStore, Locker, Upload } from '@tus/utils'
 import type { Config } from '../config.js'
@@ -6,28 +7,43 @@ import { IETF_FIELDS } from '../ietf/versions.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { ownerStamp } from '../auth/owner.js'
-import type { Hooks } from '../hooks/index.js'
+import type { Hooks, ResponseChanges } from '../hooks/index.js'
 import { requestContext } from '../requestContext.js'
-import { newUploadId } from '../../stores/uploadId.js'
 import { mapTusError } from './errors.js'
 import { concatStamp } from './concat.js'
-import { HeadHandler } from './handlers/head.js'
 import { instrumentLocker } from './instrumentLocker.js'
 import { instrumentStore } from './instrumentStore.js'
 import { stampReserved } from './reservedMetadata.js'
 import { uploadIdOf } from './uploadUrl.js'
 import { nodeOf } from './webRequest.js'
 
+/** What happens around every creation and finish, whoever handles the request. */
+export interface UploadLifecycle {
+  /**
+   * Before an upload is stored: the creator's principal and the Upload-Concat go into reserved metadata
+   * keys (a client's own values for them are dropped), so that pre-create sees a partial or final upload;
+   * pre-create may then refuse (it throws), or change the id and metadata, and the keys are stamped again
+   * so no hook can set or drop them.
+   */
+  prepare(req: IncomingMessage, res: ServerResponse | undefined, upload: Upload): Promise<void>
+  /** Once stored: counted, logged, post-create sent. */
+  created(req: IncomingMessage, upload: Upload): void
+  /** Its last byte stored: pre-finish, whose answer may change the response (post-finish queued). */
+  finishing(req: IncomingMessage, upload: Upload): Promise<ResponseChanges>
+  /** Once finished and answered: counted and logged. */
+  finished(upload: Upload): void
+}
+
 export interface TusEndpoint {
   server: Server
+  lifecycle: UploadLifecycle
   /** The locker as the tus handlers use it (instrumented). */
   locker: Locker
   /** Resolves when no write to the store is in progress. */
   drain(): Promise<void>
 }
 
-/** The Node request and response under a web Request of `@tus/server` (srvx keeps them there). */
-/** `@tus/server` set up as tusgate serves it: our ids, our HEAD, events logged and counted, and the hooks. */
+/** `@tus/server` set up as tusgate serves it: our ids, events logged and counted, and the hooks. */
 export function createTusServer(
   config: Config,
   datastore: DataStore,
@@ -41,6 +57,26 @@ export function createTusServer(
   const queued = new WeakMap<Request, Promise<void>>()
   const writes = instrumentStore(datastore, metrics)
   const locker = instrumentLocker(storeLocker, metrics)
+  const ids = (upload: Upload) => ({ requestId: requestContext.current()?.requestId, uploadId: upload.id })
+  const stamp = stampReserved(ownerStamp, concatStamp)
+  const lifecycle: UploadLifecycle = {
+    async prepare(req, res, upload) {
+      stamp(req, upload)
+      if (!hooks) return
+      await hooks.preCreate(req, res, upload)
+      stamp(req, upload)
+    },
+    created(req, upload) {
+      metrics.uploadsCreated.inc()
+      logger.info('upload created', { ...ids(upload), size: upload.size })
+      hooks?.postCreate(req, upload)
+    },
+    finishing: async (req, upload) => hooks?.finishing(req, upload),
+    finished(upload) {
+      metrics.uploadsFinished.inc()
+      logger.info('upload finished', { ...ids(upload), size: upload.size })
+    },
+  }
   const server = new Server({
     path: config.TUS_PATH,
     datastore,
@@ -53,26 +89,14 @@ export function createTusServer(
     allowedCredentials: config.CORS_CREDENTIALS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
     allowedHeaders: ['X-Request-Id', 'Upload-Checksum', ...IETF_FIELDS],
-    namingFunction: () => {
-      const id = newUploadId()
-      const context = requestContext.current()
-      if (context) context.uploadId = id
-      return id
-    },
     getFileIdFromRequest: (req) => uploadIdOf(req),
-    // The creator's principal and the Upload-Concat go into reserved metadata keys (a client's own values
-    // for them are dropped), so that pre-create sees a partial or final upload; pre-create may then refuse,
-    // or change the id and metadata, and the keys are stamped again so no hook can set or drop them.
+    // Creations are ours (post.ts, final.ts, the IETF draft's); these serve those that pass a web Request.
     onUploadCreate: async (req, upload) => {
-      const stamp = stampReserved(ownerStamp, concatStamp)
-      if (!hooks) return stamp(req, upload)
-      upload.metadata = (await stamp(req, upload)).metadata ?? upload.metadata
-      await hooks.preCreate(nodeOf(req).req, nodeOf(req).res, upload)
-      return stamp(req, upload)
+      await lifecycle.prepare(nodeOf(req).req, nodeOf(req).res, upload)
+      return { metadata: upload.metadata }
     },
-    // A creation that is also the whole upload (creation-with-upload, or an empty upload).
     onUploadFinish: async (req, upload) => {
-      const changes = await hooks?.finishing(nodeOf(req).req, upload)
+      const changes = await lifecycle.finishing(nodeOf(req).req, upload)
       return { status_code: changes?.StatusCode || undefined, body: changes?.Body || undefined, headers: changes?.Header ?? undefined }
     },
     onIncomingRequest: async (req, id) => {
@@ -85,18 +109,9 @@ export function createTusServer(
     },
     onResponseError: mapTusError(logger),
   })
-  server.handlers.HEAD = new HeadHandler(datastore, locker) as unknown as Server['handlers']['HEAD']
 
-  const ids = (upload: Upload) => ({ requestId: requestContext.current()?.requestId, uploadId: upload.id })
-  server.on(EVENTS.POST_CREATE, (req, upload) => {
-    metrics.uploadsCreated.inc()
-    logger.info('upload created', { ...ids(upload), size: upload.size })
-    hooks?.postCreate(nodeOf(req).req, upload)
-  })
-  server.on(EVENTS.POST_FINISH, (_req, _res, upload) => {
-    metrics.uploadsFinished.inc()
-    logger.info('upload finished', { ...ids(upload), size: upload.size })
-  })
+  server.on(EVENTS.POST_CREATE, (req, upload) => lifecycle.created(nodeOf(req).req, upload))
+  server.on(EVENTS.POST_FINISH, (_req, _res, upload) => lifecycle.finished(upload))
   server.on(EVENTS.POST_TERMINATE, (req, _res, id) => {
     metrics.uploadsTerminated.inc()
     logger.info('upload terminated', { requestId: requestContext.current()?.requestId, uploadId: id })
@@ -112,5 +127,5 @@ export function createTusServer(
     await queued.get(req)
     return response
   }
-  return { server, locker, drain: writes.drain }
+  return { server, lifecycle, locker, drain: writes.drain }
 }

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import type { Upload } from '@tus/utils'
 
 /**
@@ -10,7 +11,7 @@ export const RESERVED_PREFIX = 'tusgate-'
 const isReservedKey = (key: string) => key.toLowerCase().startsWith(RESERVED_PREFIX)
 
 /** What one concern records on an upload at its creation, from the creation request (nothing: `{}`). */
-export type ReservedStamp = (req: Request) => Record<string, string>
+export type ReservedStamp = (req: IncomingMessage) => Record<string, string>
 
 /** An upload's metadata as clients may see it: without reserved keys; undefined when nothing is left. */
 export function visibleMetadata(metadata: Upload['metadata']): Upload['metadata'] {
@@ -20,15 +21,15 @@ export function visibleMetadata(metadata: Upload['metadata']): Upload['metadata'
 }
 
 /**
- * `@tus/server`'s onUploadCreate: drops every reserved key a client sent (in any letter case) and records
- * what the stamps give. Leaves the metadata untouched when there is nothing to change.
+ * Drops every reserved key of an upload being created (a client's, in any letter case) and records what
+ * the stamps give. Leaves the metadata untouched when there is nothing to change.
  */
-export function stampReserved(...stamps: ReservedStamp[]): (req: Request, upload: Upload) => Promise<{ metadata?: Upload['metadata'] }> {
-  return async (req, upload) => {
+export function stampReserved(...stamps: ReservedStamp[]): (req: IncomingMessage, upload: Upload) => void {
+  return (req, upload) => {
     const recorded: Record<string, string> = Object.assign({}, ...stamps.map((stamp) => stamp(req)))
     const sent = Object.keys(upload.metadata ?? {}).some(isReservedKey)
-    if (!sent && Object.keys(recorded).length === 0) return {}
+    if (!sent && Object.keys(recorded).length === 0) return
     const metadata = Object.fromEntries(Object.entries(upload.metadata ?? {}).filter(([key]) => !isReservedKey(key)))
-    return { metadata: { ...metadata, ...recorded } }
+    upload.metadata = { ...metadata, ...recorded }
   }
 }

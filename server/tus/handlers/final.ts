@@ -1,19 +1,18 @@
 import type { EventEmitter } from 'node:events'
 import type { Request, Response } from 'express'
 import { EVENTS, type Server } from '@tus/server'
-import { ERRORS, type Lock, type Locker, Metadata, TUS_RESUMABLE, Upload } from '@tus/utils'
+import { ERRORS, type Lock, type Locker, Metadata, Upload } from '@tus/utils'
 import { isExpired } from '../../../stores/expiry.js'
 import type { StoreBackend } from '../../../stores/types.js'
 import { newUploadId } from '../../../stores/uploadId.js'
 import { grantOf } from '../../auth/access.js'
 import { ownerOf } from '../../auth/owner.js'
 import type { Config } from '../../config.js'
-import { corsHeaders } from '../../cors.js'
 import type { Logger } from '../../logger.js'
 import { requestContext } from '../../requestContext.js'
 import { enableConcatenation, isPartialUpload, partialsNamed } from '../concat.js'
-import { type TusError, toTusError } from '../errors.js'
-import { hasBody } from '../reply.js'
+import type { TusError } from '../errors.js'
+import { hasBody, replyError, setTusHeaders } from '../reply.js'
 import { webRequestOf } from '../webRequest.js'
 
 const refuse = (body: string, status_code = 400): TusError => ({ status_code, body: `${body}\n` })
@@ -151,7 +150,7 @@ export function finalUploadHandler(
   }
 
   return async (req, res) => {
-    res.set({ ...corsHeaders(config, req.headers.origin), 'Tus-Resumable': TUS_RESUMABLE })
+    setTusHeaders(config, req, res)
     // Aborted when the client goes away while we wait for a lock.
     const waiting = new AbortController()
     const onGone = () => waiting.abort(ERRORS.ABORTED)
@@ -164,9 +163,7 @@ export function finalUploadHandler(
       if (finished?.body) res.type('text/plain').send(finished.body)
       else res.end()
     } catch (error) {
-      if (res.headersSent || res.destroyed) return
-      const { status_code, body } = toTusError(error, logger)
-      res.status(status_code).type('text/plain').set('Connection', req.complete ? 'keep-alive' : 'close').send(body)
+      replyError(logger, req, res, error)
     } finally {
       res.off('close', onGone)
     }

@@ -1,17 +1,16 @@
 import type { EventEmitter } from 'node:events'
 import type { Request, Response } from 'express'
 import { EVENTS, type Server } from '@tus/server'
-import { type DataStore, ERRORS, type Locker, TUS_RESUMABLE, type Upload } from '@tus/utils'
+import { type DataStore, ERRORS, type Locker, type Upload } from '@tus/utils'
 import { expiresAt, isExpired } from '../../../stores/expiry.js'
 import type { Config } from '../../config.js'
-import { corsHeaders } from '../../cors.js'
-import type { HookRejection, Hooks, ResponseChanges } from '../../hooks/index.js'
+import type { Hooks, ResponseChanges } from '../../hooks/index.js'
 import type { Logger } from '../../logger.js'
 import { FINAL_UPLOAD_PATCH, isFinalUpload } from '../concat.js'
-import { toTusError } from '../errors.js'
+import { replyError, setTusHeaders } from '../reply.js'
 import { uploadIdOf } from '../uploadUrl.js'
 import { integerHeader } from '../integerHeader.js'
-import { type BodyWrite, lockForBodyWrite, roomFor } from './bodyWrite.js'
+import { type BodyWrite, lockForBodyWrite, roomFor, writeBody } from './bodyWrite.js'
 
 /**
  * PATCH of an upload, ours rather than `@tus/server`'s: it streams the Node request into the store
@@ -27,14 +26,10 @@ export function patchHandler(
   logger: Logger,
   hooks?: Hooks,
 ): (req: Request, res: Response) => Promise<void> {
-  const fail = (req: Request, res: Response, error: unknown, headers: Record<string, string> = {}) => {
-    if (res.headersSent || res.destroyed) return
-    const { status_code, body } = toTusError(error, logger)
-    res.status(status_code).set({ ...headers, Connection: req.complete ? 'keep-alive' : 'close' }).type('text/plain').send(body)
-  }
+  const fail = (req: Request, res: Response, error: unknown, headers: Record<string, string> = {}) => replyError(logger, req, res, error, headers)
 
   return async (req, res) => {
-    res.set({ ...corsHeaders(config, req.headers.origin), 'Tus-Resumable': TUS_RESUMABLE })
+    setTusHeaders(config, req, res)
     const id = uploadIdOf({ url: req.originalUrl }) as string // the protocol guard let only our ids through
     const offset = integerHeader(req.get('upload-offset'))
     const declaredLength = integerHeader(req.get('upload-length'))
@@ -51,8 +46,6 @@ export function patchHandler(
 
     let upload: Upload
     let wasFinished = false
-    // A post-receive hook's StopUpload: the body is cut, the upload removed, the hook's answer sent.
-    let stopped: HookRejection | undefined
     try {
       upload = await store.getUpload(id)
       wasFinished = upload.offset === upload.size
@@ -71,21 +64,9 @@ export function patchHandler(
       const room = roomFor(config, upload, offset)
       if (contentLength !== undefined && contentLength > room) throw ERRORS.ERR_SIZE_EXCEEDED
 
-      const received = hooks?.receiving(req, upload, (rejection) => {
-        stopped = rejection
-        lock.stop()
-      })
-      try {
-        upload.offset = await lock.write(store, offset, room)
-      } finally {
-        received?.()
-      }
-      if (stopped) {
-        // As tusd: a stopped upload is terminated, so it cannot be resumed.
-        await store.remove(id)
-        await hooks?.terminated(req, upload)
-        return fail(req, res, stopped, stopped.headers)
-      }
+      // A post-receive hook's StopUpload: the body is cut, the upload removed, the hook's answer sent.
+      const stopped = await writeBody(lock, store, upload, room, req, hooks)
+      if (stopped) return fail(req, res, stopped, stopped.headers)
     } catch (error) {
       return fail(req, res, error)
     } finally {
