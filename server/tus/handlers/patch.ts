@@ -5,13 +5,14 @@ import { type DataStore, ERRORS, type Locker, TUS_RESUMABLE, type Upload } from 
 import { expiresAt, isExpired } from '../../../stores/expiry.js'
 import type { Config } from '../../config.js'
 import { corsHeaders } from '../../cors.js'
-import type { HookRejection, Hooks, ResponseChanges } from '../../hooks/index.js'
+import type { Hooks, ResponseChanges } from '../../hooks/index.js'
 import type { Logger } from '../../logger.js'
 import { FINAL_UPLOAD_PATCH, isFinalUpload } from '../concat.js'
 import { toTusError } from '../errors.js'
 import { uploadIdOf } from '../uploadUrl.js'
 import { integerHeader } from '../integerHeader.js'
 import { type BodyWrite, lockForBodyWrite, roomFor } from './bodyWrite.js'
+import { receiveBody } from './receiveBody.js'
 
 /**
  * PATCH of an upload, ours rather than `@tus/server`'s: it streams the Node request into the store
@@ -51,8 +52,6 @@ export function patchHandler(
 
     let upload: Upload
     let wasFinished = false
-    // A post-receive hook's StopUpload: the body is cut, the upload removed, the hook's answer sent.
-    let stopped: HookRejection | undefined
     try {
       upload = await store.getUpload(id)
       wasFinished = upload.offset === upload.size
@@ -71,21 +70,8 @@ export function patchHandler(
       const room = roomFor(config, upload, offset)
       if (contentLength !== undefined && contentLength > room) throw ERRORS.ERR_SIZE_EXCEEDED
 
-      const received = hooks?.receiving(req, upload, (rejection) => {
-        stopped = rejection
-        lock.stop()
-      })
-      try {
-        upload.offset = await lock.write(store, offset, room)
-      } finally {
-        received?.()
-      }
-      if (stopped) {
-        // As tusd: a stopped upload is terminated, so it cannot be resumed.
-        await store.remove(id)
-        await hooks?.terminated(req, upload)
-        return fail(req, res, stopped, stopped.headers)
-      }
+      // A post-receive's StopUpload throws the hook's answer (the upload is then gone).
+      await receiveBody(hooks, req, res, store, lock, upload, room)
     } catch (error) {
       return fail(req, res, error)
     } finally {
