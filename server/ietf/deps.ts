@@ -14,6 +14,6 @@ export interface IetfDeps {
   locker: Locker
   logger: Logger
   reply: Replier
-  /** The tusd-style hooks the tus endpoint runs (post-receive is sent from here); undefined without HOOKS_URL. */
+  /** The tus endpoint's tusd-style hooks, for post-receive while content streams; undefined without HOOKS_URL. */
   hooks?: Hooks
 }
