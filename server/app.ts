@@ -72,7 +72,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const final = finalUploadHandler(config, tus.server, store, tus.locker, logger)
   const post = postHandler(config, tus, store.datastore, final !== undefined, logger, hooks)
   // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.
-  const ietf = ietfRouter(config, tus, store.datastore, access, limits.uploads, logger)
+  const ietf = ietfRouter(config, tus, store.datastore, access, limits.uploads, logger, hooks)
   app.all(tusRoute, ietf, protocolGuard(config), access.uploads, limits.uploads, checksumRequests(config), (req, res, next) => {
     // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
     if (config.CORS_ORIGINS !== '*') res.vary('Origin')

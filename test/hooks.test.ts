@@ -327,6 +327,79 @@ test('IETF draft requests run the same hooks: pre-create may refuse, post-finish
   expect(receiver.of('pre-terminate', idOf(location))).toHaveLength(1)
 })
 
+const MiB = 1024 * 1024
+const IETF = { 'Upload-Draft-Interop-Version': '8' }
+const IETF_APPEND = { ...IETF, 'Content-Type': 'application/partial-upload' }
+
+test('IETF draft uploads send post-receive: for a creation with content, and while an append streams', async () => {
+  const { url } = await start({ HOOKS_POST_RECEIVE_INTERVAL: '100ms' })
+  const data = randomData(3 * MiB, 7)
+  const head = 1000
+  const created = await request(`${url}/files`, {
+    method: 'POST',
+    headers: { ...IETF, 'Upload-Complete': '?0', 'Upload-Length': data.length },
+    body: data.subarray(0, head),
+  })
+  expect(created.status).toBe(201)
+  const location = new URL(created.headers.location as string, url).toString()
+  const id = idOf(location)
+  await receiver.waitFor(() => receiver.of('post-receive', id).length === 1, 5_000, 'post-receive of the creation')
+  const [creation] = receiver.of('post-receive', id)
+  expect(creation.Event.Upload).toMatchObject({ ID: id, Offset: head, Size: data.length })
+  expect(creation.Event.HTTPRequest).toMatchObject({ Method: 'POST', URI: '/files' })
+
+  // 64 KiB every 25 ms: the append streams for more than a second, a dozen intervals.
+  const appended = await pacedPatch(location, head, data.subarray(head), {
+    piece: 64 * 1024,
+    delayMs: 25,
+    holdMs: 0,
+    headers: { ...IETF_APPEND, 'Upload-Complete': '?1' },
+  })
+  expect(appended.status).toBe(204)
+  expect(appended.headers?.['upload-complete']).toBe('?1')
+  await receiver.waitFor(() => receiver.of('post-finish', id).length === 1, 5_000, 'post-finish')
+  await receiver.waitFor(() => receiver.of('post-receive', id).some((h) => h.Event.Upload.Offset === data.length), 5_000, 'the last post-receive')
+  const receives = receiver.of('post-receive', id).slice(1)
+  for (const hook of receives) expect(hook.Event.HTTPRequest).toMatchObject({ Method: 'PATCH', URI: `/files/${id}` })
+  // Sent only when the offset moved, so each is further on (they travel on their own connections: sorted).
+  const offsets = receives.map((h) => h.Event.Upload.Offset).sort((a, b) => a - b)
+  expect(offsets.length).toBeGreaterThanOrEqual(4)
+  expect(new Set(offsets).size).toBe(offsets.length)
+  expect(offsets[0]).toBeGreaterThan(head)
+  expect(offsets.at(-1)).toBe(data.length)
+  expect((await sha256OfDownload(location)).sha).toBe(sha256(data))
+})
+
+test('StopUpload from post-receive stops an IETF append: the hook answer in the IETF shape, the upload removed, post-terminate sent', async () => {
+  const { url, dir } = await start({ HOOKS_POST_RECEIVE_INTERVAL: '100ms' })
+  receiver.answer((hook) =>
+    hook.Type === 'post-receive' && hook.Event.Upload.Offset > 0
+      ? { StopUpload: true, HTTPResponse: { StatusCode: 410, Body: 'project deleted', Header: { 'X-Reason': 'quota' } } }
+      : {},
+  )
+  const data = randomData(2 * MiB, 8)
+  const created = await request(`${url}/files`, { method: 'POST', headers: { ...IETF, 'Upload-Complete': '?0', 'Upload-Length': data.length } })
+  expect(created.status).toBe(201)
+  const location = new URL(created.headers.location as string, url).toString()
+  const id = idOf(location)
+  // The whole body would take 6 s; the hook's status can only come from a stop on the way.
+  const started = Date.now()
+  const result = await pacedPatch(location, 0, data, { piece: 16 * 1024, delayMs: 50, holdMs: 0, headers: { ...IETF_APPEND, 'Upload-Complete': '?1' } })
+  expect(Date.now() - started).toBeLessThan(5_000)
+  expect(result.status).toBe(410)
+  expect(result.body).toBe('project deleted')
+  expect(result.headers).toMatchObject({ 'x-reason': 'quota', 'upload-draft-interop-version': '8', 'upload-complete': '?0' })
+
+  expect((await request(location, { method: 'HEAD', headers: IETF })).status).toBe(404)
+  expect((await request(location, { method: 'HEAD', headers: TUS })).status).toBe(404)
+  const resumed = await request(location, { method: 'PATCH', headers: { ...IETF_APPEND, 'Upload-Offset': 0, 'Upload-Complete': '?1' }, body: 'x' })
+  expect(resumed.status).toBe(404)
+  expect(existsSync(path.join(dir, id))).toBe(false)
+  await receiver.waitFor(() => receiver.of('post-terminate', id).length === 1, 5_000, 'post-terminate')
+  expect(receiver.of('post-terminate', id)[0].Event.HTTPRequest.Method).toBe('PATCH')
+  expect(receiver.of('post-finish', id)).toHaveLength(0)
+})
+
 test('concatenation in the payload: IsPartial for partial uploads, IsFinal and PartialUploads for the final one', async () => {
   const { url } = await start()
   const partial = async (body: string) => {

@@ -53,7 +53,7 @@ export async function appendToUpload(deps: IetfDeps, dialect: Dialect, id: strin
       await store.declareUploadLength(id, length)
       upload.size = length
     }
-    finished = complete || (await appendContent(config, store, req, lock, upload, completes))
+    finished = complete || (await appendContent(deps, req, res, lock, upload, completes))
     finishedHere = finished && !complete
   } finally {
     await lock.unlock()

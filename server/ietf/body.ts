@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream'
-import type { Request } from 'express'
-import { type DataStore, ERRORS, type Upload } from '@tus/utils'
-import type { Config } from '../config.js'
+import type { Request, Response } from 'express'
+import { ERRORS, type Upload } from '@tus/utils'
 import { type BodyWrite, roomFor } from '../tus/handlers/bodyWrite.js'
+import { receiveBody } from '../tus/handlers/receiveBody.js'
 import { integerHeader } from '../tus/integerHeader.js'
 import { hasBody } from '../tus/reply.js'
+import type { IetfDeps } from './deps.js'
 import { inconsistentLength } from './requestFields.js'
 
 /**
@@ -12,13 +13,15 @@ import { inconsistentLength } from './requestFields.js'
  * the upload and its content arrived whole, completes it: an upload without a length gets the offset
  * reached as its length. Updates `upload` and resolves with whether the upload is now complete. Content
  * that is cut short is kept, and the upload stays incomplete (the draft's rule), so the client resumes.
+ * post-receive is sent while the content streams, as for a tus PATCH; its StopUpload throws the hook's answer.
  */
-export async function appendContent(config: Config, store: DataStore, req: Request, lock: BodyWrite, upload: Upload, completes: boolean): Promise<boolean> {
+export async function appendContent(deps: IetfDeps, req: Request, res: Response, lock: BodyWrite, upload: Upload, completes: boolean): Promise<boolean> {
+  const { config, store } = deps
   if (hasBody(req)) {
     const room = roomFor(config, upload, upload.offset)
     const contentLength = integerHeader(req.get('content-length'))
     if (contentLength !== undefined && contentLength > room) throw ERRORS.ERR_SIZE_EXCEEDED
-    upload.offset = await lock.write(store, upload.offset, room)
+    await receiveBody(deps.hooks, req, res, store, lock, upload, room)
   }
   const arrivedWhole = !hasBody(req) || req.complete
   if (completes && arrivedWhole) {

@@ -105,7 +105,7 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
   try {
     const limit = uploadLimit(config, dialect, store.getExpiration(), upload)
     sendUploadResumptionSupported(res, { Location: location, 'Upload-Draft-Interop-Version': String(dialect.version), ...limit })
-    finished = await appendContent(config, store, req, lock, upload, creation.completes)
+    finished = await appendContent(deps, req, res, lock, upload, creation.completes)
   } finally {
     await lock.unlock()
   }

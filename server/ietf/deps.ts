@@ -1,6 +1,7 @@
 import type { Server } from '@tus/server'
 import type { DataStore, Locker } from '@tus/utils'
 import type { Config } from '../config.js'
+import type { Hooks } from '../hooks/index.js'
 import type { Logger } from '../logger.js'
 import type { Replier } from './reply.js'
 
@@ -13,4 +14,6 @@ export interface IetfDeps {
   locker: Locker
   logger: Logger
   reply: Replier
+  /** The tus endpoint's tusd-style hooks, for post-receive while content streams; undefined without HOOKS_URL. */
+  hooks?: Hooks
 }

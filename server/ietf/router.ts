@@ -3,6 +3,7 @@ import type { DataStore } from '@tus/utils'
 import type { AccessControl } from '../auth/access.js'
 import type { Config } from '../config.js'
 import { corsHeaders } from '../cors.js'
+import type { Hooks } from '../hooks/index.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 import type { TusEndpoint } from '../tus/createTusServer.js'
@@ -34,9 +35,10 @@ export function ietfRouter(
   access: AccessControl,
   limits: RequestHandler,
   logger: Logger,
+  hooks?: Hooks,
 ): RequestHandler {
   const reply = replier(config, logger)
-  const deps: IetfDeps = { config, server: tus.server, store, locker: tus.locker, logger, reply }
+  const deps: IetfDeps = { config, server: tus.server, store, locker: tus.locker, logger, reply, hooks }
 
   /** Runs the access step and the upload limits, then the handler; errors of any are answered in the dialect. */
   const guarded = (req: Request, res: Response, dialect: Dialect, handle: () => Promise<void>) => {

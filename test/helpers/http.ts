@@ -80,19 +80,21 @@ export function randomData(size: number, seed = 1): Buffer {
 export interface PacedPatchResult {
   status: number
   offset?: string
+  headers?: http.IncomingHttpHeaders
+  body?: string
   error?: string
 }
 
 /**
- * A raw PATCH that sends its headers at once, waits `holdMs`, then writes the body `piece` bytes at a time
- * with `delayMs` between pieces. It stops writing as soon as a response arrives, and resolves with
- * status 0 if the connection ends without one.
+ * A raw PATCH that sends its headers at once (tus ones, then `headers`), waits `holdMs`, then writes the
+ * body `piece` bytes at a time with `delayMs` between pieces. It stops writing as soon as a response
+ * arrives, and resolves with status 0 if the connection ends without one.
  */
 export function pacedPatch(
   url: string,
   offset: number,
   body: Buffer,
-  { piece, delayMs, holdMs }: { piece: number; delayMs: number; holdMs: number },
+  { piece, delayMs, holdMs, headers = {} }: { piece: number; delayMs: number; holdMs: number; headers?: Record<string, string> },
 ): Promise<PacedPatchResult> {
   return new Promise((resolve) => {
     let settled = false
@@ -105,12 +107,13 @@ export function pacedPatch(
     const req = http.request(url, {
       method: 'PATCH',
       agent: false,
-      headers: { ...OFFSET_STREAM, 'Upload-Offset': offset, 'Content-Length': body.length },
+      headers: { ...OFFSET_STREAM, 'Upload-Offset': offset, 'Content-Length': body.length, ...headers },
     })
     let response: PacedPatchResult | undefined
     req.on('response', (res) => {
-      response = { status: res.statusCode ?? 0, offset: res.headers['upload-offset'] as string | undefined }
-      res.resume()
+      response = { status: res.statusCode ?? 0, offset: res.headers['upload-offset'] as string | undefined, headers: res.headers, body: '' }
+      res.setEncoding('utf8')
+      res.on('data', (text: string) => ((response as PacedPatchResult).body += text))
       res.on('end', () => finish(response as PacedPatchResult))
       res.on('error', () => finish(response as PacedPatchResult))
     })

@@ -2,7 +2,6 @@ import { PassThrough, type Readable } from 'node:stream'
 import type { Request } from 'express'
 import { type DataStore, ERRORS, type Locker, StreamLimiter, type Upload } from '@tus/utils'
 import type { Config } from '../../config.js'
-import type { HookRejection, Hooks } from '../../hooks/index.js'
 import type { Logger } from '../../logger.js'
 import { integerHeader } from '../integerHeader.js'
 import { type ReadSlots, readSlotsOf } from '../readSlots.js'
@@ -94,33 +93,4 @@ export async function lockForBodyWrite(config: Config, locker: Locker, req: Requ
       await lock.unlock().catch((error) => logger.warn('unlock failed', { uploadId: id, error }))
     },
   }
-}
-
-/**
- * Writes a request's body into `upload` at its offset under `lock`, moving the offset, with post-receive
- * sent as it streams. A post-receive hook's StopUpload cuts the body and, as tusd, terminates the upload
- * (removed, post-terminate sent) so it cannot be resumed: its rejection, the answer, is returned then.
- */
-export async function writeBody(
-  lock: BodyWrite,
-  store: DataStore,
-  upload: Upload,
-  room: number,
-  req: Request,
-  hooks: Hooks | undefined,
-): Promise<HookRejection | undefined> {
-  let stopped: HookRejection | undefined
-  const received = hooks?.receiving(req, upload, (rejection) => {
-    stopped = rejection
-    lock.stop()
-  })
-  try {
-    upload.offset = await lock.write(store, upload.offset, room)
-  } finally {
-    received?.()
-  }
-  if (!stopped) return undefined
-  await store.remove(upload.id)
-  await hooks?.terminated(req, upload)
-  return stopped
 }

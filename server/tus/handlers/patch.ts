@@ -10,7 +10,8 @@ import { FINAL_UPLOAD_PATCH, isFinalUpload } from '../concat.js'
 import { replyError, setTusHeaders } from '../reply.js'
 import { uploadIdOf } from '../uploadUrl.js'
 import { integerHeader } from '../integerHeader.js'
-import { type BodyWrite, lockForBodyWrite, roomFor, writeBody } from './bodyWrite.js'
+import { type BodyWrite, lockForBodyWrite, roomFor } from './bodyWrite.js'
+import { receiveBody } from './receiveBody.js'
 
 /**
  * PATCH of an upload, ours rather than `@tus/server`'s: it streams the Node request into the store
@@ -64,9 +65,8 @@ export function patchHandler(
       const room = roomFor(config, upload, offset)
       if (contentLength !== undefined && contentLength > room) throw ERRORS.ERR_SIZE_EXCEEDED
 
-      // A post-receive hook's StopUpload: the body is cut, the upload removed, the hook's answer sent.
-      const stopped = await writeBody(lock, store, upload, room, req, hooks)
-      if (stopped) return fail(req, res, stopped, stopped.headers)
+      // A post-receive's StopUpload throws the hook's answer (the upload is then gone).
+      await receiveBody(hooks, req, res, store, lock, upload, room)
     } catch (error) {
       return fail(req, res, error)
     } finally {

@@ -11,7 +11,8 @@ import type { TusError } from '../errors.js'
 import { integerHeader } from '../integerHeader.js'
 import { replyError, setTusHeaders } from '../reply.js'
 import { uploadUrl } from '../uploadUrl.js'
-import { type BodyWrite, lockForBodyWrite, roomFor, writeBody } from './bodyWrite.js'
+import { type BodyWrite, lockForBodyWrite, roomFor } from './bodyWrite.js'
+import { receiveBody } from './receiveBody.js'
 
 const OFFSET_STREAM = 'application/offset+octet-stream'
 const INVALID_CONCAT: TusError = { status_code: 400, body: 'Invalid Upload-Concat: partial, or final;<url> <url> ...\n' }
@@ -90,8 +91,8 @@ export function postHandler(
       // creation-with-upload: the protocol guard let a body through only with this type.
       if (req.headers['content-type']?.trim() === OFFSET_STREAM) {
         wrote = true
-        const stopped = await writeBody(lock, store, upload, roomFor(config, upload, 0), req, hooks)
-        if (stopped) return fail(req, res, stopped, stopped.headers)
+        // A post-receive's StopUpload throws the hook's answer (the upload is then gone).
+        await receiveBody(hooks, req, res, store, lock, upload, roomFor(config, upload, 0))
       }
     } catch (error) {
       return fail(req, res, error)
