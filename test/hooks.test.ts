@@ -221,6 +221,34 @@ test('StopUpload from post-receive stops the upload: the hook answer, the upload
   expect(receiver.of('post-finish', id)).toHaveLength(0)
 })
 
+test('a creation-with-upload POST sends post-receive as its body streams; a StopUpload cuts it and leaves no upload', async () => {
+  const { url, dir } = await start({ HOOKS_POST_RECEIVE_INTERVAL: '100ms' })
+  const data = randomData(400_000, 7)
+  // About 1.2 s of body: several post-receives on the way, then the last offset at its end.
+  const whole = await pacedPatch(`${url}/files`, undefined, data, { piece: 16 * 1024, delayMs: 50, holdMs: 0, method: 'POST', headers: { 'Upload-Length': String(data.length) } })
+  expect(whole.status).toBe(201)
+  expect(whole.offset).toBe(String(data.length))
+  const location = whole.headers?.location as string
+  const id = idOf(location)
+  await receiver.waitFor(() => receiver.of('post-finish', id).length === 1, 5_000, 'post-finish')
+  const offsets = receiver.of('post-receive', id).map((h) => h.Event.Upload.Offset).sort((a, b) => a - b)
+  expect(new Set(offsets.filter((o) => o > 0 && o < data.length)).size).toBeGreaterThanOrEqual(2)
+  expect(offsets.at(-1)).toBe(data.length)
+  expect(await sha256OfDownload(location)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+
+  receiver.answer((hook) => (hook.Type === 'post-receive' && hook.Event.Upload.Offset > 0 ? { StopUpload: true, HTTPResponse: { StatusCode: 410, Body: 'project deleted' } } : {}))
+  const before = readdirSync(dir).length
+  const stopped = await pacedPatch(`${url}/files`, undefined, randomData(1_000_000, 8), { piece: 16 * 1024, delayMs: 50, holdMs: 0, method: 'POST', headers: { 'Upload-Length': '1000000' } })
+  expect(stopped.status).toBe(410)
+  expect(stopped.body).toBe('project deleted')
+  const created = receiver.of('post-create').map((h) => h.Event.Upload.ID).filter((other) => other !== id)
+  expect(created).toHaveLength(1)
+  await receiver.waitFor(() => receiver.of('post-terminate', created[0]).length === 1, 5_000, 'post-terminate')
+  expect((await request(`${url}/files/${created[0]}`, { method: 'HEAD', headers: TUS })).status).toBe(404)
+  expect(readdirSync(dir).length).toBe(before)
+  expect(receiver.of('post-finish', created[0])).toHaveLength(0)
+})
+
 test('pre-finish changes the final response; pre-terminate can refuse a termination', async () => {
   const { url } = await start()
   receiver.answer((hook) => {

@@ -86,15 +86,15 @@ export interface PacedPatchResult {
 }
 
 /**
- * A raw PATCH that sends its headers at once (tus ones, then `headers`), waits `holdMs`, then writes the
+ * A raw PATCH (or `method`: a POST with a body; no Upload-Offset when `offset` is undefined) that sends its headers at once (tus ones, then `headers`), waits `holdMs`, then writes the
  * body `piece` bytes at a time with `delayMs` between pieces. It stops writing as soon as a response
  * arrives, and resolves with status 0 if the connection ends without one.
  */
 export function pacedPatch(
   url: string,
-  offset: number,
+  offset: number | undefined,
   body: Buffer,
-  { piece, delayMs, holdMs, headers = {} }: { piece: number; delayMs: number; holdMs: number; headers?: Record<string, string> },
+  { piece, delayMs, holdMs, headers = {}, method = 'PATCH' }: { piece: number; delayMs: number; holdMs: number; headers?: Record<string, string>; method?: string },
 ): Promise<PacedPatchResult> {
   return new Promise((resolve) => {
     let settled = false
@@ -105,9 +105,9 @@ export function pacedPatch(
       req.destroy()
     }
     const req = http.request(url, {
-      method: 'PATCH',
+      method,
       agent: false,
-      headers: { ...OFFSET_STREAM, 'Upload-Offset': offset, 'Content-Length': body.length, ...headers },
+      headers: { ...OFFSET_STREAM, ...(offset === undefined ? {} : { 'Upload-Offset': offset }), 'Content-Length': body.length, ...headers },
     })
     let response: PacedPatchResult | undefined
     req.on('response', (res) => {
