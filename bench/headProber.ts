@@ -22,22 +22,28 @@ let recording = false
 let recordingSince = 0
 let stopping = false
 
+/**
+ * A HEAD's latency; for one on a new connection, how much of it went to getting connected (the kernel's
+ * handshake) and the request id it was sent with, by which the bench finds when the server read it.
+ */
+type Timing = { ms: number; connectMs?: number; requestId?: string }
+
 class Series {
   latencies: number[] = []
-  /** [ms after "start" the HEAD was sent, its latency, wall-clock ms it was sent] */
-  timeline: [number, number, number][] = []
+  /** [ms after "start" the HEAD was sent, its latency, wall-clock ms it was sent, ms until connected, request id] */
+  timeline: [number, number, number, number | undefined, string | undefined][] = []
   errors = 0
   errorSamples: string[] = []
   newConnections = 0
-  async measure(fn: () => Promise<number>) {
+  async measure(fn: () => Promise<Timing>) {
     const wasRecording = recording
     const sentAt = performance.now() - recordingSince
     const sentEpochMs = Date.now()
     try {
-      const ms = await fn()
+      const { ms, connectMs, requestId } = await fn()
       if (wasRecording && recording) {
         this.latencies.push(ms)
-        this.timeline.push([Math.round(sentAt), Math.round(ms * 10) / 10, sentEpochMs])
+        this.timeline.push([Math.round(sentAt), Math.round(ms * 10) / 10, sentEpochMs, connectMs === undefined ? undefined : Math.round(connectMs * 10) / 10, requestId])
       }
     } catch (error) {
       if (wasRecording) {
@@ -58,7 +64,10 @@ class Series {
       p90: percentile(90),
       p99: percentile(99),
       max: sorted.at(-1) ?? NaN,
-      slowest: [...this.timeline].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([atMs, ms, sentEpochMs]) => ({ atMs, ms, sentEpochMs })),
+      slowest: [...this.timeline]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8)
+        .map(([atMs, ms, sentEpochMs, connectMs, requestId]) => ({ atMs, ms, sentEpochMs, connectMs, requestId })),
     }
   }
 }
@@ -100,7 +109,7 @@ class RawConnection {
       })
     })
   }
-  async head(url: string): Promise<number> {
+  async head(url: string): Promise<Timing> {
     if (!this.socket) {
       if (recording) this.series.newConnections++
       this.buffer = ''
@@ -119,27 +128,31 @@ class RawConnection {
     const status = Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1])
     const offset = /\r\nupload-offset:\s*(\d+)/i.exec(head)?.[1]
     check(status, offset)
-    return ms
+    return { ms }
   }
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-function nodeHead(url: string, series: Series): Promise<number> {
+let probes = 0
+function nodeHead(url: string, series: Series): Promise<Timing> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint()
-    const req = http.request(url, { method: 'HEAD', agent, headers: { 'Tus-Resumable': '1.0.0' } }, (res) => {
+    const requestId = `probe-${++probes}`
+    const req = http.request(url, { method: 'HEAD', agent, headers: { 'Tus-Resumable': '1.0.0', 'X-Request-Id': requestId } }, (res) => {
       res.resume()
       res.on('end', () => {
         try {
           check(res.statusCode, res.headers['upload-offset'])
-          resolve(Number(process.hrtime.bigint() - started) / 1e6)
+          resolve({ ms: Number(process.hrtime.bigint() - started) / 1e6, connectMs, requestId })
         } catch (error) {
           reject(error)
         }
       })
     })
-    req.once('socket', () => {
+    let connectMs: number | undefined
+    req.once('socket', (socket) => {
       if (!req.reusedSocket && recording) series.newConnections++
+      if (socket.connecting) socket.once('connect', () => (connectMs = Number(process.hrtime.bigint() - started) / 1e6))
     })
     req.setTimeout(30_000, () => req.destroy(new Error('HEAD timeout')))
     req.on('error', reject)
@@ -151,7 +164,7 @@ const keepAlive = new Series()
 const fresh = new Series()
 const raw = new RawConnection(Number(new URL(urls[0]).port), keepAlive)
 
-async function loop(series: Series, send: (url: string) => Promise<number>, first: number) {
+async function loop(series: Series, send: (url: string) => Promise<Timing>, first: number) {
   let i = first
   while (!stopping) {
     await series.measure(() => send(urls[i++ % urls.length]))

@@ -1,4 +1,4 @@
-import express, { type ErrorRequestHandler, type Express } from 'express'
+import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express'
 import { lockers, stores } from '../stores/registry.js'
 import type { StoreBackend } from '../stores/types.js'
 import { accessLog } from './accessLog.js'
@@ -15,6 +15,7 @@ import { securityHeadersOutside } from './securityHeaders.js'
 import { checksumRequests } from './tus/checksum/checksumRequests.js'
 import { verifyChecksums } from './tus/checksum/verifyChecksums.js'
 import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
+import { CreationSlots } from './tus/creationSlots.js'
 import { download } from './tus/download.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
 import { finalUploadHandler } from './tus/handlers/final.js'
@@ -71,6 +72,13 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   // Undefined for a store that cannot concatenate: Upload-Concat is then answered with 501.
   const final = finalUploadHandler(config, tus.server, store, tus.locker, logger)
   const post = postHandler(config, tus, store.datastore, final !== undefined, logger, hooks)
+  const creations = new CreationSlots(config.CREATE_SLOTS)
+  metrics.creationsWaiting(() => creations.queued)
+  const create = async (req: Request, res: Response) => {
+    // A client that left while its creation waited gets none.
+    if (req.socket.destroyed) return
+    await (final && isFinalHeader(req.get('upload-concat')) ? final : post)(req, res)
+  }
   // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.
   const ietf = ietfRouter(config, tus, store.datastore, access, limits.uploads, logger, hooks)
   app.all(tusRoute, ietf, protocolGuard(config), access.uploads, limits.uploads, checksumRequests(config), (req, res, next) => {
@@ -79,7 +87,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     // HEAD, PATCH and POST are ours; OPTIONS and DELETE are @tus/server's.
     if (req.method === 'HEAD') return void head(req, res).catch(next)
     if (req.method === 'PATCH') return void patch(req, res).catch(next)
-    if (req.method === 'POST') return void (final && isFinalHeader(req.get('upload-concat')) ? final : post)(req, res).catch(next)
+    if (req.method === 'POST') return void creations.run(() => create(req, res)).catch(next)
     void tus.server.handle(req, res).catch(next)
   })
 

@@ -109,6 +109,8 @@ const schema = z.object({
   UPLOAD_IDLE_TIMEOUT: duration.prefault('60s'),
   // How many request bodies are read at once (in turns, round-robin); 0: all at once.
   READ_SLOTS: z.coerce.number().int().min(0).default(16),
+  // How many creations (POST) run at once; the others wait their turn. 0: no limit.
+  CREATE_SLOTS: z.coerce.number().int().min(0).default(16),
   HEADERS_TIMEOUT: duration.prefault('10s'),
   CORS_ORIGINS: z.string().default('*'),
   CORS_CREDENTIALS: flag.prefault('false'),

@@ -68,9 +68,18 @@ export class Metrics {
 
   /** Uploads with a write in progress, read from `count` at each scrape. */
   uploadsInProgress(count: () => number): void {
+    this.gauge('uploads_in_progress', 'Uploads with a PATCH or creation-with-upload writing to the store', count)
+  }
+
+  /** Creations waiting for one of CREATE_SLOTS, read at each scrape. */
+  creationsWaiting(count: () => number): void {
+    this.gauge('creations_waiting', 'Creations (POST) waiting for a free creation slot (CREATE_SLOTS)', count)
+  }
+
+  private gauge(name: string, help: string, count: () => number): void {
     new Gauge({
-      name: `${PREFIX}uploads_in_progress`,
-      help: 'Uploads with a PATCH or creation-with-upload writing to the store',
+      name: `${PREFIX}${name}`,
+      help,
       registers: this.registers,
       collect() {
         this.set(count())
