@@ -188,3 +188,50 @@ test('steady trickles hold no slot: a short read ends their turn, so a fast body
     await server.stop()
   }
 })
+
+test('while bodies wait for a turn, at most about 128 KiB is read per event-loop iteration, and every body arrives whole', async () => {
+  const { ReadSlots } = await import('../server/tus/readSlots.js')
+  const { PassThrough, Writable } = await import('node:stream')
+  const slots = new ReadSlots(1)
+  let iteration = 0
+  let running = true
+  const tick = () => {
+    iteration++
+    if (running) setImmediate(tick)
+  }
+  setImmediate(tick)
+  const perIteration = new Map<number, number>()
+  const bodies = [1, 2, 3].map((seed) => randomData(1024 * 1024, seed))
+  const received = bodies.map(() => [] as Buffer[])
+  const finishedAt: number[] = []
+  await Promise.all(
+    bodies.map(
+      (data, i) =>
+        new Promise<void>((resolve, reject) => {
+          const source = new PassThrough({ highWaterMark: 2 * 1024 * 1024 })
+          for (let at = 0; at < data.length; at += 64 * 1024) source.write(data.subarray(at, at + 64 * 1024))
+          source.end()
+          const sink = new Writable({
+            write(chunk: Buffer, _encoding, done) {
+              perIteration.set(iteration, (perIteration.get(iteration) ?? 0) + chunk.length)
+              received[i].push(chunk)
+              done()
+            },
+          })
+          sink.once('finish', () => {
+            finishedAt.push(iteration)
+            resolve()
+          })
+          sink.once('error', reject)
+          slots.feed(source, sink)
+        }),
+    ),
+  )
+  running = false
+  bodies.forEach((data, i) => expect(sha256(Buffer.concat(received[i]))).toBe(sha256(data)))
+  // While another body waits (until the second one finishes): one chunk past the budget at most (the
+  // chunk that spent it); without the budget a turn reads its 512 KiB at once. The last body, alone, reads freely.
+  const contended = [...perIteration].filter(([at]) => at < finishedAt[1])
+  expect(contended.reduce((sum, [, bytes]) => sum + bytes, 0)).toBeGreaterThanOrEqual(2 * 1024 * 1024)
+  expect(Math.max(...contended.map(([, bytes]) => bytes))).toBeLessThanOrEqual(128 * 1024 + 64 * 1024)
+})

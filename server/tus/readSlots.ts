@@ -9,6 +9,10 @@ const TURN_MS = 200
 const IDLE_MS = 5
 // A socket read shorter than this found the kernel's buffer drained (Node reads up to 64 KiB at once).
 const SHORT_READ = 16 * 1024
+// With others waiting, the bodies in their turns read at most this much in one event-loop iteration, then
+// wait for the next: libuv reads up to 32 chunks from a ready socket at once and accepts one connection
+// per iteration, so long iterations left new connections in the kernel's accept queue for seconds.
+const ITERATION_BYTES = 128 * 1024
 
 /**
  * Bounded, round-robin reading of request bodies: at most `slots` bodies are read at once, each for a
@@ -23,8 +27,30 @@ export class ReadSlots {
   private active = 0
   /** Bodies with data waiting for a turn, oldest first (a Set keeps insertion order and deletes in O(1)). */
   private readonly queue = new Set<ScheduledBody>()
+  /** Bytes read in this event-loop iteration, and the bodies paused until the next. */
+  private iterationBytes = 0
+  private readonly nextIteration = new Set<ScheduledBody>()
 
   constructor(readonly slots: number) {}
+
+  /**
+   * Counts a chunk read in its turn; true when this iteration's share is spent while others wait: the
+   * body then pauses until the next iteration (resumeInTurn), after the check phase has let it go.
+   */
+  spend(body: ScheduledBody, bytes: number): boolean {
+    if (this.iterationBytes === 0) setImmediate(this.onIteration)
+    this.iterationBytes += bytes
+    if (this.iterationBytes < ITERATION_BYTES || !this.contended) return false
+    this.nextIteration.add(body)
+    return true
+  }
+
+  private readonly onIteration = () => {
+    this.iterationBytes = 0
+    const bodies = [...this.nextIteration]
+    this.nextIteration.clear()
+    for (const body of bodies) body.resumeInTurn()
+  }
 
   /**
    * Feeds `source` into `sink` as the slots allow, honouring the sink's backpressure; ends the sink when
@@ -142,6 +168,12 @@ class ScheduledBody {
     // next bytes outside the slots, so that steady but slow clients are never capped by the slot count.
     if (chunk.length < SHORT_READ && this.slots.contended) return this.yieldTurn(false)
     if (this.turnBytes >= QUANTUM) this.endTurn(true)
+    if (this.state === 'reading' && this.slots.spend(this, chunk.length)) this.source.pause()
+  }
+
+  /** The next event-loop iteration: a body still in its turn reads on (unless the store is full). */
+  resumeInTurn(): void {
+    if (this.state === 'reading' && !this.sinkFull) this.source.resume()
   }
 
   private readonly onDrain = () => {
