@@ -68,9 +68,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tusRoute = [collection, `${collection}/{*splat}`]
   const head = headHandler(config, store.datastore, tus.locker, logger)
-  const patch = patchHandler(config, tus.server, store.datastore, tus.locker, logger, hooks)
+  const patch = patchHandler(config, tus, store.datastore, logger, hooks)
   // Undefined for a store that cannot concatenate: Upload-Concat is then answered with 501.
-  const final = finalUploadHandler(config, tus.server, store, tus.locker, logger)
+  const final = finalUploadHandler(config, tus, store, logger)
   const post = postHandler(config, tus, store.datastore, final !== undefined, logger, hooks)
   const creations = new CreationSlots(config.CREATE_SLOTS)
   metrics.creationsWaiting(() => creations.queued)

@@ -1,11 +1,8 @@
-import type { EventEmitter } from 'node:events'
 import type { Request, Response } from 'express'
-import { EVENTS } from '@tus/server'
 import { ERRORS, type Upload } from '@tus/utils'
 import { isExpired } from '../../stores/expiry.js'
 import { lockForBodyWrite } from '../tus/handlers/bodyWrite.js'
 import { hasBody } from '../tus/reply.js'
-import { webRequestOf } from '../tus/webRequest.js'
 import { appendContent } from './body.js'
 import type { IetfDeps } from './deps.js'
 import { IetfError } from './reply.js'
@@ -20,7 +17,7 @@ const PARTIAL_UPLOAD = 'application/partial-upload'
  * refused, except an empty one at its end, which replays the completion (its answer may have been lost).
  */
 export async function appendToUpload(deps: IetfDeps, dialect: Dialect, id: string, req: Request, res: Response): Promise<void> {
-  const { config, server, store, locker, logger } = deps
+  const { config, lifecycle, store, locker, logger } = deps
   const type = req.get('content-type')?.split(';')[0].trim().toLowerCase()
   if (dialect.partialUploadType && type !== PARTIAL_UPLOAD) throw new IetfError(415, `An append requires Content-Type: ${PARTIAL_UPLOAD}`)
   const completes = completesUpload(dialect, req, true)
@@ -59,7 +56,7 @@ export async function appendToUpload(deps: IetfDeps, dialect: Dialect, id: strin
     await lock.unlock()
   }
   // pre-finish and post-finish hooks, as for a tus PATCH that delivers the last byte (the hook's answer is not applied here).
-  if (finishedHere) await server.options.onUploadFinish?.(webRequestOf(req, res), upload)
+  if (finishedHere) await lifecycle.finishing(req, upload)
 
   res.status(dialect.appendStatus).set({
     ...deps.reply.common(req, dialect),
@@ -68,5 +65,5 @@ export async function appendToUpload(deps: IetfDeps, dialect: Dialect, id: strin
   })
   if (!req.complete) res.set('Connection', 'close')
   res.end()
-  if (finishedHere) (server as EventEmitter).emit(EVENTS.POST_FINISH, req, res, upload)
+  if (finishedHere) lifecycle.finished(upload)
 }

@@ -1,12 +1,10 @@
-import type { EventEmitter } from 'node:events'
 import type { Request, Response } from 'express'
-import { EVENTS } from '@tus/server'
 import { ERRORS, Metadata, Upload } from '@tus/utils'
 import { newUploadId } from '../../stores/uploadId.js'
 import { metadataProblem } from '../limits/metadata.js'
 import { requestContext } from '../requestContext.js'
 import { lockForBodyWrite } from '../tus/handlers/bodyWrite.js'
-import { webRequestOf } from '../tus/webRequest.js'
+import { uploadUrl } from '../tus/uploadUrl.js'
 import { appendContent } from './body.js'
 import type { IetfDeps } from './deps.js'
 import { sendUploadResumptionSupported } from './informational.js'
@@ -81,26 +79,21 @@ function filenameOf(disposition: string | undefined): string | undefined {
 }
 
 /**
- * Upload creation: the upload is made as a tus creation makes it (our id, onUploadCreate, POST_CREATE),
+ * Upload creation: the upload is made as a tus creation makes it (our id, the creation lifecycle),
  * announced at once with a 104 carrying its Location, then the request's content is appended under the
  * upload's lock. The final answer is 201 with the Location, the offset reached and whether it is complete.
  */
 export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: Creation, req: Request, res: Response): Promise<void> {
-  const { config, server, store, locker, logger } = deps
-  const id = newUploadId()
+  const { config, lifecycle, store, locker, logger } = deps
+  const upload = new Upload({ id: newUploadId(), size: creation.length, offset: 0, metadata: creation.metadata })
   const context = requestContext.current()
-  if (context) context.uploadId = id
-  const web = webRequestOf(req, res)
-  const upload = new Upload({ id, size: creation.length, offset: 0, metadata: creation.metadata })
-  if (server.options.onUploadCreate) {
-    const changes = await server.options.onUploadCreate(web, upload)
-    if (changes.metadata) upload.metadata = changes.metadata
-  }
+  if (context) context.uploadId = upload.id
+  await lifecycle.prepare(req, res, upload) // pre-create may refuse, or change the id
   await store.create(upload)
-  const location = server.handlers.POST.generateUrl(web, id)
-  ;(server as EventEmitter).emit(EVENTS.POST_CREATE, web, upload, location)
+  const location = uploadUrl(config, req, upload.id)
+  lifecycle.created(req, upload)
 
-  const lock = await lockForBodyWrite(config, locker, req, id, logger)
+  const lock = await lockForBodyWrite(config, locker, req, upload.id, logger)
   let finished: boolean
   try {
     const limit = uploadLimit(config, dialect, store.getExpiration(), upload)
@@ -110,7 +103,7 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
     await lock.unlock()
   }
   // pre-finish and post-finish hooks, as for a tus creation that carries the whole upload (the hook's answer is not applied here).
-  if (finished) await server.options.onUploadFinish?.(web, upload)
+  if (finished) await lifecycle.finishing(req, upload)
 
   res.status(201).set({
     ...deps.reply.common(req, dialect),
@@ -121,5 +114,5 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
   })
   if (!req.complete) res.set('Connection', 'close')
   res.end()
-  if (finished) (server as EventEmitter).emit(EVENTS.POST_FINISH, req, res, upload)
+  if (finished) lifecycle.finished(upload)
 }

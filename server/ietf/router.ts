@@ -38,7 +38,7 @@ export function ietfRouter(
   hooks?: Hooks,
 ): RequestHandler {
   const reply = replier(config, logger)
-  const deps: IetfDeps = { config, server: tus.server, store, locker: tus.locker, logger, reply, hooks }
+  const deps: IetfDeps = { config, server: tus.server, lifecycle: tus.lifecycle, store, locker: tus.locker, logger, reply, hooks }
 
   /** Runs the access step and the upload limits, then the handler; errors of any are answered in the dialect. */
   const guarded = (req: Request, res: Response, dialect: Dialect, handle: () => Promise<void>) => {

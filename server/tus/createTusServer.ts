@@ -43,7 +43,11 @@ export interface TusEndpoint {
   drain(): Promise<void>
 }
 
-/** `@tus/server` set up as tusgate serves it: our ids, events logged and counted, and the hooks. */
+/**
+ * The tus endpoint: the creation lifecycle our handlers share (post.ts, final.ts, patch.ts, the IETF
+ * draft's), and `@tus/server` for what is left to it (OPTIONS and DELETE, with terminations logged,
+ * counted and hooked).
+ */
 export function createTusServer(
   config: Config,
   datastore: DataStore,
@@ -90,15 +94,6 @@ export function createTusServer(
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
     allowedHeaders: ['X-Request-Id', 'Upload-Checksum', ...IETF_FIELDS],
     getFileIdFromRequest: (req) => uploadIdOf(req),
-    // Creations are ours (post.ts, final.ts, the IETF draft's); these serve those that pass a web Request.
-    onUploadCreate: async (req, upload) => {
-      await lifecycle.prepare(nodeOf(req).req, nodeOf(req).res, upload)
-      return { metadata: upload.metadata }
-    },
-    onUploadFinish: async (req, upload) => {
-      const changes = await lifecycle.finishing(nodeOf(req).req, upload)
-      return { status_code: changes?.StatusCode || undefined, body: changes?.Body || undefined, headers: changes?.Header ?? undefined }
-    },
     onIncomingRequest: async (req, id) => {
       if (req.method !== 'DELETE' || !hooks?.watchesTermination) return
       // An unknown upload: @tus/server answers its 404.
@@ -110,8 +105,6 @@ export function createTusServer(
     onResponseError: mapTusError(logger),
   })
 
-  server.on(EVENTS.POST_CREATE, (req, upload) => lifecycle.created(nodeOf(req).req, upload))
-  server.on(EVENTS.POST_FINISH, (_req, _res, upload) => lifecycle.finished(upload))
   server.on(EVENTS.POST_TERMINATE, (req, _res, id) => {
     metrics.uploadsTerminated.inc()
     logger.info('upload terminated', { requestId: requestContext.current()?.requestId, uploadId: id })

@@ -57,7 +57,8 @@ export class MemoryLocker implements Locker {
         holder.queue.splice(holder.queue.indexOf(waiter), 1)
         reject(ERRORS.ERR_LOCK_TIMEOUT)
       }
-      const timer = setTimeout(giveUp, this.timeoutMs)
+      // A wait is no reason to keep the process alive (a server has its listening socket for that).
+      const timer = setTimeout(giveUp, this.timeoutMs).unref()
       signal.addEventListener('abort', giveUp, { once: true })
       const done = () => {
         clearTimeout(timer)

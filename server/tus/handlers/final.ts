@@ -1,6 +1,4 @@
-import type { EventEmitter } from 'node:events'
 import type { Request, Response } from 'express'
-import { EVENTS, type Server } from '@tus/server'
 import { ERRORS, type Lock, type Locker, Metadata, Upload } from '@tus/utils'
 import { isExpired } from '../../../stores/expiry.js'
 import type { StoreBackend } from '../../../stores/types.js'
@@ -8,12 +6,14 @@ import { newUploadId } from '../../../stores/uploadId.js'
 import { grantOf } from '../../auth/access.js'
 import { ownerOf } from '../../auth/owner.js'
 import type { Config } from '../../config.js'
+import type { ResponseChanges } from '../../hooks/index.js'
 import type { Logger } from '../../logger.js'
 import { requestContext } from '../../requestContext.js'
 import { enableConcatenation, isPartialUpload, partialsNamed } from '../concat.js'
+import type { TusEndpoint } from '../createTusServer.js'
 import type { TusError } from '../errors.js'
 import { hasBody, replyError, setTusHeaders } from '../reply.js'
-import { webRequestOf } from '../webRequest.js'
+import { uploadUrl } from '../uploadUrl.js'
 
 const refuse = (body: string, status_code = 400): TusError => ({ status_code, body: `${body}\n` })
 
@@ -43,19 +43,18 @@ const unlockAll = (locks: Lock[]) => Promise.allSettled(locks.map((lock) => lock
  * tus concatenation: the creation of a final upload (`POST` with `Upload-Concat: final;<url> <url> ...`),
  * which `@tus/server` does not support. Its partial uploads must be finished partial uploads of the
  * request's principal; an unknown, foreign, unfinished or plain upload is refused with 400 and nothing
- * is stored. The final upload is created as `@tus/server` creates one (its onUploadCreate, so owner,
- * Upload-Concat and hooks are recorded alike; POST_CREATE and POST_FINISH events), with the partials'
- * total as its length, and assembled by the store while it and its partials are locked. With
+ * is stored. The final upload is created as every upload is (the creation lifecycle: owner, Upload-Concat
+ * and hooks recorded alike), with the partials' total as its length, and assembled by the store while it and its partials are locked. With
  * CONCAT_REMOVE_PARTIALS the partials are removed afterwards. Undefined for a store that cannot assemble.
  */
 export function finalUploadHandler(
   config: Config,
-  server: Server,
+  tus: TusEndpoint,
   store: StoreBackend,
-  locker: Locker,
   logger: Logger,
 ): ((req: Request, res: Response) => Promise<void>) | undefined {
   if (!enableConcatenation(store)) return undefined
+  const { lifecycle, locker } = tus
   const concatenate = store.concatenate as NonNullable<StoreBackend['concatenate']>
   const { datastore } = store
 
@@ -73,7 +72,7 @@ export function finalUploadHandler(
     return upload
   }
 
-  type Created = { url: string; finished?: Awaited<ReturnType<NonNullable<Server['options']['onUploadFinish']>>> }
+  type Created = { url: string; finished: ResponseChanges }
 
   /** Creates and assembles the final upload. Partial and final locks are held throughout. */
   const create = async (req: Request, res: Response, signal: AbortSignal): Promise<Created> => {
@@ -104,19 +103,16 @@ export function finalUploadHandler(
       const maxSize = grantOf(req)?.maxSize
       if (maxSize !== undefined && size > maxSize) throw refuse(`This token allows uploads of at most ${maxSize} bytes`, 413)
 
-      const id = newUploadId()
-      if (context) context.uploadId = id
-      const web = webRequestOf(req, res)
-      const upload = new Upload({ id, size, offset: 0, metadata })
-      const created = await server.options.onUploadCreate?.(web, upload)
-      if (created?.metadata) upload.metadata = created.metadata
+      const upload = new Upload({ id: newUploadId(), size, offset: 0, metadata })
+      if (context) context.uploadId = upload.id
+      await lifecycle.prepare(req, res, upload) // pre-create may refuse, or change the id
+      const { id } = upload
 
       const finalLock = await lockAll(locker, [id], signal)
       try {
         await datastore.create(upload)
-        const url = server.handlers.POST.generateUrl(web, id)
-        // @tus/server's typings take listeners in emit; at run time emit passes the arguments on.
-        ;(server as EventEmitter).emit(EVENTS.POST_CREATE, web, upload, url)
+        const url = uploadUrl(config, req, id)
+        lifecycle.created(req, upload)
         try {
           await concatenate(id, partials)
         } catch (error) {
@@ -126,9 +122,9 @@ export function finalUploadHandler(
         }
         upload.offset = size
         if (config.CONCAT_REMOVE_PARTIALS) await removePartials([...uploads.keys()], context?.requestId)
-        // As @tus/server's POST for an upload finished at creation: the hook may change the answer.
-        const finished = await server.options.onUploadFinish?.(web, upload)
-        ;(server as EventEmitter).emit(EVENTS.POST_FINISH, req, res, upload)
+        // As a creation that carries the whole upload: pre-finish may change the answer.
+        const finished = await lifecycle.finishing(req, upload)
+        lifecycle.finished(upload)
         return { url, finished }
       } finally {
         await unlockAll(finalLock)
@@ -157,10 +153,10 @@ export function finalUploadHandler(
     res.once('close', onGone)
     try {
       const { url, finished } = await create(req, res, waiting.signal)
-      const status = finished?.status_code ?? 201
-      res.status(status).set(finished?.headers ?? {})
+      const status = finished?.StatusCode || 201
+      res.status(status).set(finished?.Header ?? {})
       if (status === 201 || (status >= 300 && status < 400)) res.set('Location', url)
-      if (finished?.body) res.type('text/plain').send(finished.body)
+      if (finished?.Body) res.type('text/plain').send(finished.Body)
       else res.end()
     } catch (error) {
       replyError(logger, req, res, error)

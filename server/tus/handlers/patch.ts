@@ -1,12 +1,11 @@
-import type { EventEmitter } from 'node:events'
 import type { Request, Response } from 'express'
-import { EVENTS, type Server } from '@tus/server'
-import { type DataStore, ERRORS, type Locker, type Upload } from '@tus/utils'
+import { type DataStore, ERRORS, type Upload } from '@tus/utils'
 import { expiresAt, isExpired } from '../../../stores/expiry.js'
 import type { Config } from '../../config.js'
 import type { Hooks, ResponseChanges } from '../../hooks/index.js'
 import type { Logger } from '../../logger.js'
 import { FINAL_UPLOAD_PATCH, isFinalUpload } from '../concat.js'
+import type { TusEndpoint } from '../createTusServer.js'
 import { replyError, setTusHeaders } from '../reply.js'
 import { uploadIdOf } from '../uploadUrl.js'
 import { integerHeader } from '../integerHeader.js'
@@ -21,12 +20,12 @@ import { receiveBody } from './receiveBody.js'
  */
 export function patchHandler(
   config: Config,
-  server: Server,
+  tus: TusEndpoint,
   store: DataStore,
-  locker: Locker,
   logger: Logger,
   hooks?: Hooks,
 ): (req: Request, res: Response) => Promise<void> {
+  const { lifecycle, locker } = tus
   const fail = (req: Request, res: Response, error: unknown, headers: Record<string, string> = {}) => replyError(logger, req, res, error, headers)
 
   return async (req, res) => {
@@ -77,11 +76,11 @@ export function patchHandler(
     const finished = !wasFinished && upload.offset === upload.size
     let changes: ResponseChanges
     try {
-      if (finished) changes = await hooks?.finishing(req, upload)
+      if (finished) changes = await lifecycle.finishing(req, upload)
     } catch (error) {
       // pre-finish failed: the client gets 500, as in tusd, yet the upload is finished all the same.
       fail(req, res, error)
-      return void (server as EventEmitter).emit(EVENTS.POST_FINISH, req, res, upload)
+      return lifecycle.finished(upload)
     }
     const expires = expiresAt(upload, store.getExpiration())
     res.status(changes?.StatusCode || 204).set('Upload-Offset', String(upload.offset))
@@ -90,7 +89,6 @@ export function patchHandler(
     // A body we stopped reading (a released lock) leaves the connection unusable.
     if (!req.complete) res.set('Connection', 'close')
     res.end(changes?.Body || undefined)
-    // @tus/server's typings take a listener here; at run time emit passes the arguments on.
-    if (finished) (server as EventEmitter).emit(EVENTS.POST_FINISH, req, res, upload)
+    if (finished) lifecycle.finished(upload)
   }
 }
