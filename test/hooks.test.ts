@@ -355,6 +355,27 @@ test('IETF draft requests run the same hooks: pre-create may refuse, post-finish
   expect(receiver.of('pre-terminate', idOf(location))).toHaveLength(1)
 })
 
+test('a pre-create ChangeFileInfo.ID names IETF and final uploads too: their Location, content and hooks use the new id', async () => {
+  const { url } = await start()
+  let n = 0
+  receiver.answer((hook) => (hook.Type === 'pre-create' ? { ChangeFileInfo: { ID: `renamed-${++n}-${'ab12'.repeat(4)}` } } : {}))
+  const body = randomData(5000, 3)
+  const created = await request(`${url}/files`, { method: 'POST', headers: { 'Upload-Draft-Interop-Version': '8', 'Upload-Complete': '?1' }, body })
+  expect(created.status).toBe(201)
+  const location = new URL(created.headers.location as string, url).toString()
+  expect(location).toBe(`${url}/files/renamed-1-${'ab12'.repeat(4)}`)
+  expect(await sha256OfDownload(location)).toEqual({ status: 200, sha: sha256(body), bytes: body.length })
+  await receiver.waitFor(() => receiver.of('post-finish', idOf(location)).length === 1, 5_000, 'post-finish under the new id')
+
+  // A final upload (concatenation) renamed as well: assembled under the new id.
+  const partial = await createUpload(url, { 'Upload-Length': 3, 'Upload-Concat': 'partial' })
+  expect((await patch(partial, 0, 'xyz')).status).toBe(204)
+  const final = await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Concat': `final;${new URL(partial).pathname}` } })
+  expect(final.status).toBe(201)
+  expect(final.headers.location).toBe(`${url}/files/renamed-3-${'ab12'.repeat(4)}`)
+  expect(await sha256OfDownload(final.headers.location as string)).toEqual({ status: 200, sha: sha256('xyz'), bytes: 3 })
+})
+
 const MiB = 1024 * 1024
 const IETF = { 'Upload-Draft-Interop-Version': '8' }
 const IETF_APPEND = { ...IETF, 'Content-Type': 'application/partial-upload' }
