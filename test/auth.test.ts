@@ -7,7 +7,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT, UnsecuredJWT } from 'jose'
 import * as tus from 'tus-js-client'
-import { createUpload, OFFSET_STREAM, patch, type RawResponse, request, sha256, TUS } from './helpers/http.js'
+import { createUpload, OFFSET_STREAM, pacedPatch, patch, type RawResponse, request, sha256, TUS } from './helpers/http.js'
 import { type InProcessServer, startServer, tempDir } from './helpers/servers.js'
 import { bearer, hsTokens, TEST_SECRET } from './helpers/tokens.js'
 
@@ -202,7 +202,7 @@ describe('AUTH_MODE=jwt with JWT_SECRET (HS256)', () => {
       const url = await create(server.url, bob, { 'Upload-Length': data.length })
       const headers = bearer(bob)
       // 40 bytes, 4 every 80 ms: bob's PATCH holds the upload's lock for about 800 ms.
-      const inFlight = pacedPatchWith(url, data, headers)
+      const inFlight = pacedPatch(url, 0, data, { piece: 4, delayMs: 80, holdMs: 0, headers })
       await sleep(150)
       for (const method of ['HEAD', 'DELETE']) {
         expect((await request(url, { method, headers: { ...TUS, ...bearer(alice) } })).status).toBe(404)
@@ -210,12 +210,12 @@ describe('AUTH_MODE=jwt with JWT_SECRET (HS256)', () => {
       expect((await patch(url, 0, 'x', bearer(alice))).status).toBe(404)
       const result = await inFlight
       // Had any of alice's requests taken the lock, bob's PATCH would have been cut after LOCK_DRAIN_TIMEOUT (200 ms).
-      expect(result).toEqual({ status: 204, offset: String(data.length) })
+      expect(result).toMatchObject({ status: 204, offset: String(data.length) })
       expect(readFileSync(path.join(server.dir, idOf(url)))).toEqual(data)
 
       // The control: bob's own HEAD does take the lock, and his stale PATCH lets go.
       const second = await create(server.url, bob, { 'Upload-Length': data.length })
-      const stale = pacedPatchWith(second, data, headers)
+      const stale = pacedPatch(second, 0, data, { piece: 4, delayMs: 80, holdMs: 0, headers })
       await sleep(150)
       expect((await request(second, { method: 'HEAD', headers: { ...TUS, ...bearer(bob) } })).status).toBe(200)
       const cut = await stale
@@ -357,31 +357,6 @@ describe('AUTH_MODE=jwt with JWT_SECRET (HS256)', () => {
     })
   })
 })
-
-/** pacedPatch with extra headers (the helper sends only the tus ones). */
-function pacedPatchWith(url: string, body: Buffer, headers: Record<string, string>) {
-  return new Promise<{ status: number; offset?: string }>((resolve, reject) => {
-    const req = http.request(url, {
-      method: 'PATCH',
-      agent: false,
-      headers: { ...OFFSET_STREAM, ...headers, 'Upload-Offset': 0, 'Content-Length': body.length },
-    })
-    req.on('response', (res) => {
-      res.resume()
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, offset: res.headers['upload-offset'] as string | undefined }))
-      req.destroy()
-    })
-    req.on('error', reject)
-    req.flushHeaders()
-    void (async () => {
-      for (let at = 0; at < body.length && !req.destroyed; at += 4) {
-        req.write(body.subarray(at, at + 4))
-        await sleep(80)
-      }
-      if (!req.destroyed) req.end()
-    })()
-  })
-}
 
 describe('uploads across a change of AUTH_MODE', () => {
   test("an upload made with authentication off is nobody's once it is on; an owned one shows no owner when it is off", async () => {
