@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express'
-import { ERRORS, type Lock, type Locker, Metadata, Upload } from '@tus/utils'
+import { ERRORS, type Lock, type Locker, Upload } from '@tus/utils'
 import { isExpired } from '../../../stores/expiry.js'
 import type { StoreBackend } from '../../../stores/types.js'
 import { newUploadId } from '../../../stores/uploadId.js'
@@ -12,6 +12,7 @@ import { requestContext } from '../../requestContext.js'
 import { enableConcatenation, isPartialUpload, partialsNamed } from '../concat.js'
 import type { TusEndpoint } from '../createTusServer.js'
 import type { TusError } from '../errors.js'
+import { metadataOf } from '../metadataHeader.js'
 import { hasBody, replyError, setTusHeaders } from '../reply.js'
 import { uploadUrl } from '../uploadUrl.js'
 
@@ -80,13 +81,7 @@ export function finalUploadHandler(
     if (req.get('upload-length') !== undefined || req.get('upload-defer-length') !== undefined) {
       throw refuse('A final upload takes no Upload-Length: its length is the sum of its partial uploads')
     }
-    let metadata: Upload['metadata']
-    try {
-      const header = req.get('upload-metadata')
-      metadata = header ? Metadata.parse(header) : undefined
-    } catch {
-      throw ERRORS.INVALID_METADATA
-    }
+    const metadata = metadataOf(req)
     const named = partialsNamed(req.get('upload-concat') as string, config.TUS_PATH)
     if ('error' in named) throw refuse(named.error)
 

@@ -1,14 +1,15 @@
 import type { Request, Response } from 'express'
 import { type DataStore, ERRORS, type Upload } from '@tus/utils'
-import { expiresAt, isExpired } from '../../../stores/expiry.js'
+import { isExpired } from '../../../stores/expiry.js'
 import type { Config } from '../../config.js'
-import type { Hooks, ResponseChanges } from '../../hooks/index.js'
+import type { Hooks } from '../../hooks/index.js'
 import type { Logger } from '../../logger.js'
 import { FINAL_UPLOAD_PATCH, isFinalUpload } from '../concat.js'
 import type { TusEndpoint } from '../createTusServer.js'
 import { replyError, setTusHeaders } from '../reply.js'
 import { uploadIdOf } from '../uploadUrl.js'
 import { integerHeader } from '../integerHeader.js'
+import { answerWrite } from './answerWrite.js'
 import { type BodyWrite, lockForBodyWrite, roomFor } from './bodyWrite.js'
 import { receiveBody } from './receiveBody.js'
 
@@ -72,23 +73,11 @@ export function patchHandler(
       await lock.unlock()
     }
 
-    // Only the request that delivers the last byte finishes an upload (a repeated empty PATCH does not).
-    const finished = !wasFinished && upload.offset === upload.size
-    let changes: ResponseChanges
-    try {
-      if (finished) changes = await lifecycle.finishing(req, upload)
-    } catch (error) {
-      // pre-finish failed: the client gets 500, as in tusd, yet the upload is finished all the same.
-      fail(req, res, error)
-      return lifecycle.finished(upload)
-    }
-    const expires = expiresAt(upload, store.getExpiration())
-    res.status(changes?.StatusCode || 204).set('Upload-Offset', String(upload.offset))
-    if (expires) res.set('Upload-Expires', expires.toUTCString())
-    if (changes?.Header) res.set(changes.Header)
-    // A body we stopped reading (a released lock) leaves the connection unusable.
-    if (!req.complete) res.set('Connection', 'close')
-    res.end(changes?.Body || undefined)
-    if (finished) lifecycle.finished(upload)
+    await answerWrite(lifecycle, store, logger, req, res, upload, {
+      // Only the request that delivers the last byte finishes an upload (a repeated empty PATCH does not).
+      finished: !wasFinished && upload.offset === upload.size,
+      status: 204,
+      headers: () => ({ 'Upload-Offset': String(upload.offset) }),
+    })
   }
 }

@@ -1,16 +1,17 @@
 import type { Request, Response } from 'express'
-import { type DataStore, ERRORS, Metadata, Upload } from '@tus/utils'
-import { expiresAt } from '../../../stores/expiry.js'
+import { type DataStore, ERRORS, Upload } from '@tus/utils'
 import { newUploadId } from '../../../stores/uploadId.js'
 import type { Config } from '../../config.js'
-import type { Hooks, ResponseChanges } from '../../hooks/index.js'
+import type { Hooks } from '../../hooks/index.js'
 import type { Logger } from '../../logger.js'
 import { requestContext } from '../../requestContext.js'
 import type { TusEndpoint } from '../createTusServer.js'
 import type { TusError } from '../errors.js'
 import { integerHeader } from '../integerHeader.js'
+import { metadataOf } from '../metadataHeader.js'
 import { replyError, setTusHeaders } from '../reply.js'
 import { uploadUrl } from '../uploadUrl.js'
+import { answerWrite } from './answerWrite.js'
 import { type BodyWrite, lockForBodyWrite, roomFor } from './bodyWrite.js'
 import { receiveBody } from './receiveBody.js'
 
@@ -18,30 +19,23 @@ const OFFSET_STREAM = 'application/offset+octet-stream'
 const INVALID_CONCAT: TusError = { status_code: 400, body: 'Invalid Upload-Concat: partial, or final;<url> <url> ...\n' }
 const INVALID_LENGTH: TusError = { status_code: 400, body: 'Invalid Upload-Length (a whole number of bytes) or Upload-Defer-Length (1)\n' }
 
-/** The upload a creation request asks for, or why it is refused; nothing is stored either way. */
-function requestedUpload(config: Config, store: DataStore, req: Request, concatenation: boolean): Upload | TusError {
+/** The upload a creation request asks for; throws why it is refused. Nothing is stored either way. */
+function requestedUpload(config: Config, store: DataStore, req: Request, concatenation: boolean): Upload {
   const concat = req.get('upload-concat')
   if (concat !== undefined) {
-    if (!concatenation) return ERRORS.UNSUPPORTED_CONCATENATION_EXTENSION
-    if (concat.trim() !== 'partial') return INVALID_CONCAT // a final one has its own handler (final.ts)
+    if (!concatenation) throw ERRORS.UNSUPPORTED_CONCATENATION_EXTENSION
+    if (concat.trim() !== 'partial') throw INVALID_CONCAT // a final one has its own handler (final.ts)
   }
   const length = integerHeader(req.get('upload-length'))
   const deferred = req.get('upload-defer-length')
-  if (deferred !== undefined && !store.hasExtension('creation-defer-length')) return ERRORS.UNSUPPORTED_CREATION_DEFER_LENGTH_EXTENSION
-  if ((length === undefined) === (deferred === undefined)) return ERRORS.INVALID_LENGTH
-  if (Number.isNaN(length) || (deferred !== undefined && deferred !== '1')) return INVALID_LENGTH
-  if (length !== undefined && config.MAX_SIZE > 0 && length > config.MAX_SIZE) return ERRORS.ERR_MAX_SIZE_EXCEEDED
-  let metadata: Upload['metadata']
-  try {
-    const header = req.get('upload-metadata')
-    metadata = header ? Metadata.parse(header) : undefined
-  } catch {
-    return ERRORS.INVALID_METADATA
-  }
-  const upload = new Upload({ id: newUploadId(), size: length, offset: 0, metadata })
+  if (deferred !== undefined && !store.hasExtension('creation-defer-length')) throw ERRORS.UNSUPPORTED_CREATION_DEFER_LENGTH_EXTENSION
+  if ((length === undefined) === (deferred === undefined)) throw ERRORS.INVALID_LENGTH
+  if (Number.isNaN(length) || (deferred !== undefined && deferred !== '1')) throw INVALID_LENGTH
+  if (length !== undefined && config.MAX_SIZE > 0 && length > config.MAX_SIZE) throw ERRORS.ERR_MAX_SIZE_EXCEEDED
+  const upload = new Upload({ id: newUploadId(), size: length, offset: 0, metadata: metadataOf(req) })
   // A body that cannot fit is refused before the upload exists (a chunked one is cut at the limit).
   const contentLength = integerHeader(req.get('content-length'))
-  if (contentLength !== undefined && contentLength > roomFor(config, upload, 0)) return ERRORS.ERR_SIZE_EXCEEDED
+  if (contentLength !== undefined && contentLength > roomFor(config, upload, 0)) throw ERRORS.ERR_SIZE_EXCEEDED
   return upload
 }
 
@@ -66,11 +60,11 @@ export function postHandler(
 
   return async (req, res) => {
     setTusHeaders(config, req, res)
-    const upload = requestedUpload(config, store, req, concatenation)
-    if (!(upload instanceof Upload)) return fail(req, res, upload)
-    const context = requestContext.current()
-    if (context) context.uploadId = upload.id
+    let upload: Upload
     try {
+      upload = requestedUpload(config, store, req, concatenation)
+      const context = requestContext.current()
+      if (context) context.uploadId = upload.id
       await lifecycle.prepare(req, res, upload) // pre-create may refuse, or change the id
     } catch (error) {
       return fail(req, res, error)
@@ -100,26 +94,14 @@ export function postHandler(
       await lock.unlock()
     }
 
-    // An empty upload, or a body that was the whole upload.
-    const finished = upload.offset === upload.size
-    let changes: ResponseChanges
-    try {
-      if (finished) changes = await lifecycle.finishing(req, upload)
-    } catch (error) {
-      // pre-finish failed: the client gets 500, as in tusd, yet the upload is finished all the same.
-      fail(req, res, error)
-      return lifecycle.finished(upload)
-    }
-    const status = changes?.StatusCode || 201
-    res.status(status)
-    if (wrote) res.set('Upload-Offset', String(upload.offset))
-    const expires = expiresAt(upload, store.getExpiration())
-    if (expires) res.set('Upload-Expires', expires.toUTCString())
-    if (changes?.Header) res.set(changes.Header)
-    if (status === 201 || (status >= 300 && status < 400)) res.set('Location', url)
-    // A body we stopped reading leaves the connection unusable.
-    if (!req.complete) res.set('Connection', 'close')
-    res.end(changes?.Body || undefined)
-    if (finished) lifecycle.finished(upload)
+    await answerWrite(lifecycle, store, logger, req, res, upload, {
+      // An empty upload, or a body that was the whole upload.
+      finished: upload.offset === upload.size,
+      status: 201,
+      headers: (status) => ({
+        ...(wrote ? { 'Upload-Offset': String(upload.offset) } : {}),
+        ...(status === 201 || (status >= 300 && status < 400) ? { Location: url } : {}),
+      }),
+    })
   }
 }
