@@ -25,6 +25,24 @@ test('CreationSlots runs at most its slots at once, in arrival order, and 0 mean
     expect(started).toEqual(Array.from({ length: 10 }, (_, i) => i))
     expect(creations.queued).toBe(0)
   }
+  // A slot is handed to the oldest waiter: a newcomer arriving as it frees neither overtakes nor joins it.
+  const handover = new CreationSlots(1)
+  let inside = 0
+  let crowded = 0
+  const order: string[] = []
+  const creation = (name: string) => async () => {
+    crowded = Math.max(crowded, ++inside)
+    order.push(name)
+    await sleep(10)
+    inside--
+  }
+  const first = handover.run(creation('a'))
+  const waiter = handover.run(creation('b'))
+  await first
+  const newcomer = handover.run(creation('c'))
+  await Promise.all([waiter, newcomer])
+  expect(crowded).toBe(1)
+  expect(order).toEqual(['a', 'b', 'c'])
   // A failed creation gives its slot back.
   const creations = new CreationSlots(1)
   await expect(creations.run(async () => Promise.reject(new Error('no')))).rejects.toThrow('no')

@@ -18,14 +18,15 @@ export class CreationSlots {
   }
 
   async run<T>(creation: () => Promise<T>): Promise<T> {
+    // A waiter is handed its slot by the creation that ends: a newcomer meanwhile finds none free.
     if (this.slots > 0 && this.active >= this.slots) await new Promise<void>((resolve) => this.waiting.push(resolve))
-    this.active++
+    else this.active++
     try {
       return await creation()
     } finally {
-      this.active--
       const next = this.waiting.shift()
       if (next) setImmediate(next)
+      else this.active--
     }
   }
 }

@@ -4,9 +4,9 @@ import type { Request, Response } from 'express'
 type NodePair = { req: IncomingMessage; res?: ServerResponse }
 
 /**
- * The Express request as the web Request `@tus/server`'s callbacks and URL builder take, for handlers of
- * our own (final uploads, the IETF draft): its headers as they stand now, no body, and the Node request
- * and response where `@tus/server`'s own requests carry them (srvx's `runtime.node`), which hooks read.
+ * The Express request as the web Request `@tus/server`'s termination callbacks and events take, for the
+ * IETF draft's cancellation: its headers as they stand now, no body, and the Node request and response
+ * where `@tus/server`'s own requests carry them (srvx's `runtime.node`), which hooks read.
  */
 export function webRequestOf(req: Request, res: Response): globalThis.Request {
   const headers = new Headers()
