@@ -1,5 +1,4 @@
 import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express'
-import { lockers, stores } from '../stores/registry.js'
 import type { StoreBackend } from '../stores/types.js'
 import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
@@ -12,12 +11,13 @@ import { Metrics, metricsRoute } from './metrics.js'
 import type { Logger } from './logger.js'
 import { requestContext } from './requestContext.js'
 import { securityHeadersOutside } from './securityHeaders.js'
+import { composeStorage } from './storage/compose.js'
+import type { Sweeper } from './storage/sweeper.js'
 import { checksumRequests } from './tus/checksum/checksumRequests.js'
 import { verifyChecksums } from './tus/checksum/verifyChecksums.js'
 import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
 import { CreationSlots } from './tus/creationSlots.js'
 import { download } from './tus/download.js'
-import { ExpirySweeper } from './tus/expirySweeper.js'
 import { finalUploadHandler } from './tus/handlers/final.js'
 import { headHandler } from './tus/handlers/head.js'
 import { patchHandler } from './tus/handlers/patch.js'
@@ -30,7 +30,7 @@ export interface App {
   app: Express
   tus: TusEndpoint
   store: StoreBackend
-  sweeper: ExpirySweeper
+  sweeper: Sweeper
   metrics: Metrics
   /** Resolves when no tus request is writing to the store. */
   drain(): Promise<void>
@@ -39,14 +39,15 @@ export interface App {
 
 /** The Express app: health, downloads and the tus endpoint, over the store and locker the config names. */
 export async function createApp(config: Config, logger: Logger): Promise<App> {
-  const store = await (await stores[config.STORE]()).create(config)
-  await verifyChecksums(store, { stagingDir: config.CHECKSUM_STAGING_DIR, logger })
-  const { locker, close: closeLocker } = await (await lockers[config.LOCKER]()).create(config)
   const metrics = new Metrics()
+  const storage = await composeStorage(config, {
+    metrics,
+    logger,
+    beneathInstrumentation: (backend) => verifyChecksums(backend, { stagingDir: config.CHECKSUM_STAGING_DIR, logger }),
+  })
+  const { backend: store, sweeper } = storage
   const hooks = await Hooks.create(config, store.datastore, logger, metrics)
-  const tus = createTusServer(config, store.datastore, locker, logger, metrics, hooks)
-  const sweeper = new ExpirySweeper(store, locker, logger, metrics)
-  if (store.datastore.hasExtension('expiration')) sweeper.start(config.EXPIRY_SWEEP_INTERVAL)
+  const tus = createTusServer(config, store.datastore, storage.locker, logger, metrics, hooks)
   const limits = await uploadLimits(config, store.datastore, logger)
 
   const app = express()
@@ -106,11 +107,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     store,
     sweeper,
     metrics,
-    drain: tus.drain,
+    drain: storage.drain,
     async close() {
       await sweeper.stop()
       await hooks?.close()
-      await Promise.all([store.close(), closeLocker(), limits.close()])
+      await Promise.all([storage.close(), limits.close()])
     },
   }
 }

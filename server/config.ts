@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os'
 import bytes from 'bytes'
 import ms from 'ms'
 import { z } from 'zod'
-import { lockers, stores } from '../stores/registry.js'
+import { type LockerChoice, lockerNames, type StoreChoice, storeNames } from '../stores/registry.js'
 import { HOOK_TYPES, type HookType } from './hooks/types.js'
 
 // Sizes accept plain bytes or units ("10GB", "512kb"); durations plain milliseconds or units ("24h", "30s").
@@ -57,7 +57,7 @@ const schema = z.object({
     .string()
     .regex(/^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~-]$/, "expected a path like /files (leading '/', no trailing '/')")
     .default('/files'),
-  STORE: z.enum(Object.keys(stores) as [string, ...string[]]).default('file'),
+  STORE: z.enum(storeNames).default('file'),
   FILE_DIR: z.string().min(1).default('./data'),
   FILE_FSYNC: flag.prefault('true'),
   S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
@@ -79,7 +79,7 @@ const schema = z.object({
   GCS_PROJECT_ID: z.string().optional(),
   GCS_KEY_FILE: z.string().optional(),
   GCS_API_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
-  LOCKER: z.enum(Object.keys(lockers) as [string, ...string[]]).default('memory'),
+  LOCKER: z.enum(lockerNames).default('memory'),
   LOCK_TIMEOUT: duration.prefault('30s'),
   // How long a request asked to release its lock gets to finish before it is cut.
   LOCK_DRAIN_TIMEOUT: duration.prefault('3s'),
@@ -105,7 +105,10 @@ const schema = z.object({
   CREATE_RATE_LIMIT_IP: rate.optional(),
   CREATE_RATE_LIMIT_PRINCIPAL: rate.optional(),
   UPLOAD_EXPIRES_AFTER: duration.prefault('24h'),
+  // How often the sweep runs: expired uploads, and what failed creations left behind.
   EXPIRY_SWEEP_INTERVAL: duration.refine((v) => v >= 1000, 'expected at least 1s').prefault('10m'),
+  // A leftover (data without info, a temporary info file, an S3 multipart upload without info) is removed once this old.
+  ORPHAN_GRACE_PERIOD: duration.prefault('1h'),
   UPLOAD_IDLE_TIMEOUT: duration.prefault('60s'),
   // How many request bodies are read at once (in turns, round-robin); 0: all at once.
   READ_SLOTS: z.coerce.number().int().min(0).default(16),
@@ -241,5 +244,64 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...raw,
     CORS_ORIGINS: origins.includes('*') ? '*' : origins,
     LOG_FORMAT: raw.LOG_FORMAT ?? (raw.NODE_ENV === 'production' ? 'json' : 'pretty'),
+  }
+}
+
+/** The store back end the config names, with its settings. */
+export function storeSettings(config: Config): StoreChoice {
+  const expiresAfterMs = config.UPLOAD_EXPIRES_AFTER
+  switch (config.STORE) {
+    case 'file':
+      return { name: 'file', settings: { directory: config.FILE_DIR, fsync: config.FILE_FSYNC, expiresAfterMs } }
+    case 's3':
+      return {
+        name: 's3',
+        settings: {
+          bucket: config.S3_BUCKET as string,
+          region: config.S3_REGION,
+          endpoint: config.S3_ENDPOINT,
+          forcePathStyle: config.S3_FORCE_PATH_STYLE,
+          credentials:
+            config.S3_ACCESS_KEY_ID && config.S3_SECRET_ACCESS_KEY
+              ? { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY }
+              : undefined,
+          partSize: config.S3_PART_SIZE,
+          useTags: config.S3_USE_TAGS,
+          keyPrefix: config.S3_KEY_PREFIX,
+          expiresAfterMs,
+          infoCache: config.REDIS_URL ? { redisUrl: config.REDIS_URL, keyPrefix: config.REDIS_KEY_PREFIX } : undefined,
+        },
+      }
+    case 'azure':
+      return {
+        name: 'azure',
+        settings: {
+          container: config.AZURE_CONTAINER as string,
+          account: config.AZURE_CONNECTION_STRING
+            ? { connectionString: config.AZURE_CONNECTION_STRING }
+            : { name: config.AZURE_ACCOUNT_NAME as string, key: config.AZURE_ACCOUNT_KEY as string, endpoint: config.AZURE_ENDPOINT },
+          expiresAfterMs,
+        },
+      }
+    case 'gcs':
+      return {
+        name: 'gcs',
+        settings: {
+          bucket: config.GCS_BUCKET as string,
+          projectId: config.GCS_PROJECT_ID,
+          keyFile: config.GCS_KEY_FILE,
+          apiEndpoint: config.GCS_API_ENDPOINT,
+          expiresAfterMs,
+        },
+      }
+  }
+}
+
+/** The locker the config names, with its settings. */
+export function lockerSettings(config: Config): LockerChoice {
+  if (config.LOCKER === 'memory') return { name: 'memory', settings: { timeoutMs: config.LOCK_TIMEOUT } }
+  return {
+    name: 'redis',
+    settings: { url: config.REDIS_URL as string, keyPrefix: config.REDIS_KEY_PREFIX, ttlMs: config.LOCK_TTL, timeoutMs: config.LOCK_TIMEOUT },
   }
 }

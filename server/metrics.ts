@@ -34,6 +34,7 @@ export class Metrics {
   readonly uploadsFinished = this.counter('uploads_finished_total', 'Uploads finished')
   readonly uploadsTerminated = this.counter('uploads_terminated_total', 'Uploads terminated by their client')
   readonly uploadsExpired = this.counter('uploads_expired_total', 'Unfinished uploads removed by the expiry sweep')
+  readonly orphansRemoved = this.counter('orphans_removed_total', 'Leftovers of creations or terminations cut between two steps, removed by the sweep')
   readonly lockWait = new Histogram({
     name: `${PREFIX}lock_wait_seconds`,
     help: 'Time to acquire an upload lock',

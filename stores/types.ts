@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream'
 import type { DataStore, Locker, Upload } from '@tus/utils'
-import type { Config } from '../server/config.js'
 
 /** An inclusive byte range of an upload, as in HTTP's Range header. */
 export interface ByteRange {
@@ -8,9 +7,43 @@ export interface ByteRange {
   end: number
 }
 
-/** What a storage back end gives the host; the tus extensions it supports are `datastore.extensions`. */
+/**
+ * What a store supports, stated once by the store; the host derives what it advertises from it
+ * (Tus-Extension, the IETF draft's limits) and which optional methods of StoreBackend it may call.
+ */
+export interface StoreCapabilities {
+  /** Creation without a length, declared later (creation-defer-length). */
+  readonly creationDeferLength: boolean
+  /** An upload can be removed by its client (termination). */
+  readonly termination: boolean
+  /** Unfinished uploads expire this long after creation (expiration); 0: never. */
+  readonly expiresAfterMs: number
+  /** Final uploads are assembled from finished partial ones (concatenation): `concatenate` exists. */
+  readonly concatenation: boolean
+  /** Bytes past an offset can be taken back: `truncate` exists, so a checksummed chunk can be written in place. */
+  readonly truncate: boolean
+  /** Finished uploads can be listed: `listFinished` exists. */
+  readonly listing: boolean
+  /** The largest upload the store can hold, in bytes; 0: no limit of its own. */
+  readonly maxSize: number
+  /** The most bytes of upload info (its metadata and ~350 bytes more) the store can keep; 0: no limit of its own. */
+  readonly maxInfoSize: number
+}
+
+/**
+ * Something a creation or a write left behind when it stopped between two steps (a crash, a failure
+ * it could not undo): no upload refers to it. `key` names it within the store, `id` the upload it was for.
+ */
+export interface Orphan {
+  id: string
+  key: string
+  kind: 'data-without-info' | 'temporary-info' | 'multipart-upload' | 'incomplete-part' | 'patch-object'
+}
+
+/** What a storage back end gives the host. */
 export interface StoreBackend {
   datastore: DataStore
+  capabilities: StoreCapabilities
   /** Resolves when the store can take writes; rejects with the reason otherwise. */
   health(): Promise<void>
   /** Unfinished uploads whose expiry has passed, for the sweep (which rechecks each under its lock). */
@@ -19,28 +52,36 @@ export interface StoreBackend {
   download(id: string, range?: ByteRange): Promise<Readable>
   /**
    * Finished uploads (offset === size), newest first by creation date, at most `limit` of them, only
-   * those `where` accepts when it is given. Optional: a store without it has no listing (the web page's
-   * list answers 501).
+   * those `where` accepts when it is given. Present when `capabilities.listing`.
    */
   listFinished?(limit: number, where?: (upload: Upload) => boolean): Promise<Upload[]>
   /**
    * Fills the upload `finalId` (created empty, with the partials' total as its length) with the bytes of
-   * the finished `partials`, in order, and leaves it finished. Optional: a store without it has no
-   * concatenation extension.
+   * the finished `partials`, in order, and leaves it finished. Present when `capabilities.concatenation`.
    */
   concatenate?(finalId: string, partials: Upload[]): Promise<void>
   /**
    * Takes back the bytes an upload holds past `offset` (its offset is `offset` again), so a chunk that
-   * fails its checksum can be written in place and discarded. Optional: a store without it (one that
-   * cannot take bytes back) gets a checksummed chunk only once it is verified, staged on disk meanwhile.
+   * fails its checksum can be written in place and discarded. Present when `capabilities.truncate`.
    */
   truncate?(id: string, offset: number): Promise<void>
+  /**
+   * Leftovers older than `graceMs` (see Orphan), for the sweep. Absent on a store where a creation or
+   * a write is one atomic request, so nothing can be left behind.
+   */
+  orphans?(graceMs: number): Promise<Orphan[]>
+  /**
+   * Removes one leftover if it still is one (the sweep holds its upload's lock); false when it is not
+   * (an upload now refers to it, or it is gone).
+   */
+  removeOrphan?(orphan: Orphan, graceMs: number): Promise<boolean>
   close(): Promise<void>
 }
 
-export interface StoreModule {
+/** A storage back end, built from its own settings. */
+export interface StoreModule<Settings> {
   name: string
-  create(config: Config): Promise<StoreBackend>
+  create(settings: Settings): Promise<StoreBackend>
 }
 
 export interface LockerBackend {
@@ -48,7 +89,7 @@ export interface LockerBackend {
   close(): Promise<void>
 }
 
-export interface LockerModule {
+export interface LockerModule<Settings> {
   name: string
-  create(config: Config): Promise<LockerBackend>
+  create(settings: Settings): Promise<LockerBackend>
 }

@@ -6,15 +6,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { AzureStore } from '@tus/azure-store'
 import { Upload } from '@tus/utils'
 import * as tus from 'tus-js-client'
-import { loadConfig } from '../server/config.js'
+import { loadConfig, storeSettings } from '../server/config.js'
 import { AzureDatastore } from '../stores/azure/AzureDatastore.js'
-import { azureStore } from '../stores/azure/index.js'
+import { openStore } from '../stores/registry.js'
+import { Metrics } from '../server/metrics.js'
+import { composeStorage } from '../server/storage/compose.js'
 import { newUploadId } from '../stores/uploadId.js'
 import { expectCorruptedChunkRejected } from './helpers/checksum.js'
 import { type Azurite, AZURITE_ACCOUNT, AZURITE_KEY, startAzurite } from './helpers/azurite.js'
 import { createUpload, OFFSET_STREAM, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
-import { type InProcessServer, startServer } from './helpers/servers.js'
-import { storeContract } from './helpers/storeContract.js'
+import { capturedLogger, type InProcessServer, startServer } from './helpers/servers.js'
 
 const MiB = 1024 * 1024
 
@@ -30,18 +31,6 @@ const azureEnv = (container: string, extra: Record<string, string> = {}) => ({
   ...azurite.env,
   AZURE_CONTAINER: container,
   ...extra,
-})
-
-storeContract('azure (Azurite)', async (expirationMs) => {
-  const container = azurite.containerName()
-  const backend = await azureStore.create(loadConfig(azureEnv(container, { UPLOAD_EXPIRES_AFTER: String(expirationMs) })))
-  return {
-    backend,
-    async cleanup() {
-      await backend.close()
-      await azurite.client().getContainerClient(container).deleteIfExists()
-    },
-  }
 })
 
 function tusUpload(data: Buffer, options: tus.UploadOptions): Promise<string> {
@@ -305,12 +294,12 @@ describe('AzureDatastore writes (on Azurite)', () => {
 describe('Azure configuration and failures', () => {
   test('a connection string works as well as an account name and key', async () => {
     const container = azurite.containerName()
-    const backend = await azureStore.create(
-      loadConfig({
+    const backend = await openStore(
+      storeSettings(loadConfig({
         STORE: 'azure',
         AZURE_CONTAINER: container,
         AZURE_CONNECTION_STRING: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${azurite.endpoint};`,
-      }),
+      })),
     )
     try {
       await expect(backend.health()).resolves.toBeUndefined()
@@ -358,12 +347,12 @@ describe('Azure configuration and failures', () => {
 
   test("start-up refuses a MAX_METADATA_SIZE that cannot fit Azure's 8 KiB of blob metadata", async () => {
     const config = loadConfig({ STORE: 'azure', ...azurite.env, AZURE_CONTAINER: azurite.containerName(), MAX_METADATA_SIZE: '8kb' })
-    await expect(azureStore.create(config)).rejects.toThrow(/^MAX_METADATA_SIZE above 7168 bytes cannot fit/)
+    await expect(composeStorage(config, { metrics: new Metrics(), logger: capturedLogger().logger })).rejects.toThrow(/^MAX_METADATA_SIZE above 7168 bytes cannot fit/)
   })
 
   test('start-up fails with the reason when the account refuses the credentials', async () => {
     const wrongKey = Buffer.alloc(64, 1).toString('base64')
     const config = loadConfig({ STORE: 'azure', ...azurite.env, AZURE_ACCOUNT_KEY: wrongKey, AZURE_CONTAINER: 'refused' })
-    await expect(azureStore.create(config)).rejects.toThrow(/^Azure container 'refused' could not be created: AuthorizationFailure$/)
+    await expect(openStore(storeSettings(config))).rejects.toThrow(/^Azure container 'refused' could not be created: AuthorizationFailure$/)
   })
 })

@@ -1,198 +1,22 @@
-// The GCS back end. No GCS emulator runs here, so everything below runs against a FAKE: an in-memory
-// Bucket/File with just the methods @tus/gcs-store and our GCSDatastore call, modelled on GCS's
-// documented behaviour (an object appears only when its upload completes; custom metadata values are
-// strings; compose keeps none of it). Passing here says the module and the server fit together and
-// that the logic is right against that model, not that real GCS behaves like it.
-import { PassThrough, Readable, Writable } from 'node:stream'
+// The GCS back end. No GCS emulator runs here, so everything below runs against a FAKE bucket
+// (helpers/fakeGcs.ts). Passing here says the module and the server fit together and that the logic
+// is right against that model, not that real GCS behaves like it. Its store contract: stores/gcs.contract.test.ts.
+import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Storage as RealStorage, type Bucket, type StorageOptions } from '@google-cloud/storage'
+import { Storage as RealStorage, type StorageOptions } from '@google-cloud/storage'
 import { jest } from '@jest/globals'
 import { GCSStore } from '@tus/gcs-store'
 import { Upload } from '@tus/utils'
 import * as tus from 'tus-js-client'
-import { loadConfig } from '../server/config.js'
+import { type Config, loadConfig, storeSettings } from '../server/config.js'
+import type { GcsStoreSettings } from '../stores/gcs/index.js'
 import { newUploadId } from '../stores/uploadId.js'
 import { expectCorruptedChunkRejected } from './helpers/checksum.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
-import { storeContract } from './helpers/storeContract.js'
+import { asBucket, FakeBucket, newFakeBucket as newBucket } from './helpers/fakeGcs.js'
 
 const MiB = 1024 * 1024
-
-class FakeApiError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
-type Custom = Record<string, string>
-interface StoredObject {
-  data: Buffer
-  custom: Custom
-  generation: number
-}
-
-/** GCS keeps custom metadata values as strings and drops null ones. */
-function toCustom(values: Record<string, unknown> | undefined): Custom {
-  return Object.fromEntries(
-    Object.entries(values ?? {})
-      .filter(([, v]) => v !== null && v !== undefined)
-      .map(([k, v]) => [k, String(v)]),
-  )
-}
-
-/** The FAKE bucket: objects in a Map. */
-class FakeBucket {
-  readonly objects = new Map<string, StoredObject>()
-  /** Whether the bucket exists (bucket.exists()). */
-  present = true
-  /** When set, every call fails with it (an outage). */
-  failure?: Error
-  /** When set, exists() never answers (a hung connection). */
-  hang = false
-  /** Listing page size, small to exercise paging. */
-  pageSize = 1000
-  private generation = 0
-
-  constructor(readonly name: string) {}
-
-  check(): void {
-    if (this.failure) throw this.failure
-    if (!this.present) throw new FakeApiError(404, `The specified bucket does not exist: ${this.name}`)
-  }
-
-  file(name: string): FakeFile {
-    return new FakeFile(this, name)
-  }
-
-  async exists(): Promise<[boolean]> {
-    if (this.hang) await new Promise(() => {})
-    if (this.failure) throw this.failure
-    return [this.present]
-  }
-
-  /** Compose: the destination gets the sources' bytes and no custom metadata. */
-  async combine(sources: FakeFile[], destination: FakeFile): Promise<[FakeFile, unknown]> {
-    this.check()
-    const data = Buffer.concat(sources.map((source) => this.get(source.name).data))
-    this.put(destination.name, data, {})
-    return [destination, {}]
-  }
-
-  async getFiles(query: { maxResults?: number; pageToken?: string } = {}): Promise<[FakeFile[], { pageToken: string } | null, unknown]> {
-    this.check()
-    const names = [...this.objects.keys()].sort()
-    const from = query.pageToken ? Number(query.pageToken) : 0
-    const to = from + Math.min(query.maxResults ?? Infinity, this.pageSize)
-    const files = names.slice(from, to).map((name) => {
-      const file = this.file(name)
-      file.metadata = this.resource(name)
-      return file
-    })
-    return [files, to < names.length ? { pageToken: String(to) } : null, {}]
-  }
-
-  get(name: string): StoredObject {
-    const object = this.objects.get(name)
-    if (!object) throw new FakeApiError(404, `No such object: ${this.name}/${name}`)
-    return object
-  }
-
-  put(name: string, data: Buffer, custom: Custom): void {
-    this.objects.set(name, { data, custom, generation: ++this.generation })
-  }
-
-  resource(name: string): Record<string, unknown> {
-    const object = this.get(name)
-    return { name, bucket: this.name, size: String(object.data.length), generation: String(object.generation), metadata: { ...object.custom } }
-  }
-}
-
-/** The FAKE file: a handle on a name, as in the real client. */
-class FakeFile {
-  metadata: Record<string, unknown> = {}
-
-  constructor(
-    readonly bucket: FakeBucket,
-    readonly name: string,
-  ) {}
-
-  /** The object is replaced when the stream finishes, never when it fails. */
-  createWriteStream(options: { metadata?: { metadata?: Record<string, unknown> } } = {}): Writable {
-    this.bucket.check()
-    const chunks: Buffer[] = []
-    return new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        chunks.push(chunk)
-        done()
-      },
-      final: (done) => {
-        try {
-          this.bucket.put(this.name, Buffer.concat(chunks), toCustom(options.metadata?.metadata))
-          done()
-        } catch (error) {
-          done(error as Error)
-        }
-      },
-    })
-  }
-
-  /** Inclusive range, as the real client's. */
-  createReadStream(options: { start?: number; end?: number } = {}): Readable {
-    const out = new PassThrough()
-    let object: StoredObject
-    try {
-      this.bucket.check()
-      object = this.bucket.get(this.name)
-    } catch (error) {
-      process.nextTick(() => out.destroy(error as Error))
-      return out
-    }
-    const start = options.start ?? 0
-    const end = options.end ?? object.data.length - 1
-    out.end(object.data.subarray(start, end + 1))
-    return out
-  }
-
-  /** Promise or callback, as upstream's getUpload uses the callback form. */
-  getMetadata(callback?: (error: unknown, metadata?: unknown) => void): Promise<[Record<string, unknown>, unknown]> | void {
-    const run = async (): Promise<[Record<string, unknown>, unknown]> => {
-      this.bucket.check()
-      this.metadata = this.bucket.resource(this.name)
-      return [this.metadata, {}]
-    }
-    if (!callback) return run()
-    run().then(
-      ([metadata]) => callback(null, metadata),
-      (error) => callback(error),
-    )
-  }
-
-  /** Custom metadata merges: a key set to null is removed. */
-  async setMetadata({ metadata }: { metadata?: Record<string, unknown> }): Promise<[Record<string, unknown>, unknown]> {
-    this.bucket.check()
-    const object = this.bucket.get(this.name)
-    for (const [key, value] of Object.entries(metadata ?? {})) {
-      if (value === null) delete object.custom[key]
-      else if (value !== undefined) object.custom[key] = String(value)
-    }
-    return [this.bucket.resource(this.name), {}]
-  }
-
-  async delete({ ignoreNotFound = false } = {}): Promise<[unknown]> {
-    this.bucket.check()
-    if (!this.bucket.objects.delete(this.name) && !ignoreNotFound) throw new FakeApiError(404, `No such object: ${this.bucket.name}/${this.name}`)
-    return [{}]
-  }
-
-  async exists(): Promise<[boolean]> {
-    this.bucket.check()
-    return [this.bucket.objects.has(this.name)]
-  }
-}
 
 // tusgate's own `new Storage(options).bucket(name)` gets a fake bucket, by name; the options are kept.
 const fakeBuckets = new Map<string, FakeBucket>()
@@ -211,9 +35,12 @@ jest.unstable_mockModule('@google-cloud/storage', () => ({ Storage: FakeStorage 
 const { gcsBackend, gcsStorageOptions, gcsStore } = await import('../stores/gcs/index.js')
 const { startServer } = await import('./helpers/servers.js')
 
-const asBucket = (fake: FakeBucket) => fake as unknown as Bucket
-let bucketCount = 0
-const newBucket = () => new FakeBucket(`fake-bucket-${++bucketCount}`)
+/** The GCS store's settings from a config. */
+function gcsSettings(config: Config): GcsStoreSettings {
+  const choice = storeSettings(config)
+  if (choice.name !== 'gcs') throw new Error(`expected STORE=gcs, got ${choice.name}`)
+  return choice.settings
+}
 
 function failingBody(data: Buffer, failure: Error): Readable {
   return Readable.from(
@@ -225,28 +52,23 @@ function failingBody(data: Buffer, failure: Error): Readable {
 }
 
 describe('GCS store against a fake Bucket (no emulator available)', () => {
-  storeContract('gcs (FAKE in-memory Bucket)', async (expirationMs) => {
-    const backend = gcsBackend(asBucket(newBucket()), { UPLOAD_EXPIRES_AFTER: expirationMs })
-    return { backend, cleanup: () => backend.close() }
-  })
-
   describe('config wiring', () => {
     const base = { STORE: 'gcs', GCS_BUCKET: 'uploads-bucket' }
 
     test('GCS_PROJECT_ID, GCS_KEY_FILE and GCS_API_ENDPOINT become the client options', () => {
-      expect(gcsStorageOptions(loadConfig(base))).toEqual({})
+      expect(gcsStorageOptions(gcsSettings(loadConfig(base)))).toEqual({})
       expect(
-        gcsStorageOptions(loadConfig({ ...base, GCS_PROJECT_ID: 'proj', GCS_KEY_FILE: '/keys/sa.json', GCS_API_ENDPOINT: 'https://gcs.internal:8443' })),
+        gcsStorageOptions(gcsSettings(loadConfig({ ...base, GCS_PROJECT_ID: 'proj', GCS_KEY_FILE: '/keys/sa.json', GCS_API_ENDPOINT: 'https://gcs.internal:8443' }))),
       ).toEqual({ projectId: 'proj', keyFilename: '/keys/sa.json', apiEndpoint: 'https://gcs.internal:8443', useAuthWithCustomEndpoint: true })
       // An endpoint without a key file is an emulator: no authentication.
-      expect(gcsStorageOptions(loadConfig({ ...base, GCS_API_ENDPOINT: 'http://127.0.0.1:4443' }))).toEqual({
+      expect(gcsStorageOptions(gcsSettings(loadConfig({ ...base, GCS_API_ENDPOINT: 'http://127.0.0.1:4443' })))).toEqual({
         apiEndpoint: 'http://127.0.0.1:4443',
         useAuthWithCustomEndpoint: false,
       })
     })
 
     test('the real @google-cloud/storage client takes those options (no request is made)', () => {
-      const options = gcsStorageOptions(loadConfig({ ...base, GCS_PROJECT_ID: 'proj', GCS_API_ENDPOINT: 'http://127.0.0.1:4443' }))
+      const options = gcsStorageOptions(gcsSettings(loadConfig({ ...base, GCS_PROJECT_ID: 'proj', GCS_API_ENDPOINT: 'http://127.0.0.1:4443' })))
       const bucket = new RealStorage(options).bucket('uploads-bucket')
       expect(bucket.name).toBe('uploads-bucket')
       expect(bucket.storage.apiEndpoint).toBe('http://127.0.0.1:4443')
@@ -256,12 +78,14 @@ describe('GCS store against a fake Bucket (no emulator available)', () => {
 
     test('STORE=gcs builds the client from the config and uses GCS_BUCKET', async () => {
       storages.length = 0
-      const backend = await gcsStore.create(loadConfig({ ...base, GCS_PROJECT_ID: 'proj', UPLOAD_EXPIRES_AFTER: '0' }))
+      const backend = await gcsStore.create(gcsSettings(loadConfig({ ...base, GCS_PROJECT_ID: 'proj', UPLOAD_EXPIRES_AFTER: '0' })))
       expect(storages).toEqual([{ projectId: 'proj' }])
       expect(backend.datastore).toBeInstanceOf(GCSStore)
       expect((backend.datastore as GCSStore).bucket).toBe(fakeBuckets.get('uploads-bucket'))
+      expect(backend.capabilities).toMatchObject({ expiresAfterMs: 0, concatenation: false, truncate: false, listing: false })
       expect(backend.datastore.extensions).toEqual(['creation', 'creation-with-upload', 'creation-defer-length', 'termination'])
-      const expiring = await gcsStore.create(loadConfig(base))
+      const expiring = await gcsStore.create(gcsSettings(loadConfig(base)))
+      expect(expiring.capabilities.expiresAfterMs).toBe(24 * 3600_000)
       expect(expiring.datastore.hasExtension('expiration')).toBe(true)
     })
 
@@ -273,7 +97,7 @@ describe('GCS store against a fake Bucket (no emulator available)', () => {
   describe('health', () => {
     test('resolves while bucket.exists() is true; rejects naming the bucket when false, failing or hung', async () => {
       const fake = newBucket()
-      const backend = gcsBackend(asBucket(fake), { UPLOAD_EXPIRES_AFTER: 0 })
+      const backend = gcsBackend(asBucket(fake), { expiresAfterMs: 0 })
       await expect(backend.health()).resolves.toBeUndefined()
       fake.present = false
       await expect(backend.health()).rejects.toThrow(`bucket '${fake.name}' does not exist`)
@@ -288,7 +112,7 @@ describe('GCS store against a fake Bucket (no emulator available)', () => {
 
   describe('create, write, getUpload, offsets', () => {
     const fake = newBucket()
-    const backend = gcsBackend(asBucket(fake), { UPLOAD_EXPIRES_AFTER: 60_000 })
+    const backend = gcsBackend(asBucket(fake), { expiresAfterMs: 60_000 })
     const { datastore } = backend
     const create = async (size?: number, metadata?: Record<string, string>) => {
       const upload = new Upload({ id: newUploadId(), size, offset: 0, metadata })
@@ -380,7 +204,7 @@ describe('GCS store against a fake Bucket (no emulator available)', () => {
     test('expiry pages through the listing and skips objects that are not uploads', async () => {
       const expiring = newBucket()
       expiring.pageSize = 2
-      const store = gcsBackend(asBucket(expiring), { UPLOAD_EXPIRES_AFTER: 500 })
+      const store = gcsBackend(asBucket(expiring), { expiresAfterMs: 500 })
       const ids: string[] = []
       for (let i = 0; i < 5; i++) {
         const upload = new Upload({ id: newUploadId(), size: 10, offset: 0 })

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { ERRORS } from '@tus/utils'
 import { Redis } from 'ioredis'
-import { loadConfig } from '../server/config.js'
-import { redisLocker } from '../stores/lockers/redis.js'
+import { loadConfig, lockerSettings } from '../server/config.js'
+import { lockerNames, openLocker } from '../stores/registry.js'
 import { RedisUnavailableError } from '../stores/redis/client.js'
 import type { LockerBackend } from '../stores/types.js'
 import { type RedisServer, startRedis } from './helpers/redis.js'
@@ -31,7 +31,7 @@ async function makeLocker(env: Record<string, string> = {}): Promise<LockerBacke
     LOCK_TIMEOUT: '10s',
     ...env,
   })
-  const backend = await redisLocker.create(config)
+  const backend = await openLocker(lockerSettings(config))
   open.push(backend)
   return backend
 }
@@ -78,12 +78,11 @@ afterEach(async () => {
 })
 
 test('the registry offers the redis locker, and it needs a reachable Redis to start', async () => {
-  const { lockers } = await import('../stores/registry.js')
-  expect((await lockers.redis()).name).toBe('redis')
+  expect(lockerNames).toContain('redis')
 
   // Nothing listens on port 1: start-up fails with a clear error, within its bound.
   const config = loadConfig({ LOCKER: 'redis', REDIS_URL: 'redis://127.0.0.1:1', LOCK_TTL: '1s' })
-  const { error, ms } = await timed(redisLocker.create(config).then((b) => b.close()))
+  const { error, ms } = await timed(openLocker(lockerSettings(config)).then((b) => b.close()))
   expect(error).toBeInstanceOf(RedisUnavailableError)
   expect((error as Error).message).toMatch(/cannot reach redis:\/\/127\.0\.0\.1:1.*ECONNREFUSED/)
   expect(ms).toBeLessThan(7000)

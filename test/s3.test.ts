@@ -1,12 +1,9 @@
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as tus from 'tus-js-client'
-import { loadConfig } from '../server/config.js'
-import { s3Store } from '../stores/s3/index.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type InProcessServer, startServer } from './helpers/servers.js'
-import { storeContract } from './helpers/storeContract.js'
 
 const MiB = 1024 * 1024
 
@@ -17,11 +14,6 @@ beforeAll(async () => {
 afterAll(() => ceph?.stop())
 
 const s3Env = (extra: Record<string, string> = {}) => tusgateS3Env(ceph, extra)
-
-storeContract('s3 (Ceph radosgw)', async (expirationMs) => {
-  const backend = await s3Store.create(loadConfig(await s3Env({ UPLOAD_EXPIRES_AFTER: String(expirationMs), S3_KEY_PREFIX: 'contract/' })))
-  return { backend, cleanup: () => backend.close() }
-})
 
 function upload(data: Buffer, options: tus.UploadOptions): Promise<string> {
   return new Promise((resolve, reject) => {

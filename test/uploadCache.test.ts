@@ -20,7 +20,7 @@ async function head(url: string): Promise<{ status: number } & Partial<Record<(t
 
 /** The upload as the disk has it, read by the file store without any cache. */
 function onDisk(dir: string, url: string) {
-  const store = new FileDatastore({ directory: dir, expirationMs: 0, fsync: false })
+  const store = new FileDatastore({ directory: dir, expiresAfterMs: 0, fsync: false })
   return store.getUpload(url.split('/').pop() as string)
 }
 
@@ -135,7 +135,7 @@ describe('CachedUploads over a file store', () => {
   afterAll(() => temp.remove())
 
   test('with a budget smaller than the uploads, evicted ones are read back from the disk', async () => {
-    const files = new FileDatastore({ directory: temp.dir, expirationMs: 0, fsync: false })
+    const files = new FileDatastore({ directory: temp.dir, expiresAfterMs: 0, fsync: false })
     const cache = new CachedUploads(files, 2000) // room for a few entries only
     const ids: string[] = []
     for (let i = 0; i < 20; i++) {
@@ -165,7 +165,7 @@ describe('CachedUploads over a file store', () => {
         this.release()
       }
     }
-    const files = new HeldReads({ directory: temp.dir, expirationMs: 0, fsync: false })
+    const files = new HeldReads({ directory: temp.dir, expiresAfterMs: 0, fsync: false })
     const cache = new CachedUploads(files)
     const id = newUploadId()
     await files.create(new Upload({ id, size: 1000, offset: 0 }))
@@ -179,7 +179,7 @@ describe('CachedUploads over a file store', () => {
   })
 
   test('what a caller does with its upload leaves the cached one alone', async () => {
-    const cache = new CachedUploads(new FileDatastore({ directory: temp.dir, expirationMs: 0, fsync: false }))
+    const cache = new CachedUploads(new FileDatastore({ directory: temp.dir, expiresAfterMs: 0, fsync: false }))
     const id = newUploadId()
     const created = await cache.create(new Upload({ id, size: 10, offset: 0, metadata: { a: 'b' } }))
     const upload = await cache.getUpload(id)

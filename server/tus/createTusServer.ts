@@ -11,8 +11,6 @@ import type { Hooks, ResponseChanges } from '../hooks/index.js'
 import { requestContext } from '../requestContext.js'
 import { mapTusError } from './errors.js'
 import { concatStamp } from './concat.js'
-import { instrumentLocker } from './instrumentLocker.js'
-import { instrumentStore } from './instrumentStore.js'
 import { stampReserved } from './reservedMetadata.js'
 import { uploadIdOf } from './uploadUrl.js'
 import { nodeOf } from './webRequest.js'
@@ -39,8 +37,6 @@ export interface TusEndpoint {
   lifecycle: UploadLifecycle
   /** The locker as the tus handlers use it (instrumented). */
   locker: Locker
-  /** Resolves when no write to the store is in progress. */
-  drain(): Promise<void>
 }
 
 /**
@@ -51,7 +47,7 @@ export interface TusEndpoint {
 export function createTusServer(
   config: Config,
   datastore: DataStore,
-  storeLocker: Locker,
+  locker: Locker,
   logger: Logger,
   metrics: Metrics,
   hooks?: Hooks,
@@ -59,8 +55,6 @@ export function createTusServer(
   // The upload a DELETE removes, read before it is gone, and its post-terminate being queued.
   const terminating = new WeakMap<Request, Upload>()
   const queued = new WeakMap<Request, Promise<void>>()
-  const writes = instrumentStore(datastore, metrics)
-  const locker = instrumentLocker(storeLocker, metrics)
   const ids = (upload: Upload) => ({ requestId: requestContext.current()?.requestId, uploadId: upload.id })
   const stamp = stampReserved(ownerStamp, concatStamp)
   const lifecycle: UploadLifecycle = {
@@ -120,5 +114,5 @@ export function createTusServer(
     await queued.get(req)
     return response
   }
-  return { server, lifecycle, locker, drain: writes.drain }
+  return { server, lifecycle, locker }
 }

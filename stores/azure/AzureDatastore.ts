@@ -2,8 +2,10 @@ import type { Readable } from 'node:stream'
 import type { AppendBlobClient, ContainerClient, Metadata as BlobMetadata } from '@azure/storage-blob'
 import { AzureStore } from '@tus/azure-store'
 import { ERRORS, type KvStore, Metadata, TUS_RESUMABLE, Upload } from '@tus/utils'
-import { extensionsWithExpiry, isExpired } from '../expiry.js'
-import type { ByteRange } from '../types.js'
+import { capabilities, dataStoreExtensions } from '../capabilities.js'
+import { asStoreError, connectionErrorKind, StoreError, type StoreErrorKind } from '../errors.js'
+import { isExpired } from '../expiry.js'
+import type { ByteRange, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 
 /** The upload info as `@tus/azure-store` keeps it, JSON in the blob's `upload` metadata entry. */
@@ -30,10 +32,20 @@ export function azureErrorCode(error: unknown): string | undefined {
   return code ?? details?.errorCode
 }
 
+// The service's answers while it is overloaded or failing, besides any 5xx.
+const BUSY = new Set(['ServerBusy', 'OperationTimedOut', 'InternalError', 'REQUEST_SEND_ERROR'])
+
+/** The StoreError kind of an Azure client error, if it has one: 5xx, busy, throttled or unreachable is 'unavailable'. */
+export function azureErrorKind(error: unknown): StoreErrorKind | undefined {
+  const status = (error as AzureError).statusCode
+  if ((status !== undefined && (status >= 500 || status === 429)) || BUSY.has(azureErrorCode(error) ?? '')) return 'unavailable'
+  return connectionErrorKind(error)
+}
+
 /** A missing blob is the tus 404; a missing container (or anything else) is a store failure. */
 function notFoundOr(error: unknown): unknown {
   const status = (error as AzureError).statusCode
-  return status === 404 && azureErrorCode(error) !== 'ContainerNotFound' ? ERRORS.FILE_NOT_FOUND : error
+  return status === 404 && azureErrorCode(error) !== 'ContainerNotFound' ? ERRORS.FILE_NOT_FOUND : asStoreError(error, azureErrorKind)
 }
 
 export interface AzureDatastoreOptions {
@@ -44,6 +56,10 @@ export interface AzureDatastoreOptions {
 }
 
 export const DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
+// An append blob holds at most this many blocks.
+const MAX_BLOCKS = 50_000
+// A blob keeps at most 8 KiB of metadata; the upload's info (its Upload-Metadata and ~350 bytes more) must fit.
+const MAX_INFO_SIZE = 7 * 1024
 
 /**
  * `@tus/azure-store`'s layout (one append blob per upload, its info as JSON in the blob's metadata)
@@ -60,13 +76,21 @@ export class AzureDatastore extends AzureStore {
   readonly container: ContainerClient
   private readonly expirationMs: number
   private readonly blockSize: number
+  readonly capabilities: StoreCapabilities
 
   constructor({ container, expirationMs, blockSize = DEFAULT_BLOCK_SIZE }: AzureDatastoreOptions) {
     super({ client: container, cache: noCache })
     this.container = container
     this.expirationMs = expirationMs
     this.blockSize = blockSize
-    this.extensions = extensionsWithExpiry(expirationMs)
+    this.capabilities = capabilities({
+      creationDeferLength: true,
+      termination: true,
+      expiresAfterMs: expirationMs,
+      maxSize: MAX_BLOCKS * blockSize,
+      maxInfoSize: MAX_INFO_SIZE,
+    })
+    this.extensions = dataStoreExtensions(this.capabilities)
   }
 
   override getExpiration(): number {
@@ -115,10 +139,18 @@ export class AzureDatastore extends AzureStore {
     }
   }
 
-  /** One request: the blob and its info appear together, or not at all. */
+  /**
+   * One request: the blob and its info appear together, or not at all, and only where no blob is
+   * (else a StoreError 'exists', the blob unchanged).
+   */
   override async create(upload: Upload): Promise<Upload> {
     upload.storage = { type: 'AzureBlobStore', path: upload.id, bucket: this.container.containerName }
-    await this.blob(upload.id).create({ metadata: AzureDatastore.blobMetadata(upload), conditions: { ifNoneMatch: '*' } })
+    try {
+      await this.blob(upload.id).create({ metadata: AzureDatastore.blobMetadata(upload), conditions: { ifNoneMatch: '*' } })
+    } catch (error) {
+      if (azureErrorCode(error) === 'BlobAlreadyExists') throw new StoreError('exists', `upload ${upload.id} exists`, { cause: error })
+      throw asStoreError(error, azureErrorKind)
+    }
     return upload
   }
 
@@ -129,7 +161,9 @@ export class AzureDatastore extends AzureStore {
   override async declareUploadLength(id: string, length: number): Promise<void> {
     const { blob, upload } = await this.load(id)
     upload.size = length
-    await blob.setMetadata(AzureDatastore.blobMetadata(upload))
+    await blob.setMetadata(AzureDatastore.blobMetadata(upload)).catch((error) => {
+      throw notFoundOr(error)
+    })
   }
 
   override async remove(id: string): Promise<void> {

@@ -1,30 +1,31 @@
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
-import type { Config } from '../../server/config.js'
 import type { StoreModule } from '../types.js'
 import { AzureDatastore, azureErrorCode } from './AzureDatastore.js'
 
 // Readiness answers within this even when the account does not (the SDK retries for much longer).
 const HEALTH_TIMEOUT_MS = 5_000
 const STARTUP_TIMEOUT_MS = 30_000
-// A blob keeps at most 8 KiB of metadata; the upload's info (its Upload-Metadata and ~350 bytes more) must fit.
-const MAX_METADATA_SIZE = 7 * 1024
 
-/** The account from AZURE_CONNECTION_STRING, or AZURE_ACCOUNT_NAME and AZURE_ACCOUNT_KEY at AZURE_ENDPOINT. */
-export function azureServiceClient(config: Config): BlobServiceClient {
-  if (config.AZURE_CONNECTION_STRING) return BlobServiceClient.fromConnectionString(config.AZURE_CONNECTION_STRING)
-  const account = config.AZURE_ACCOUNT_NAME as string
-  const endpoint = config.AZURE_ENDPOINT ?? `https://${account}.blob.core.windows.net`
-  return new BlobServiceClient(endpoint, new StorageSharedKeyCredential(account, config.AZURE_ACCOUNT_KEY as string))
+export interface AzureStoreSettings {
+  /** Created if missing. */
+  container: string
+  /** The account: a connection string, or a name and key (at `endpoint`, else Azure's own). */
+  account: { connectionString: string } | { name: string; key: string; endpoint?: string }
+  /** Unfinished uploads expire this long after creation; 0: never. */
+  expiresAfterMs: number
 }
 
-/** Uploads as append blobs in an Azure Storage container (AZURE_CONTAINER, created if missing). */
-export const azureStore: StoreModule = {
+export function azureServiceClient({ account }: Pick<AzureStoreSettings, 'account'>): BlobServiceClient {
+  if ('connectionString' in account) return BlobServiceClient.fromConnectionString(account.connectionString)
+  const endpoint = account.endpoint ?? `https://${account.name}.blob.core.windows.net`
+  return new BlobServiceClient(endpoint, new StorageSharedKeyCredential(account.name, account.key))
+}
+
+/** Uploads as append blobs in an Azure Storage container. */
+export const azureStore: StoreModule<AzureStoreSettings> = {
   name: 'azure',
-  async create(config) {
-    if (config.MAX_METADATA_SIZE > MAX_METADATA_SIZE) {
-      throw new Error(`MAX_METADATA_SIZE above ${MAX_METADATA_SIZE} bytes cannot fit Azure's 8 KiB of blob metadata (STORE=azure)`)
-    }
-    const container = azureServiceClient(config).getContainerClient(config.AZURE_CONTAINER as string)
+  async create(settings) {
+    const container = azureServiceClient(settings).getContainerClient(settings.container)
     try {
       await container.createIfNotExists({ abortSignal: AbortSignal.timeout(STARTUP_TIMEOUT_MS) })
     } catch (error) {
@@ -35,9 +36,10 @@ export const azureStore: StoreModule = {
         throw new Error(`Azure container '${container.containerName}' could not be created: ${reason}`)
       }
     }
-    const datastore = new AzureDatastore({ container, expirationMs: config.UPLOAD_EXPIRES_AFTER })
+    const datastore = new AzureDatastore({ container, expirationMs: settings.expiresAfterMs })
     return {
       datastore,
+      capabilities: datastore.capabilities,
       health: () => datastore.checkContainer(HEALTH_TIMEOUT_MS),
       expiredUploadIds: () => datastore.expiredIds(),
       download: (id, range) => datastore.readRange(id, range),

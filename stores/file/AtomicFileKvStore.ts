@@ -9,7 +9,16 @@ import { writeFileAtomic } from './writeFileAtomic.js'
  */
 export class AtomicFileKvStore extends FileKvStore<Upload> {
   override async set(key: string, value: Upload): Promise<void> {
+    await writeFileAtomic(this.infoPath(key), JSON.stringify(value))
+  }
+
+  /** As `set`, for a new upload: rejects with EEXIST, changing nothing, when the info file exists. */
+  async create(key: string, value: Upload): Promise<void> {
+    await writeFileAtomic(this.infoPath(key), JSON.stringify(value), { exclusive: true })
+  }
+
+  infoPath(key: string): string {
     if (!isUploadId(key)) throw ERRORS.FILE_NOT_FOUND
-    await writeFileAtomic(path.join(this.directory, `${key}.json`), JSON.stringify(value))
+    return path.join(this.directory, `${key}.json`)
   }
 }

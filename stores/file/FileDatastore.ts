@@ -1,42 +1,88 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { open, readdir, rm, stat } from 'node:fs/promises'
+import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { FileStore } from '@tus/file-store'
 import { ERRORS, type Upload } from '@tus/utils'
-import { extensionsWithExpiry, isExpired } from '../expiry.js'
+import { capabilities, dataStoreExtensions } from '../capabilities.js'
+import { asStoreError, fileErrorKind, StoreError } from '../errors.js'
+import { isExpired } from '../expiry.js'
 import { finishedAmong } from '../listing.js'
-import type { ByteRange } from '../types.js'
+import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { AtomicFileKvStore } from './AtomicFileKvStore.js'
 
 /** How many uploads the listing reads at once (each is an info file read and a stat). */
 const LIST_BATCH = 64
+const TEMP_INFO = '.json.tmp'
 
-interface Options {
+export interface FileStoreSettings {
+  /** The folder holding every upload: `<id>` (its bytes) and `<id>.json` (its info). */
   directory: string
-  expirationMs: number
+  /** Bytes are flushed to disk before their offset is acknowledged. */
   fsync: boolean
+  /** Unfinished uploads expire this long after creation; 0: never. */
+  expiresAfterMs: number
 }
 
 /**
- * `@tus/file-store` with what a crash-safe service needs: an atomic info file, bytes flushed to
- * disk before their offset is acknowledged, ranged reads, a list of expired uploads that spares finished ones
- * (the upstream sweep compares against the offset recorded at creation, so it would remove them too), and a
- * list of finished uploads.
+ * `@tus/file-store` with what a crash-safe service needs: creation that never replaces an upload and
+ * leaves nothing behind when it fails, an atomic info file, bytes flushed to disk before their offset
+ * is acknowledged, ranged reads, a list of expired uploads that spares finished ones (the upstream sweep
+ * compares against the offset recorded at creation, so it would remove them too), a list of finished
+ * uploads, and the leftovers of a crash between two steps.
  */
 export class FileDatastore extends FileStore {
   private readonly fsync: boolean
+  declare configstore: AtomicFileKvStore
+  readonly capabilities: StoreCapabilities
 
-  constructor({ directory, expirationMs, fsync }: Options) {
-    super({ directory, configstore: new AtomicFileKvStore(directory), expirationPeriodInMilliseconds: expirationMs })
+  constructor({ directory, expiresAfterMs, fsync }: FileStoreSettings) {
+    super({ directory, configstore: new AtomicFileKvStore(directory), expirationPeriodInMilliseconds: expiresAfterMs })
     this.fsync = fsync
-    this.extensions = extensionsWithExpiry(expirationMs)
+    this.capabilities = capabilities({ creationDeferLength: true, termination: true, expiresAfterMs, concatenation: true, truncate: true, listing: true })
+    this.extensions = dataStoreExtensions(this.capabilities)
   }
 
   pathOf(id: string): string {
     if (!isUploadId(id)) throw ERRORS.FILE_NOT_FOUND
     return `${this.directory}/${id}`
+  }
+
+  /**
+   * The data file, then the info file, each created only if absent: an id that is taken fails with a
+   * StoreError 'exists' and the upload holding it stays as it was. A failure after the data file
+   * removes it again, so a refused creation leaves nothing.
+   */
+  override async create(upload: Upload): Promise<Upload> {
+    const data = this.pathOf(upload.id)
+    try {
+      await (await open(data, 'wx')).close()
+    } catch (error) {
+      throw this.creationError(error, upload.id)
+    }
+    try {
+      await this.configstore.create(upload.id, upload)
+    } catch (error) {
+      await rm(data, { force: true })
+      throw this.creationError(error, upload.id)
+    }
+    upload.storage = { type: 'file', path: data }
+    return upload
+  }
+
+  private creationError(error: unknown, id: string): unknown {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return new StoreError('exists', `upload ${id} exists`, { cause: error })
+    return asStoreError(error, fileErrorKind)
+  }
+
+  override async declareUploadLength(id: string, length: number): Promise<void> {
+    try {
+      await super.declareUploadLength(id, length)
+    } catch (error) {
+      throw asStoreError(error, fileErrorKind)
+    }
   }
 
   override write(readable: Readable, id: string, offset: number): Promise<number> {
@@ -55,7 +101,9 @@ export class FileDatastore extends FileStore {
     try {
       await pipeline(readable, file)
     } catch {
-      throw ERRORS.FILE_WRITE_ERROR
+      // The disk's own failure (full, out of descriptors) says more than a write error; a client's does not.
+      const kind = file.errored ? fileErrorKind(file.errored) : undefined
+      throw kind ? new StoreError(kind, `upload ${id}: ${file.errored?.message}`, { cause: file.errored }) : ERRORS.FILE_WRITE_ERROR
     }
     return offset + file.bytesWritten
   }
@@ -92,5 +140,37 @@ export class FileDatastore extends FileStore {
   async finishedUploads(limit: number, where?: (upload: Upload) => boolean): Promise<Upload[]> {
     const ids = ((await this.configstore.list?.()) ?? []).filter(isUploadId)
     return finishedAmong(ids, (id) => this.getUpload(id), { limit, batch: LIST_BATCH, where })
+  }
+
+  /** Data files without an info file and temporary info files, unchanged for `graceMs`. */
+  async orphans(graceMs: number): Promise<Orphan[]> {
+    const names = new Set(await readdir(this.directory))
+    const found: Orphan[] = []
+    for (const name of names) {
+      const orphan = this.orphanNamed(name, names)
+      if (orphan && (await this.untouchedFor(orphan.key, graceMs))) found.push(orphan)
+    }
+    return found
+  }
+
+  /** Removes a leftover that still is one; false when it is not (or is gone). */
+  async removeOrphan(orphan: Orphan, graceMs: number): Promise<boolean> {
+    const names = new Set(await readdir(this.directory))
+    if (!names.has(orphan.key) || this.orphanNamed(orphan.key, names)?.kind !== orphan.kind) return false
+    if (!(await this.untouchedFor(orphan.key, graceMs))) return false
+    await rm(path.join(this.directory, orphan.key), { force: true })
+    return true
+  }
+
+  private orphanNamed(name: string, names: Set<string>): Orphan | undefined {
+    if (isUploadId(name) && !names.has(`${name}.json`)) return { id: name, key: name, kind: 'data-without-info' }
+    const id = name.endsWith(TEMP_INFO) ? name.slice(0, -TEMP_INFO.length) : undefined
+    if (id !== undefined && isUploadId(id)) return { id, key: name, kind: 'temporary-info' }
+    return undefined
+  }
+
+  private async untouchedFor(name: string, graceMs: number): Promise<boolean> {
+    const stats = await stat(path.join(this.directory, name)).catch(() => undefined)
+    return stats !== undefined && stats.isFile() && Date.now() - stats.mtimeMs >= graceMs
   }
 }

@@ -1,20 +1,20 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { CachedUploads } from '../cachedUploads.js'
 import type { StoreModule } from '../types.js'
-import { FileDatastore } from './FileDatastore.js'
+import { FileDatastore, type FileStoreSettings } from './FileDatastore.js'
 
-/** Uploads as files in a local folder (FILE_DIR): the default, needing no other service. */
-export const fileStore: StoreModule = {
+export type { FileStoreSettings }
+
+/** Uploads as files in a local folder: the default, needing no other service. */
+export const fileStore: StoreModule<FileStoreSettings> = {
   name: 'file',
-  async create(config) {
-    const directory = path.resolve(config.FILE_DIR)
+  async create(settings) {
+    const directory = path.resolve(settings.directory)
     await mkdir(directory, { recursive: true })
-    const files = new FileDatastore({ directory, expirationMs: config.UPLOAD_EXPIRES_AFTER, fsync: config.FILE_FSYNC })
-    // With the memory locker this process is the only writer, so upload info can live in memory.
-    const cache = config.LOCKER === 'memory' ? new CachedUploads(files) : undefined
+    const files = new FileDatastore({ ...settings, directory })
     return {
-      datastore: cache ?? files,
+      datastore: files,
+      capabilities: files.capabilities,
       async health() {
         // Writability is what matters: a read-only or full disk fails here, not on the next PATCH.
         const probe = path.join(directory, `.ready-${process.pid}`)
@@ -24,9 +24,10 @@ export const fileStore: StoreModule = {
       expiredUploadIds: () => files.expiredIds(),
       download: async (id, range) => files.readRange(id, range),
       listFinished: (limit, where) => files.finishedUploads(limit, where),
-      // Both change an upload behind the cache's back: it reads the upload afresh afterwards.
-      concatenate: (finalId, partials) => files.concatenate(finalId, partials).finally(() => cache?.forget(finalId)),
-      truncate: (id, offset) => files.truncate(id, offset).finally(() => cache?.forget(id)),
+      concatenate: (finalId, partials) => files.concatenate(finalId, partials),
+      truncate: (id, offset) => files.truncate(id, offset),
+      orphans: (graceMs) => files.orphans(graceMs),
+      removeOrphan: (orphan, graceMs) => files.removeOrphan(orphan, graceMs),
       close: async () => {},
     }
   },

@@ -1,21 +1,33 @@
-import { open, rename } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { copyFile, link, open, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
 
 /**
  * Replaces `target` with `data` so that a crash leaves either the old file or the new one, never a torn
- * one: written to a temporary file, flushed, then renamed over it. With `syncDirectory` the rename is
- * flushed too, so the new file survives a power cut once this resolves.
+ * one: written to a temporary file (`<target>.tmp`), flushed, then renamed over it. With `syncDirectory`
+ * the rename is flushed too, so the new file survives a power cut once this resolves. With `exclusive`
+ * an existing `target` is never replaced: this rejects with EEXIST instead. The temporary file is
+ * removed whatever happens.
  */
-export async function writeFileAtomic(target: string, data: string, { mode = 0o666, syncDirectory = false } = {}): Promise<void> {
+export async function writeFileAtomic(
+  target: string,
+  data: string,
+  { mode = 0o666, syncDirectory = false, exclusive = false } = {},
+): Promise<void> {
   const temp = `${target}.tmp`
-  const handle = await open(temp, 'w', mode)
   try {
-    await handle.writeFile(data)
-    await handle.sync()
+    const handle = await open(temp, 'w', mode)
+    try {
+      await handle.writeFile(data)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    if (exclusive) await linkExclusive(temp, target)
+    else await rename(temp, target)
   } finally {
-    await handle.close()
+    await rm(temp, { force: true })
   }
-  await rename(temp, target)
   if (syncDirectory) {
     const directory = await open(path.dirname(target), 'r')
     try {
@@ -23,5 +35,16 @@ export async function writeFileAtomic(target: string, data: string, { mode = 0o6
     } finally {
       await directory.close()
     }
+  }
+}
+
+/** A hard link fails if `target` exists, atomically; where links are refused, an exclusive copy does. */
+async function linkExclusive(temp: string, target: string): Promise<void> {
+  try {
+    await link(temp, target)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error
+    await copyFile(temp, target, constants.COPYFILE_EXCL)
   }
 }

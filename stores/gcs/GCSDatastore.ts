@@ -3,13 +3,24 @@ import { pipeline } from 'node:stream/promises'
 import type { Bucket, File, FileMetadata } from '@google-cloud/storage'
 import { GCSStore } from '@tus/gcs-store'
 import { ERRORS, TUS_RESUMABLE, Upload } from '@tus/utils'
-import { extensionsWithExpiry, isExpired } from '../expiry.js'
-import type { ByteRange } from '../types.js'
+import { capabilities, dataStoreExtensions } from '../capabilities.js'
+import { asStoreError, connectionErrorKind, StoreError, type StoreErrorKind } from '../errors.js'
+import { isExpired } from '../expiry.js'
+import type { ByteRange, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 
 type CustomMetadata = NonNullable<FileMetadata['metadata']>
 
 const isNotFound = (error: unknown) => (error as { code?: unknown }).code === 404
+// GCS's largest object.
+const MAX_OBJECT_SIZE = 5 * 1024 ** 4
+
+/** The StoreError kind of a GCS client error, if it has one: 5xx, 429 or unreachable is 'unavailable'. */
+export function gcsErrorKind(error: unknown): StoreErrorKind | undefined {
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code === 'number' && (code >= 500 || code === 429)) return 'unavailable'
+  return connectionErrorKind(error)
+}
 
 /**
  * `@tus/gcs-store`'s layout (one object per upload; a PATCH after the first goes to `<id>_patch`
@@ -24,11 +35,13 @@ const isNotFound = (error: unknown) => (error as { code?: unknown }).code === 40
  */
 export class GCSDatastore extends GCSStore {
   private readonly expirationMs: number
+  readonly capabilities: StoreCapabilities
 
   constructor({ bucket, expirationMs }: { bucket: Bucket; expirationMs: number }) {
     super({ bucket })
     this.expirationMs = expirationMs
-    this.extensions = extensionsWithExpiry(expirationMs)
+    this.capabilities = capabilities({ creationDeferLength: true, termination: true, expiresAfterMs: expirationMs, maxSize: MAX_OBJECT_SIZE })
+    this.extensions = dataStoreExtensions(this.capabilities)
   }
 
   override getExpiration(): number {
@@ -71,14 +84,18 @@ export class GCSDatastore extends GCSStore {
     return upload
   }
 
+  /** One object, written only where none is (generation 0), else a StoreError 'exists' and the object unchanged. */
   override async create(upload: Upload): Promise<Upload> {
     upload.storage = { type: 'gcs', path: upload.id, bucket: this.bucket.name }
     const empty = new PassThrough()
     empty.end()
-    await pipeline(
-      empty,
-      this.file(upload.id).createWriteStream({ resumable: false, metadata: { metadata: GCSDatastore.customMetadata(upload) } }),
-    )
+    const metadata = { metadata: GCSDatastore.customMetadata(upload) }
+    try {
+      await pipeline(empty, this.file(upload.id).createWriteStream({ resumable: false, metadata, preconditionOpts: { ifGenerationMatch: 0 } }))
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 412) throw new StoreError('exists', `upload ${upload.id} exists`, { cause: error })
+      throw asStoreError(error, gcsErrorKind)
+    }
     return upload
   }
 
@@ -87,7 +104,7 @@ export class GCSDatastore extends GCSStore {
       const [object] = await this.file(id).getMetadata()
       return GCSDatastore.uploadOf(id, object, this.bucket.name)
     } catch (error) {
-      throw isNotFound(error) ? ERRORS.FILE_NOT_FOUND : error
+      throw isNotFound(error) ? ERRORS.FILE_NOT_FOUND : asStoreError(error, gcsErrorKind)
     }
   }
 
@@ -117,7 +134,7 @@ export class GCSDatastore extends GCSStore {
       await pipeline(readable, count, destination.createWriteStream({ metadata }))
     } catch (error) {
       if (!direct) await destination.delete({ ignoreNotFound: true }).catch(() => undefined)
-      throw error
+      throw asStoreError(error, gcsErrorKind)
     }
     if (!direct) {
       if (received > 0) {

@@ -1,32 +1,43 @@
 import { type Bucket, Storage, type StorageOptions } from '@google-cloud/storage'
-import type { Config } from '../../server/config.js'
 import type { StoreBackend, StoreModule } from '../types.js'
 import { GCSDatastore } from './GCSDatastore.js'
 
 // Readiness answers within this even when GCS does not (the client retries for much longer).
 const HEALTH_TIMEOUT_MS = 5_000
 
+export interface GcsStoreSettings {
+  /** Must exist. */
+  bucket: string
+  projectId?: string
+  /** A service account key; absent: Application Default Credentials. */
+  keyFile?: string
+  /** Another endpoint, e.g. an emulator. */
+  apiEndpoint?: string
+  /** Unfinished uploads expire this long after creation; 0: never. */
+  expiresAfterMs: number
+}
+
 /**
- * The client options from GCS_PROJECT_ID, GCS_KEY_FILE (else Application Default Credentials) and
- * GCS_API_ENDPOINT. The client skips authentication at a custom endpoint (an emulator) unless a key
+ * The client options. The client skips authentication at a custom endpoint (an emulator) unless a key
  * file is given.
  */
-export function gcsStorageOptions(config: Config): StorageOptions {
+export function gcsStorageOptions(settings: Omit<GcsStoreSettings, 'bucket' | 'expiresAfterMs'>): StorageOptions {
   const options: StorageOptions = {}
-  if (config.GCS_PROJECT_ID) options.projectId = config.GCS_PROJECT_ID
-  if (config.GCS_KEY_FILE) options.keyFilename = config.GCS_KEY_FILE
-  if (config.GCS_API_ENDPOINT) {
-    options.apiEndpoint = config.GCS_API_ENDPOINT
-    options.useAuthWithCustomEndpoint = Boolean(config.GCS_KEY_FILE)
+  if (settings.projectId) options.projectId = settings.projectId
+  if (settings.keyFile) options.keyFilename = settings.keyFile
+  if (settings.apiEndpoint) {
+    options.apiEndpoint = settings.apiEndpoint
+    options.useAuthWithCustomEndpoint = Boolean(settings.keyFile)
   }
   return options
 }
 
-/** The back end over a bucket: the real one from the config, or any object with the same methods. */
-export function gcsBackend(bucket: Bucket, config: Pick<Config, 'UPLOAD_EXPIRES_AFTER'>): StoreBackend & { datastore: GCSDatastore } {
-  const datastore = new GCSDatastore({ bucket, expirationMs: config.UPLOAD_EXPIRES_AFTER })
+/** The back end over a bucket: the real one from the settings, or any object with the same methods. */
+export function gcsBackend(bucket: Bucket, { expiresAfterMs }: Pick<GcsStoreSettings, 'expiresAfterMs'>): StoreBackend & { datastore: GCSDatastore } {
+  const datastore = new GCSDatastore({ bucket, expirationMs: expiresAfterMs })
   return {
     datastore,
+    capabilities: datastore.capabilities,
     health: () => datastore.checkBucket(HEALTH_TIMEOUT_MS),
     expiredUploadIds: () => datastore.expiredIds(),
     download: async (id, range) => datastore.readRange(id, range),
@@ -34,11 +45,11 @@ export function gcsBackend(bucket: Bucket, config: Pick<Config, 'UPLOAD_EXPIRES_
   }
 }
 
-/** Uploads as objects in a Google Cloud Storage bucket (GCS_BUCKET, which must exist). */
-export const gcsStore: StoreModule = {
+/** Uploads as objects in a Google Cloud Storage bucket. */
+export const gcsStore: StoreModule<GcsStoreSettings> = {
   name: 'gcs',
-  async create(config) {
-    const bucket = new Storage(gcsStorageOptions(config)).bucket(config.GCS_BUCKET as string)
-    return gcsBackend(bucket, config)
+  async create(settings) {
+    const bucket = new Storage(gcsStorageOptions(settings)).bucket(settings.bucket)
+    return gcsBackend(bucket, settings)
   },
 }

@@ -87,9 +87,14 @@ export class MemoryLocker implements Locker {
   }
 }
 
-export const memoryLocker: LockerModule = {
+export interface MemoryLockerSettings {
+  /** How long `lock()` waits for a taken lock before ERR_LOCK_TIMEOUT. */
+  timeoutMs: number
+}
+
+export const memoryLocker: LockerModule<MemoryLockerSettings> = {
   name: 'memory',
-  async create(config) {
-    return { locker: new MemoryLocker(config.LOCK_TIMEOUT), close: async () => {} }
+  async create(settings) {
+    return { locker: new MemoryLocker(settings.timeoutMs), close: async () => {} }
   },
 }

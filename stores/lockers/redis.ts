@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils'
 import type { Redis } from 'ioredis'
-import type { Config } from '../../server/config.js'
 import type { LockerModule } from '../types.js'
 import {
   RedisUnavailableError,
@@ -464,38 +463,46 @@ function jitter(ms: number): number {
   return Math.round(ms * (0.5 + Math.random()))
 }
 
-/** Options of the locker for a config: connection and command bounds follow LOCK_TTL and LOCK_TIMEOUT. */
-export function redisLockerSettings(config: Config) {
+export interface RedisLockerSettings {
+  url: string
+  /** Key and channel prefix. */
+  keyPrefix: string
+  /** A lock not renewed lapses after this long. */
+  ttlMs: number
+  /** How long `lock()` waits for a taken lock before ERR_LOCK_TIMEOUT. */
+  timeoutMs: number
+}
+
+/** Connection and command bounds that follow the lock's TTL and timeout. */
+function connectionBounds({ ttlMs, timeoutMs }: RedisLockerSettings) {
   return {
     // Renewals must fit well inside the TTL; a reply later than this counts as a failure.
-    commandTimeout: Math.max(200, Math.min(Math.floor(config.LOCK_TTL / 3), 2000)),
-    unavailableWaitMs: Math.min(config.LOCK_TIMEOUT, 2000),
+    commandTimeout: Math.max(200, Math.min(Math.floor(ttlMs / 3), 2000)),
+    unavailableWaitMs: Math.min(timeoutMs, 2000),
     connectTimeoutMs: 5000,
   }
 }
 
-/** Locks in Redis (REDIS_URL), shared by every instance: for several instances over one store. */
-export const redisLocker: LockerModule = {
+/** Locks in Redis, shared by every instance: for several instances over one store. */
+export const redisLocker: LockerModule<RedisLockerSettings> = {
   name: 'redis',
-  async create(config) {
-    const url = config.REDIS_URL
-    if (!url) throw new Error('LOCKER=redis needs REDIS_URL')
-    const target = redisTarget(url)
-    const settings = redisLockerSettings(config)
-    const client = createRedisClient(config, { connectionName: 'tusgate-locker', commandTimeout: settings.commandTimeout })
-    const subscriber = createRedisClient(config, { connectionName: 'tusgate-locker-events', commandTimeout: settings.commandTimeout })
+  async create(settings) {
+    const target = redisTarget(settings.url)
+    const bounds = connectionBounds(settings)
+    const client = createRedisClient(settings.url, { connectionName: 'tusgate-locker', commandTimeout: bounds.commandTimeout })
+    const subscriber = createRedisClient(settings.url, { connectionName: 'tusgate-locker-events', commandTimeout: bounds.commandTimeout })
     try {
       await Promise.all([
-        connectRedis(client, settings.connectTimeoutMs, target),
-        connectRedis(subscriber, settings.connectTimeoutMs, target),
+        connectRedis(client, bounds.connectTimeoutMs, target),
+        connectRedis(subscriber, bounds.connectTimeoutMs, target),
       ])
       const locker = new RedisLocker({
         client,
         subscriber,
-        prefix: config.REDIS_KEY_PREFIX,
-        ttlMs: config.LOCK_TTL,
-        timeoutMs: config.LOCK_TIMEOUT,
-        unavailableWaitMs: settings.unavailableWaitMs,
+        prefix: settings.keyPrefix,
+        ttlMs: settings.ttlMs,
+        timeoutMs: settings.timeoutMs,
+        unavailableWaitMs: bounds.unavailableWaitMs,
         target,
       })
       await locker.start()

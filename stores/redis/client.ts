@@ -1,21 +1,21 @@
 import { Redis, type RedisOptions } from 'ioredis'
-import type { Config } from '../../server/config.js'
+import { StoreError } from '../errors.js'
 
 /**
- * Redis could not be reached (down, restarting, unreachable). Shaped like a tus error, so
- * `@tus/server` answers 503 (a client retries it) and the host logs it, rather than a bare 500.
+ * Redis could not be reached (down, restarting, unreachable): a StoreError 'unavailable', also shaped
+ * like a tus error, so `@tus/server` answers 503 (a client retries it) rather than a bare 500.
  */
-export class RedisUnavailableError extends Error {
+export class RedisUnavailableError extends StoreError {
   readonly status_code = 503
   readonly body = 'A service the upload depends on is unavailable; retry shortly\n'
 
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options)
+    super('unavailable', message, options)
     this.name = 'RedisUnavailableError'
   }
 }
 
-/** REDIS_URL without its password, for error messages and logs. */
+/** A Redis URL without its password, for error messages and logs. */
 export function redisTarget(url: string): string {
   try {
     const parsed = new URL(url)
@@ -38,16 +38,17 @@ export interface RedisClientOptions {
 }
 
 /**
- * An ioredis client for REDIS_URL that fails fast rather than queueing: while Redis is unreachable a
+ * An ioredis client for `url` (or a config's REDIS_URL) that fails fast rather than queueing: while Redis is unreachable a
  * command is rejected at once (no offline queue), a command in flight when the connection drops is
  * rejected rather than resent, and a command without a reply is rejected after `commandTimeout`. The
  * client keeps reconnecting in the background (every 50 ms, backing off to 1 s). It does not connect
  * until `connect()` or `connectRedis()`; it always has an 'error' listener (ioredis would print
  * otherwise), and `lastError(client)` is the last connection error, for messages.
  */
-export function createRedisClient(config: Pick<Config, 'REDIS_URL'>, options: RedisClientOptions = {}): Redis {
-  if (!config.REDIS_URL) throw new Error('REDIS_URL is required for a Redis client')
-  const client = new Redis(config.REDIS_URL, {
+export function createRedisClient(url: string | { REDIS_URL?: string }, options: RedisClientOptions = {}): Redis {
+  const target = typeof url === 'string' ? url : url.REDIS_URL
+  if (!target) throw new Error('REDIS_URL is required for a Redis client')
+  const client = new Redis(target, {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

@@ -2,29 +2,101 @@ import { Readable } from 'node:stream'
 import { S3Store, type Options } from '@tus/s3-store'
 import type { Upload } from '@tus/utils'
 import { ERRORS } from '@tus/utils'
-import { extensionsWithExpiry, isExpired } from '../expiry.js'
+import { capabilities, dataStoreExtensions } from '../capabilities.js'
+import { asStoreError, StoreError } from '../errors.js'
+import { isExpired } from '../expiry.js'
 import { finishedAmong } from '../listing.js'
-import type { ByteRange } from '../types.js'
+import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { type PlannedPart, planParts, type Segment } from './concatPlan.js'
 import { useKeyPrefix } from './keyPrefix.js'
+import { isS3NotFound, s3ErrorKind } from './s3Errors.js'
 
 /** How many uploads the listing reads at once (each is an info read, often cached, and a ListParts). */
 const LIST_BATCH = 16
 /** How many parts of a concatenation are copied or sent at once. */
 const CONCAT_PARALLEL = 4
 
-/** `@tus/s3-store` with a key prefix, ranged reads, a bucket check, and the lists of expired and finished uploads. */
+const PART = '.part'
+const INFO = '.info'
+
+/**
+ * `@tus/s3-store` with a key prefix, creation that never replaces an upload, ranged reads, a bucket
+ * check, the lists of expired and finished uploads, and the leftovers of a creation or termination
+ * that stopped between two requests. Failures of the service itself become StoreErrors.
+ */
 export class S3Datastore extends S3Store {
   private readonly bucketName: string
   private readonly keyPrefix: string
+  readonly capabilities: StoreCapabilities
 
   constructor(options: Options & { keyPrefix: string }) {
     super(options)
     this.bucketName = options.s3ClientConfig.bucket
     this.keyPrefix = options.keyPrefix
     useKeyPrefix(this.client, options.keyPrefix)
-    this.extensions = extensionsWithExpiry(this.getExpiration())
+    this.capabilities = capabilities({
+      creationDeferLength: true,
+      termination: true,
+      expiresAfterMs: this.getExpiration(),
+      concatenation: true,
+      listing: true,
+      maxSize: this.maxUploadSize,
+    })
+    this.extensions = dataStoreExtensions(this.capabilities)
+  }
+
+  /**
+   * Refused with a StoreError 'exists' when the upload's info object exists (the host holds the id's
+   * lock, so none appears meanwhile). A multipart upload begun by a creation that then failed is aborted.
+   */
+  override async create(upload: Upload): Promise<Upload> {
+    if (await this.infoExists(upload.id)) throw new StoreError('exists', `upload ${upload.id} exists`)
+    try {
+      return await super.create(upload)
+    } catch (error) {
+      await this.abortMultipartUploads(upload.id).catch(() => undefined) // else the sweep finds it
+      throw asStoreError(error, s3ErrorKind)
+    }
+  }
+
+  /** Upstream reports any failure to read the info as not found, an unreachable service too. */
+  override async getUpload(id: string): Promise<Upload> {
+    try {
+      await this.getMetadata(id)
+    } catch (error) {
+      throw isS3NotFound(error) ? ERRORS.FILE_NOT_FOUND : asStoreError(error, s3ErrorKind)
+    }
+    try {
+      return await super.getUpload(id)
+    } catch (error) {
+      throw asStoreError(error, s3ErrorKind)
+    }
+  }
+
+  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    try {
+      return await super.write(readable, id, offset)
+    } catch (error) {
+      throw asStoreError(error, s3ErrorKind)
+    }
+  }
+
+  private async infoExists(id: string): Promise<boolean> {
+    try {
+      await this.client.headObject({ Bucket: this.bucketName, Key: this.infoKey(id) })
+      return true
+    } catch (error) {
+      if (isS3NotFound(error)) return false
+      throw asStoreError(error, s3ErrorKind)
+    }
+  }
+
+  private async abortMultipartUploads(id: string): Promise<void> {
+    const { Uploads } = await this.client.listMultipartUploads({ Bucket: this.bucketName, Prefix: id })
+    for (const { Key, UploadId } of Uploads ?? []) {
+      if (Key === id) await this.client.abortMultipartUpload({ Bucket: this.bucketName, Key, UploadId })
+    }
   }
 
   /**
@@ -32,26 +104,31 @@ export class S3Datastore extends S3Store {
    * (Redis) cache never sees: the upload would never complete. Dropping the cached copy fixes that.
    */
   override async declareUploadLength(id: string, length: number): Promise<void> {
-    await super.declareUploadLength(id, length)
+    try {
+      await super.declareUploadLength(id, length)
+    } catch (error) {
+      throw asStoreError(error, s3ErrorKind)
+    }
     await this.clearCache(id)
   }
 
   /**
    * Upstream reports a finished upload as not found when terminated (its multipart upload is gone,
-   * so aborting it fails) and leaves the object behind; a finished upload's objects are removed here.
+   * so aborting it fails) and leaves the object behind, and leaves an unfinished upload's incomplete
+   * part behind; both are removed here.
    */
   override async remove(id: string): Promise<void> {
     try {
       await super.remove(id)
     } catch (error) {
-      if (error !== ERRORS.FILE_NOT_FOUND) throw error
+      if (error !== ERRORS.FILE_NOT_FOUND) throw asStoreError(error, s3ErrorKind)
       await this.getUpload(id) // still FILE_NOT_FOUND for an upload that really is unknown
-      await this.client.deleteObjects({
-        Bucket: this.bucketName,
-        Delete: { Objects: [{ Key: id }, { Key: this.infoKey(id) }, { Key: this.partKey(id, true) }] },
-      })
-      await this.clearCache(id)
     }
+    await this.client.deleteObjects({
+      Bucket: this.bucketName,
+      Delete: { Objects: [{ Key: id }, { Key: this.infoKey(id) }, { Key: this.partKey(id, true) }] },
+    })
+    await this.clearCache(id)
   }
 
   async checkBucket(): Promise<void> {
@@ -165,5 +242,49 @@ export class S3Datastore extends S3Store {
     infos.sort((a, b) => b.modified - a.modified)
     const ids = infos.map(({ id }) => id)
     return finishedAmong(ids, (id) => this.getUpload(id), { limit, batch: LIST_BATCH, untilLimit: true, where })
+  }
+
+  /**
+   * Multipart uploads and incomplete-part objects of an id without an info object, begun or last
+   * changed at least `graceMs` ago: what a creation or termination cut between two requests leaves.
+   */
+  async orphans(graceMs: number): Promise<Orphan[]> {
+    const old = (date?: Date) => date !== undefined && Date.now() - date.getTime() >= graceMs
+    const infos = new Set<string>()
+    const parts: Orphan[] = []
+    let ContinuationToken: string | undefined
+    do {
+      const page = await this.client.listObjectsV2({ Bucket: this.bucketName, ContinuationToken })
+      for (const { Key, LastModified } of page.Contents ?? []) {
+        if (Key?.endsWith(INFO)) infos.add(Key.slice(0, -INFO.length))
+        const id = Key?.endsWith(PART) ? Key.slice(0, -PART.length) : undefined
+        if (Key && id && isUploadId(id) && old(LastModified)) parts.push({ id, key: Key, kind: 'incomplete-part' })
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (ContinuationToken)
+    const found = parts.filter(({ id }) => !infos.has(id))
+    let KeyMarker: string | undefined
+    let UploadIdMarker: string | undefined
+    do {
+      const page = await this.client.listMultipartUploads({ Bucket: this.bucketName, KeyMarker, UploadIdMarker })
+      for (const { Key, UploadId, Initiated } of page.Uploads ?? []) {
+        if (Key && UploadId && isUploadId(Key) && old(Initiated) && !infos.has(Key)) found.push({ id: Key, key: UploadId, kind: 'multipart-upload' })
+      }
+      ;({ NextKeyMarker: KeyMarker, NextUploadIdMarker: UploadIdMarker } = page.IsTruncated ? page : {})
+    } while (KeyMarker)
+    return found
+  }
+
+  /** Removes a leftover if its upload still has no info object; false otherwise. */
+  async removeOrphan(orphan: Orphan): Promise<boolean> {
+    if (await this.infoExists(orphan.id)) return false
+    if (orphan.kind === 'multipart-upload') {
+      await this.client.abortMultipartUpload({ Bucket: this.bucketName, Key: orphan.id, UploadId: orphan.key })
+    } else if (orphan.kind === 'incomplete-part') {
+      await this.client.deleteObject({ Bucket: this.bucketName, Key: this.partKey(orphan.id, true) })
+    } else {
+      return false
+    }
+    return true
   }
 }

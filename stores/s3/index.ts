@@ -4,31 +4,47 @@ import { closeRedis, connectRedis, createRedisClient } from '../redis/client.js'
 import type { StoreModule } from '../types.js'
 import { S3Datastore } from './S3Datastore.js'
 
+export interface S3StoreSettings {
+  bucket: string
+  region: string
+  /** Any S3-compatible service (MinIO, Ceph, R2); absent: AWS. */
+  endpoint?: string
+  forcePathStyle: boolean
+  /** Absent: the SDK's default chain (environment, profile, instance role). */
+  credentials?: { accessKeyId: string; secretAccessKey: string }
+  /** Bytes per part (at least 5 MiB). */
+  partSize: number
+  /** Tag the info object of a finished upload, for lifecycle rules. */
+  useTags: boolean
+  /** Put before every object key, e.g. 'uploads/'. */
+  keyPrefix: string
+  /** Unfinished uploads expire this long after creation; 0: never. */
+  expiresAfterMs: number
+  /** Upload info cached in Redis, shared by every instance; absent: cached in this process. */
+  infoCache?: { redisUrl: string; keyPrefix: string }
+}
+
 /** Uploads as S3 multipart uploads, on AWS S3 or any compatible store (MinIO, Ceph, R2). */
-export const s3Store: StoreModule = {
+export const s3Store: StoreModule<S3StoreSettings> = {
   name: 's3',
-  async create(config) {
-    const credentials =
-      config.S3_ACCESS_KEY_ID && config.S3_SECRET_ACCESS_KEY
-        ? { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY }
-        : undefined // the SDK's default chain: environment, profile, instance role
+  async create(settings) {
     // With several instances, upload info is cached in Redis: a per-process cache would go stale
     // (a length declared through one instance, an upload finished through another).
-    const redis = config.REDIS_URL ? createRedisClient(config, { connectionName: 'tusgate-s3-info' }) : undefined
+    const redis = settings.infoCache ? createRedisClient(settings.infoCache.redisUrl, { connectionName: 'tusgate-s3-info' }) : undefined
     if (redis) await connectRedis(redis, 5000)
-    const cache: KvStore<MetadataValue> | undefined = redis && new IoRedisKvStore(redis, `${config.REDIS_KEY_PREFIX}s3-info:`)
+    const cache: KvStore<MetadataValue> | undefined = redis && new IoRedisKvStore(redis, `${settings.infoCache?.keyPrefix}s3-info:`)
     const datastore = new S3Datastore({
       cache,
-      partSize: config.S3_PART_SIZE,
-      useTags: config.S3_USE_TAGS,
-      expirationPeriodInMilliseconds: config.UPLOAD_EXPIRES_AFTER,
-      keyPrefix: config.S3_KEY_PREFIX,
+      partSize: settings.partSize,
+      useTags: settings.useTags,
+      expirationPeriodInMilliseconds: settings.expiresAfterMs,
+      keyPrefix: settings.keyPrefix,
       s3ClientConfig: {
-        bucket: config.S3_BUCKET as string,
-        region: config.S3_REGION,
-        endpoint: config.S3_ENDPOINT,
-        forcePathStyle: config.S3_FORCE_PATH_STYLE,
-        credentials,
+        bucket: settings.bucket,
+        region: settings.region,
+        endpoint: settings.endpoint,
+        forcePathStyle: settings.forcePathStyle,
+        credentials: settings.credentials,
         // Checksums on every request are an AWS extension that other S3 stores refuse (radosgw: 411).
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
@@ -36,11 +52,14 @@ export const s3Store: StoreModule = {
     })
     return {
       datastore,
+      capabilities: datastore.capabilities,
       health: () => datastore.checkBucket(),
       expiredUploadIds: () => datastore.expiredIds(),
       download: (id, range) => datastore.readRange(id, range),
       listFinished: (limit, where) => datastore.finishedUploads(limit, where),
       concatenate: (finalId, partials) => datastore.concatenate(finalId, partials),
+      orphans: (graceMs) => datastore.orphans(graceMs),
+      removeOrphan: (orphan) => datastore.removeOrphan(orphan),
       close: async () => {
         if (redis) await closeRedis(redis)
       },

@@ -1,9 +1,11 @@
 import { Readable } from 'node:stream'
-import { text } from 'node:stream/consumers'
+import { buffer, text } from 'node:stream/consumers'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Upload } from '@tus/utils'
 import { newUploadId } from '../../stores/uploadId.js'
+import { StoreError } from '../../stores/errors.js'
 import type { StoreBackend } from '../../stores/types.js'
+import { sha256 } from './http.js'
 
 export interface ContractSubject {
   backend: StoreBackend
@@ -12,8 +14,9 @@ export interface ContractSubject {
 }
 
 /**
- * The behaviour every store back end owes the host, run against each one: create, write, offset,
- * deferred length, remove, expire, download. `make(expirationMs)` builds a fresh backend.
+ * The behaviour every store back end owes the host, run against each one (test/stores/<store>.contract.test.ts):
+ * capabilities that match its methods, exclusive creation, write, offset, deferred length, remove,
+ * expire, download. `make(expirationMs)` builds a fresh backend.
  */
 export function storeContract(name: string, make: (expirationMs: number) => Promise<ContractSubject>) {
   describe(`store contract: ${name}`, () => {
@@ -32,6 +35,45 @@ export function storeContract(name: string, make: (expirationMs: number) => Prom
     test('the store is healthy', async () => {
       await expect(subject.backend.health()).resolves.toBeUndefined()
     })
+
+    test('its capabilities match its methods and its DataStore extensions', () => {
+      const { backend } = subject
+      const { capabilities } = backend
+      expect(typeof backend.truncate === 'function').toBe(capabilities.truncate)
+      expect(typeof backend.concatenate === 'function').toBe(capabilities.concatenation)
+      expect(typeof backend.listFinished === 'function').toBe(capabilities.listing)
+      expect(typeof backend.orphans === 'function').toBe(typeof backend.removeOrphan === 'function')
+      expect(capabilities.expiresAfterMs).toBe(0)
+      expect(backend.datastore.hasExtension('expiration')).toBe(false)
+      expect(backend.datastore.hasExtension('creation-defer-length')).toBe(capabilities.creationDeferLength)
+      expect(backend.datastore.hasExtension('termination')).toBe(capabilities.termination)
+    })
+
+    for (const finished of [true, false]) {
+      test(`creating an id that is taken (${finished ? 'finished' : 'unfinished'}) fails with 'exists'; the upload keeps its bytes and info`, async () => {
+        const { datastore } = subject.backend
+        const bytes = Buffer.from(finished ? 'first upload' : 'first')
+        const size = finished ? bytes.length : 100
+        const id = newUploadId()
+        await datastore.create(new Upload({ id, size, offset: 0, metadata: { filename: 'first.txt' } }))
+        await datastore.write(Readable.from([bytes]), id, 0)
+        const before = await datastore.getUpload(id)
+
+        const second = datastore.create(new Upload({ id, size: 3, offset: 0, metadata: { filename: 'second.txt' } }))
+        await expect(second).rejects.toBeInstanceOf(StoreError)
+        await expect(second).rejects.toMatchObject({ kind: 'exists' })
+
+        const after = await datastore.getUpload(id)
+        expect(after).toMatchObject({ id, size, offset: bytes.length, metadata: { filename: 'first.txt' }, creation_date: before.creation_date })
+        if (finished) expect(sha256(await buffer(await subject.backend.download(id)))).toBe(sha256(bytes))
+        else {
+          // The upload goes on from where it was.
+          const rest = Buffer.alloc(size - bytes.length, 7)
+          expect(await datastore.write(Readable.from([rest]), id, bytes.length)).toBe(size)
+          expect(sha256(await buffer(await subject.backend.download(id)))).toBe(sha256(Buffer.concat([bytes, rest])))
+        }
+      })
+    }
 
     test('create gives offset 0, the size and the metadata', async () => {
       const id = await create(10)
@@ -92,6 +134,7 @@ export function storeContract(name: string, make: (expirationMs: number) => Prom
         const unfinished = await make1(10)
         const finished = await make1(2)
         await datastore.write(Readable.from([Buffer.from('ok')]), finished, 0)
+        expect(expiring.backend.capabilities.expiresAfterMs).toBe(1000)
         expect(datastore.hasExtension('expiration')).toBe(true)
         expect(await expiring.backend.expiredUploadIds()).not.toContain(unfinished)
         await sleep(1300)

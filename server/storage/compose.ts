@@ -1,0 +1,90 @@
+import type { DataStore, Locker } from '@tus/utils'
+import { CachedUploads } from '../../stores/cachedUploads.js'
+import { openLocker, openStore } from '../../stores/registry.js'
+import type { StoreBackend, StoreCapabilities } from '../../stores/types.js'
+import { type Config, lockerSettings, storeSettings } from '../config.js'
+import type { Logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import { InstrumentedLocker } from './instrumentedLocker.js'
+import { InstrumentedStore } from './instrumentedStore.js'
+import { Sweeper } from './sweeper.js'
+
+export interface Storage {
+  /** The store as the host uses it: `backend.datastore` is `datastore`. */
+  backend: StoreBackend
+  /** The store's uploads, cached where that is safe, instrumented. */
+  datastore: DataStore
+  /** Upload locks, instrumented. */
+  locker: Locker
+  capabilities: StoreCapabilities
+  /** Removes expired uploads and leftovers, every EXPIRY_SWEEP_INTERVAL. */
+  sweeper: Sweeper
+  /** Resolves when no write to the store is in progress. */
+  drain(): Promise<void>
+  /** Stops the sweep, then closes the store and the locker. */
+  close(): Promise<void>
+}
+
+export interface StorageDeps {
+  metrics: Metrics
+  logger: Logger
+  /** Decorates the store beneath the instrumentation, so that what it refuses is not counted as stored. */
+  beneathInstrumentation?: (backend: StoreBackend) => Promise<void>
+}
+
+/**
+ * The one place the storage is put together: the back end from its settings, then the upload cache
+ * where this process is the only writer, then the instrumentation; the locker, instrumented; and the
+ * sweep over both.
+ */
+export async function composeStorage(config: Config, { metrics, logger, beneathInstrumentation }: StorageDeps): Promise<Storage> {
+  const store = await openStore(storeSettings(config))
+  let lockers: Awaited<ReturnType<typeof openLocker>> | undefined
+  try {
+    refuseUnfitMetadata(config, store.capabilities)
+    // With the memory locker this process is the file store's only writer, so upload info can live in memory.
+    const cached = config.STORE === 'file' && config.LOCKER === 'memory' ? withUploadCache(store) : store
+    await beneathInstrumentation?.(cached)
+    const instrumented = new InstrumentedStore(cached.datastore, metrics)
+    const backend: StoreBackend = { ...cached, datastore: instrumented }
+    lockers = await openLocker(lockerSettings(config))
+    const locker = new InstrumentedLocker(lockers.locker, metrics)
+    const sweeper = new Sweeper({ backend, locker, logger, metrics, orphanGraceMs: config.ORPHAN_GRACE_PERIOD })
+    sweeper.start(config.EXPIRY_SWEEP_INTERVAL)
+    const closeLocker = lockers.close
+    return {
+      backend,
+      datastore: instrumented,
+      locker,
+      capabilities: store.capabilities,
+      sweeper,
+      drain: () => instrumented.drain(),
+      async close() {
+        await sweeper.stop()
+        await Promise.all([store.close(), closeLocker()])
+      },
+    }
+  } catch (error) {
+    await Promise.all([store.close(), lockers?.close()])
+    throw error
+  }
+}
+
+/** Creations would fail on a store that cannot keep as much upload info as MAX_METADATA_SIZE allows. */
+function refuseUnfitMetadata(config: Config, { maxInfoSize }: StoreCapabilities): void {
+  if (maxInfoSize > 0 && config.MAX_METADATA_SIZE > maxInfoSize) {
+    throw new Error(`MAX_METADATA_SIZE above ${maxInfoSize} bytes cannot fit the store's upload info (STORE=${config.STORE})`)
+  }
+}
+
+/** The store with its upload info kept in memory; a change made past the cache (assembly, truncation) drops it. */
+function withUploadCache(store: StoreBackend): StoreBackend {
+  const cache = new CachedUploads(store.datastore)
+  const { concatenate, truncate } = store
+  return {
+    ...store,
+    datastore: cache,
+    concatenate: concatenate && ((finalId, partials) => concatenate(finalId, partials).finally(() => cache.forget(finalId))),
+    truncate: truncate && ((id, offset) => truncate(id, offset).finally(() => cache.forget(id))),
+  }
+}

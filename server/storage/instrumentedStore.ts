@@ -1,0 +1,78 @@
+import type { Readable } from 'node:stream'
+import { DataStore, type Upload } from '@tus/utils'
+import type { Metrics } from '../metrics.js'
+import { requestContext } from '../requestContext.js'
+
+type Operation = 'create' | 'getUpload' | 'remove' | 'declareUploadLength' | 'write'
+
+/**
+ * A store, whatever it is, with what the host watches: operation durations for metrics; the bytes each
+ * write stores, for the request's log line and the byte counter; and the writes in progress, which
+ * shutdown waits for (the response to a dropped request may never settle, the write does).
+ */
+export class InstrumentedStore extends DataStore {
+  private readonly writes = new Set<Promise<number>>()
+
+  constructor(
+    private readonly store: DataStore,
+    private readonly metrics: Metrics,
+  ) {
+    super()
+    // A transparent wrapper: what the store implements, it does.
+    this.extensions = store.extensions
+    metrics.uploadsInProgress(() => this.writes.size)
+  }
+
+  override create(upload: Upload): Promise<Upload> {
+    return this.timed('create', () => this.store.create(upload))
+  }
+
+  override getUpload(id: string): Promise<Upload> {
+    return this.timed('getUpload', () => this.store.getUpload(id))
+  }
+
+  override remove(id: string): Promise<void> {
+    return this.timed('remove', () => this.store.remove(id))
+  }
+
+  override declareUploadLength(id: string, length: number): Promise<void> {
+    return this.timed('declareUploadLength', () => this.store.declareUploadLength(id, length))
+  }
+
+  override write(stream: Readable, id: string, offset: number): Promise<number> {
+    const writing = this.timed('write', () => this.store.write(stream, id, offset)).then((end) => {
+      this.metrics.bytesReceived.inc(end - offset)
+      const context = requestContext.current()
+      if (context) context.bytes += end - offset
+      return end
+    })
+    this.writes.add(writing)
+    void writing.catch(() => {}).finally(() => this.writes.delete(writing))
+    return writing
+  }
+
+  override deleteExpired(): Promise<number> {
+    return this.store.deleteExpired()
+  }
+
+  override getExpiration(): number {
+    return this.store.getExpiration()
+  }
+
+  /** Resolves when no write is in progress. */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.writes])
+  }
+
+  private async timed<T>(operation: Operation, run: () => Promise<T>): Promise<T> {
+    const stop = this.metrics.storeDuration.startTimer({ operation })
+    try {
+      const result = await run()
+      stop({ outcome: 'ok' })
+      return result
+    } catch (error) {
+      stop({ outcome: 'error' })
+      throw error
+    }
+  }
+}
