@@ -1,9 +1,16 @@
 import net from 'node:net'
+import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { buffer } from 'node:stream/consumers'
+import { Upload } from '@tus/utils'
 import * as tus from 'tus-js-client'
+import { loadConfig } from '../server/config.js'
+import { Metrics } from '../server/metrics.js'
+import { composeStorage } from '../server/storage/compose.js'
+import { newUploadId } from '../stores/uploadId.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
-import { type InProcessServer, startServer } from './helpers/servers.js'
+import { capturedLogger, type InProcessServer, startServer } from './helpers/servers.js'
 
 const MiB = 1024 * 1024
 
@@ -114,11 +121,15 @@ describe('tusgate on S3 (Ceph radosgw)', () => {
     expect((listed.Contents ?? []).filter((o) => o.Key?.includes(id))).toEqual([])
   })
 
-  test('termination removes the upload', async () => {
+  test('termination removes the upload and every object of it, its incomplete part too', async () => {
     const url = await createUpload(server.url, { 'Upload-Length': 10 * MiB })
     await patch(url, 0, randomData(MiB, 15))
     expect((await request(url, { method: 'DELETE', headers: TUS })).status).toBe(204)
     expect((await request(url, { method: 'HEAD', headers: TUS })).status).toBe(404)
+    const { ListObjectsV2Command } = await import('@aws-sdk/client-s3')
+    const listed = await ceph.client().send(new ListObjectsV2Command({ Bucket: bucket }))
+    const id = url.split('/').pop() as string
+    expect((listed.Contents ?? []).filter((o) => o.Key?.includes(id)).map((o) => o.Key)).toEqual([])
   })
 })
 
@@ -138,6 +149,47 @@ describe('expiry on S3 (Ceph radosgw)', () => {
       expect((await request(finished)).body.toString()).toBe('xyz')
     } finally {
       await server.stop()
+    }
+  }, 60_000)
+})
+
+describe('the sweep of leftovers on S3 (Ceph radosgw)', () => {
+  test('multipart uploads and incomplete parts without an info object are removed and counted; uploads stay whole', async () => {
+    const { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } =
+      await import('@aws-sdk/client-s3')
+    const env = await s3Env({ S3_KEY_PREFIX: 'swept/', ORPHAN_GRACE_PERIOD: '0', UPLOAD_EXPIRES_AFTER: '0' })
+    const metrics = new Metrics()
+    const storage = await composeStorage(loadConfig(env), { metrics, logger: capturedLogger().logger })
+    const client = ceph.client()
+    const Bucket = env.S3_BUCKET
+    try {
+      // An upload in progress, with an incomplete part: it must survive the sweep.
+      const data = randomData(2 * MiB, 21)
+      const live = newUploadId()
+      await storage.datastore.create(new Upload({ id: live, size: data.length, offset: 0 }))
+      await storage.datastore.write(Readable.from([data.subarray(0, MiB)]), live, 0)
+      // What a creation cut between its two requests, or a termination cut short, leaves.
+      const [begun, parted] = [newUploadId(), newUploadId()]
+      await client.send(new CreateMultipartUploadCommand({ Bucket, Key: `swept/${begun}` }))
+      await client.send(new PutObjectCommand({ Bucket, Key: `swept/${parted}.part`, Body: 'tail' }))
+      // Not ours: a key that is no upload id, and an object outside the prefix.
+      const foreign = await client.send(new CreateMultipartUploadCommand({ Bucket, Key: 'swept/not-an-upload.bin' }))
+      await client.send(new PutObjectCommand({ Bucket, Key: `elsewhere/${parted}.part`, Body: 'x' }))
+
+      await storage.sweeper.sweep()
+      const uploads = (await client.send(new ListMultipartUploadsCommand({ Bucket }))).Uploads ?? []
+      expect(uploads.map((u) => u.Key).sort()).toEqual(['swept/not-an-upload.bin', `swept/${live}`].sort())
+      const keys = ((await client.send(new ListObjectsV2Command({ Bucket }))).Contents ?? []).map((o) => o.Key)
+      expect(keys).not.toContain(`swept/${parted}.part`)
+      expect(keys).toContain(`elsewhere/${parted}.part`)
+      expect((await metrics.orphansRemoved.get()).values[0].value).toBe(2)
+
+      expect(await storage.datastore.getUpload(live)).toMatchObject({ offset: MiB, size: data.length })
+      expect(await storage.datastore.write(Readable.from([data.subarray(MiB)]), live, MiB)).toBe(data.length)
+      expect(sha256(await buffer(await storage.backend.download(live)))).toBe(sha256(data))
+      await client.send(new AbortMultipartUploadCommand({ Bucket, Key: 'swept/not-an-upload.bin', UploadId: foreign.UploadId }))
+    } finally {
+      await storage.close()
     }
   }, 60_000)
 })
