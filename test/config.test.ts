@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs'
-import { ConfigError, loadConfig } from '../server/config.js'
+import { ConfigError, loadConfig, lockerSettings, storeSettings } from '../server/config.js'
 import { startProcess, tempDir } from './helpers/servers.js'
 
 describe('config', () => {
@@ -54,6 +54,7 @@ describe('config', () => {
     ['UPLOAD_EXPIRES_AFTER', '-1h'],
     ['SHUTDOWN_TIMEOUT', 'soon'],
     ['EXPIRY_SWEEP_INTERVAL', '0'],
+    ['ORPHAN_GRACE_PERIOD', 'a while'],
     ['UPLOAD_LIST', 'maybe'],
     ['HEADERS_TIMEOUT', '10 parsecs'],
     ['UPLOAD_IDLE_TIMEOUT', 'x'],
@@ -234,5 +235,61 @@ describe('config: hooks', () => {
     [{ HOOKS_POST_RECEIVE_INTERVAL: '5ms' }, /^invalid HOOKS_POST_RECEIVE_INTERVAL: /],
   ])('%j is refused', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message)
+  })
+})
+
+describe('config: each store and locker gets its own settings', () => {
+  test('the file store: its folder, fsync and expiry; the memory locker: its timeout', () => {
+    const config = loadConfig({ FILE_DIR: '/srv/up', FILE_FSYNC: 'false', UPLOAD_EXPIRES_AFTER: '2h', LOCK_TIMEOUT: '5s' })
+    expect(storeSettings(config)).toEqual({ name: 'file', settings: { directory: '/srv/up', fsync: false, expiresAfterMs: 2 * 3600_000 } })
+    expect(lockerSettings(config)).toEqual({ name: 'memory', settings: { timeoutMs: 5000 } })
+    expect(config.ORPHAN_GRACE_PERIOD).toBe(3600_000)
+  })
+
+  test('S3: credentials only when both are given; the Redis info cache with REDIS_URL; the redis locker', () => {
+    const base = { STORE: 's3', S3_BUCKET: 'ups', S3_ENDPOINT: 'http://s3.local:7480', S3_FORCE_PATH_STYLE: 'true', S3_KEY_PREFIX: 'p/' }
+    expect(storeSettings(loadConfig(base))).toEqual({
+      name: 's3',
+      settings: {
+        bucket: 'ups',
+        region: 'us-east-1',
+        endpoint: 'http://s3.local:7480',
+        forcePathStyle: true,
+        credentials: undefined,
+        partSize: 8 * 1024 * 1024,
+        useTags: true,
+        keyPrefix: 'p/',
+        expiresAfterMs: 24 * 3600_000,
+        infoCache: undefined,
+      },
+    })
+    const shared = loadConfig({
+      ...base,
+      S3_ACCESS_KEY_ID: 'id',
+      S3_SECRET_ACCESS_KEY: 'secret',
+      LOCKER: 'redis',
+      REDIS_URL: 'redis://r:6379',
+      REDIS_KEY_PREFIX: 'x:',
+      LOCK_TTL: '4s',
+      LOCK_TIMEOUT: '9s',
+    })
+    expect(storeSettings(shared).settings).toMatchObject({
+      credentials: { accessKeyId: 'id', secretAccessKey: 'secret' },
+      infoCache: { redisUrl: 'redis://r:6379', keyPrefix: 'x:' },
+    })
+    expect(lockerSettings(shared)).toEqual({ name: 'redis', settings: { url: 'redis://r:6379', keyPrefix: 'x:', ttlMs: 4000, timeoutMs: 9000 } })
+  })
+
+  test('Azure: a connection string, or an account name and key at an endpoint; GCS: its client options', () => {
+    expect(storeSettings(loadConfig({ STORE: 'azure', AZURE_CONTAINER: 'box', AZURE_CONNECTION_STRING: 'UseDevelopmentStorage=true' }))).toEqual({
+      name: 'azure',
+      settings: { container: 'box', account: { connectionString: 'UseDevelopmentStorage=true' }, expiresAfterMs: 24 * 3600_000 },
+    })
+    const keyed = loadConfig({ STORE: 'azure', AZURE_CONTAINER: 'box', AZURE_ACCOUNT_NAME: 'acct', AZURE_ACCOUNT_KEY: 'k', AZURE_ENDPOINT: 'http://az:10000/acct' })
+    expect(storeSettings(keyed).settings).toMatchObject({ account: { name: 'acct', key: 'k', endpoint: 'http://az:10000/acct' } })
+    expect(storeSettings(loadConfig({ STORE: 'gcs', GCS_BUCKET: 'gbk', GCS_PROJECT_ID: 'p', UPLOAD_EXPIRES_AFTER: '0' }))).toEqual({
+      name: 'gcs',
+      settings: { bucket: 'gbk', projectId: 'p', keyFile: undefined, apiEndpoint: undefined, expiresAfterMs: 0 },
+    })
   })
 })
