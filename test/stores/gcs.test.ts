@@ -1,6 +1,6 @@
 // The GCS back end. No GCS emulator runs here, so everything below runs against a FAKE bucket
 // (helpers/fakeGcs.ts). Passing here says the module and the server fit together and that the logic
-// is right against that model, not that real GCS behaves like it. Its store contract: stores/gcs.contract.test.ts.
+// is right against that model, not that real GCS behaves like it. Its store contract: gcs.contract.test.ts.
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -9,12 +9,12 @@ import { jest } from '@jest/globals'
 import { GCSStore } from '@tus/gcs-store'
 import { Upload } from '@tus/utils'
 import * as tus from 'tus-js-client'
-import { type Config, loadConfig, storeSettings } from '../server/config.js'
-import type { GcsStoreSettings } from '../stores/gcs/index.js'
-import { newUploadId } from '../stores/uploadId.js'
-import { expectCorruptedChunkRejected } from './helpers/checksum.js'
-import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
-import { asBucket, FakeBucket, newFakeBucket as newBucket } from './helpers/fakeGcs.js'
+import { type Config, loadConfig, storeSettings } from '../../server/config.js'
+import type { GcsStoreSettings } from '../../stores/gcs/index.js'
+import { newUploadId } from '../../stores/uploadId.js'
+import { expectCorruptedChunkRejected } from '../helpers/checksum.js'
+import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from '../helpers/http.js'
+import { asBucket, FakeBucket, newFakeBucket as newBucket } from '../helpers/fakeGcs.js'
 
 const MiB = 1024 * 1024
 
@@ -32,8 +32,8 @@ class FakeStorage {
 }
 jest.unstable_mockModule('@google-cloud/storage', () => ({ Storage: FakeStorage }))
 // Imported after the mock, so that they (and the server they start) see the fake.
-const { gcsBackend, gcsStorageOptions, gcsStore } = await import('../stores/gcs/index.js')
-const { startServer } = await import('./helpers/servers.js')
+const { gcsBackend, gcsStorageOptions, gcsStore } = await import('../../stores/gcs/index.js')
+const { startServer } = await import('../helpers/servers.js')
 
 /** The GCS store's settings from a config. */
 function gcsSettings(config: Config): GcsStoreSettings {
