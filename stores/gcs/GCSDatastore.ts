@@ -6,7 +6,7 @@ import { ERRORS, TUS_RESUMABLE, Upload } from '@tus/utils'
 import { capabilities, dataStoreExtensions } from '../capabilities.js'
 import { asStoreError, connectionErrorKind, StoreError, type StoreErrorKind } from '../errors.js'
 import { isExpired } from '../expiry.js'
-import type { ByteRange, StoreCapabilities } from '../types.js'
+import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 
 type CustomMetadata = NonNullable<FileMetadata['metadata']>
@@ -14,6 +14,9 @@ type CustomMetadata = NonNullable<FileMetadata['metadata']>
 const isNotFound = (error: unknown) => (error as { code?: unknown }).code === 404
 // GCS's largest object.
 const MAX_OBJECT_SIZE = 5 * 1024 ** 4
+const PATCH = '_patch'
+
+const olderThan = ({ updated }: FileMetadata, ageMs: number) => updated !== undefined && Date.now() - new Date(updated).getTime() >= ageMs
 
 /** The StoreError kind of a GCS client error, if it has one: 5xx, 429 or unreachable is 'unavailable'. */
 export function gcsErrorKind(error: unknown): StoreErrorKind | undefined {
@@ -120,7 +123,7 @@ export class GCSDatastore extends GCSStore {
     const file = this.file(id)
     // The first bytes replace the empty object; later ones go beside it and are composed onto it.
     const direct = offset === 0
-    const destination = direct ? file : this.bucket.file(`${id}_patch`)
+    const destination = direct ? file : this.bucket.file(`${id}${PATCH}`)
     const metadata = { metadata: GCSDatastore.customMetadata(upload) }
     let received = 0
     const count = new Transform({
@@ -153,35 +156,66 @@ export class GCSDatastore extends GCSStore {
     } catch (error) {
       throw isNotFound(error) ? ERRORS.FILE_NOT_FOUND : error
     }
-    await this.bucket.file(`${id}_patch`).delete({ ignoreNotFound: true })
+    await this.bucket.file(`${id}${PATCH}`).delete({ ignoreNotFound: true })
   }
 
   readRange(id: string, range?: ByteRange): Readable {
     return this.file(id).createReadStream(range ? { start: range.start, end: range.end } : {})
   }
 
-  /** Unfinished uploads whose expiry has passed, from a listing of the bucket (info comes with it). */
-  async expiredIds(now = Date.now()): Promise<string[]> {
-    const expired: string[] = []
+  /** Every object of the bucket, a page at a time, with its metadata. */
+  private async *objects(): AsyncGenerator<File> {
     let query: { autoPaginate: false; maxResults: number; pageToken?: string } | undefined = {
       autoPaginate: false,
       maxResults: 1000,
     }
     while (query) {
       const [files, next]: [File[], { pageToken?: string } | null | undefined, unknown] = await this.bucket.getFiles(query)
-      for (const object of files) {
-        if (!isUploadId(object.name)) continue
-        let upload: Upload
-        try {
-          upload = GCSDatastore.uploadOf(object.name, object.metadata, this.bucket.name)
-        } catch {
-          continue // not an upload of ours
-        }
-        if (isExpired(upload, this.expirationMs, now)) expired.push(object.name)
-      }
+      yield* files
       query = next?.pageToken ? { ...query, pageToken: next.pageToken } : undefined
     }
+  }
+
+  /** Unfinished uploads whose expiry has passed, from a listing of the bucket (info comes with it). */
+  async expiredIds(now = Date.now()): Promise<string[]> {
+    const expired: string[] = []
+    for await (const object of this.objects()) {
+      if (!isUploadId(object.name)) continue
+      let upload: Upload
+      try {
+        upload = GCSDatastore.uploadOf(object.name, object.metadata, this.bucket.name)
+      } catch {
+        continue // not an upload of ours
+      }
+      if (isExpired(upload, this.expirationMs, now)) expired.push(object.name)
+    }
     return expired
+  }
+
+  /** `<id>_patch` objects unchanged for `graceMs`: a write stopped between storing its bytes and composing them. */
+  async orphans(graceMs: number): Promise<Orphan[]> {
+    const found: Orphan[] = []
+    for await (const object of this.objects()) {
+      const id = object.name.endsWith(PATCH) ? object.name.slice(0, -PATCH.length) : undefined
+      if (id && isUploadId(id) && olderThan(object.metadata, graceMs)) found.push({ id, key: object.name, kind: 'patch-object' })
+    }
+    return found
+  }
+
+  /** Removes a leftover `_patch` object still unchanged for `graceMs` (its upload's lock is held, so no write is using it). */
+  async removeOrphan(orphan: Orphan, graceMs: number): Promise<boolean> {
+    if (orphan.kind !== 'patch-object' || orphan.key !== `${orphan.id}${PATCH}`) return false
+    const patch = this.bucket.file(orphan.key)
+    let metadata: FileMetadata
+    try {
+      ;[metadata] = await patch.getMetadata()
+    } catch (error) {
+      if (isNotFound(error)) return false
+      throw asStoreError(error, gcsErrorKind)
+    }
+    if (!olderThan(metadata, graceMs)) return false
+    await patch.delete({ ignoreNotFound: true })
+    return true
   }
 
   /** Resolves when the bucket exists and answers within `timeoutMs`; rejects with the reason otherwise. */

@@ -41,6 +41,8 @@ export function gcsBackend(bucket: Bucket, { expiresAfterMs }: Pick<GcsStoreSett
     health: () => datastore.checkBucket(HEALTH_TIMEOUT_MS),
     expiredUploadIds: () => datastore.expiredIds(),
     download: async (id, range) => datastore.readRange(id, range),
+    orphans: (graceMs) => datastore.orphans(graceMs),
+    removeOrphan: (orphan, graceMs) => datastore.removeOrphan(orphan, graceMs),
     close: async () => {},
   }
 }

@@ -20,6 +20,8 @@ interface StoredObject {
   data: Buffer
   custom: Custom
   generation: number
+  /** When the object was last written, in ms. */
+  updated: number
 }
 
 /** GCS keeps custom metadata values as strings and drops null ones. */
@@ -89,12 +91,19 @@ export class FakeBucket {
   }
 
   put(name: string, data: Buffer, custom: Custom): void {
-    this.objects.set(name, { data, custom, generation: ++this.generation })
+    this.objects.set(name, { data, custom, generation: ++this.generation, updated: Date.now() })
   }
 
   resource(name: string): Record<string, unknown> {
     const object = this.get(name)
-    return { name, bucket: this.name, size: String(object.data.length), generation: String(object.generation), metadata: { ...object.custom } }
+    return {
+      name,
+      bucket: this.name,
+      size: String(object.data.length),
+      generation: String(object.generation),
+      updated: new Date(object.updated).toISOString(),
+      metadata: { ...object.custom },
+    }
   }
 }
 
@@ -174,6 +183,7 @@ export class FakeFile {
       if (value === null) delete object.custom[key]
       else if (value !== undefined) object.custom[key] = String(value)
     }
+    object.updated = Date.now()
     return [this.bucket.resource(this.name), {}]
   }
 

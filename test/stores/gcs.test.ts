@@ -220,6 +220,25 @@ describe('GCS store against a fake Bucket (no emulator available)', () => {
     })
   })
 
+  test('a _patch object left by a write cut before composing is found once past the grace period and removed; the upload goes on', async () => {
+    const HOUR = 3600_000
+    const fake = newBucket()
+    const backend = gcsBackend(asBucket(fake), { expiresAfterMs: 0 })
+    const id = newUploadId()
+    await backend.datastore.create(new Upload({ id, size: 10, offset: 0 }))
+    await backend.datastore.write(Readable.from([Buffer.from('abc')]), id, 0)
+    fake.put(`${id}_patch`, Buffer.from('def'), {})
+    expect(await backend.orphans?.(HOUR)).toEqual([])
+    ;(fake.objects.get(`${id}_patch`) as { updated: number }).updated -= 2 * HOUR
+    const found = (await backend.orphans?.(HOUR)) ?? []
+    expect(found).toEqual([{ id, key: `${id}_patch`, kind: 'patch-object' }])
+    expect(await backend.removeOrphan?.(found[0], HOUR)).toBe(true)
+    expect(fake.objects.has(`${id}_patch`)).toBe(false)
+    expect(await backend.removeOrphan?.(found[0], HOUR)).toBe(false)
+    expect(await backend.datastore.write(Readable.from([Buffer.from('defghij')]), id, 3)).toBe(10)
+    expect(fake.get(id).data.toString()).toBe('abcdefghij')
+  })
+
   describe('tusgate over HTTP with STORE=gcs (the client library replaced by the fake)', () => {
     let server: Awaited<ReturnType<typeof startServer>>
     let fake: FakeBucket
