@@ -1,4 +1,5 @@
 import type { Upload } from '@tus/utils'
+import { isUploadId } from './uploadId.js'
 
 /** When an unfinished upload expires, or undefined if it never does (finished, no date, or expiry off). */
 export function expiresAt(upload: Upload, expirationMs: number): Date | undefined {
@@ -16,4 +17,28 @@ export function isExpired(upload: Upload, expirationMs: number, now = Date.now()
 export function extensionsWithExpiry(expirationMs: number): string[] {
   const extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination']
   return expirationMs > 0 ? [...extensions, 'expiration'] : extensions
+}
+
+/**
+ * The ids of the expired uploads among listed objects, each named `name` and read by `uploadOf`
+ * (which throws for an object that is not an upload of ours: it is skipped).
+ */
+export async function expiredAmong<T extends { name: string }>(
+  objects: AsyncIterable<T>,
+  uploadOf: (object: T) => Upload,
+  expirationMs: number,
+  now = Date.now(),
+): Promise<string[]> {
+  const expired: string[] = []
+  for await (const object of objects) {
+    if (!isUploadId(object.name)) continue
+    let upload: Upload
+    try {
+      upload = uploadOf(object)
+    } catch {
+      continue
+    }
+    if (isExpired(upload, expirationMs, now)) expired.push(object.name)
+  }
+  return expired
 }

@@ -4,7 +4,7 @@ import { AzureStore } from '@tus/azure-store'
 import { ERRORS, type KvStore, Metadata, TUS_RESUMABLE, Upload } from '@tus/utils'
 import { capabilities, dataStoreExtensions } from '../capabilities.js'
 import { asStoreError, connectionErrorKind, StoreError, type StoreErrorKind } from '../errors.js'
-import { isExpired } from '../expiry.js'
+import { expiredAmong } from '../expiry.js'
 import type { ByteRange, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 
@@ -237,19 +237,9 @@ export class AzureDatastore extends AzureStore {
   }
 
   /** Unfinished uploads whose expiry has passed: one listing of the container, with each blob's metadata. */
-  async expiredIds(now = Date.now()): Promise<string[]> {
-    const expired: string[] = []
-    for await (const item of this.container.listBlobsFlat({ includeMetadata: true })) {
-      if (!isUploadId(item.name)) continue
-      let upload: Upload
-      try {
-        upload = AzureDatastore.uploadOf(item.name, item.metadata, item.properties.contentLength)
-      } catch {
-        continue // not an upload of ours
-      }
-      if (isExpired(upload, this.expirationMs, now)) expired.push(item.name)
-    }
-    return expired
+  expiredIds(now = Date.now()): Promise<string[]> {
+    const blobs = this.container.listBlobsFlat({ includeMetadata: true })
+    return expiredAmong(blobs, (blob) => AzureDatastore.uploadOf(blob.name, blob.metadata, blob.properties.contentLength), this.expirationMs, now)
   }
 
   /** Resolves when the container answers; rejects with the reason otherwise. */

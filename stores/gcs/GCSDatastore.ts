@@ -5,7 +5,7 @@ import { GCSStore } from '@tus/gcs-store'
 import { ERRORS, TUS_RESUMABLE, Upload } from '@tus/utils'
 import { capabilities, dataStoreExtensions } from '../capabilities.js'
 import { asStoreError, connectionErrorKind, StoreError, type StoreErrorKind } from '../errors.js'
-import { isExpired } from '../expiry.js'
+import { expiredAmong } from '../expiry.js'
 import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 
@@ -177,19 +177,8 @@ export class GCSDatastore extends GCSStore {
   }
 
   /** Unfinished uploads whose expiry has passed, from a listing of the bucket (info comes with it). */
-  async expiredIds(now = Date.now()): Promise<string[]> {
-    const expired: string[] = []
-    for await (const object of this.objects()) {
-      if (!isUploadId(object.name)) continue
-      let upload: Upload
-      try {
-        upload = GCSDatastore.uploadOf(object.name, object.metadata, this.bucket.name)
-      } catch {
-        continue // not an upload of ours
-      }
-      if (isExpired(upload, this.expirationMs, now)) expired.push(object.name)
-    }
-    return expired
+  expiredIds(now = Date.now()): Promise<string[]> {
+    return expiredAmong(this.objects(), (object) => GCSDatastore.uploadOf(object.name, object.metadata, this.bucket.name), this.expirationMs, now)
   }
 
   /** `<id>_patch` objects unchanged for `graceMs`: a write stopped between storing its bytes and composing them. */
