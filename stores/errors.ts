@@ -27,6 +27,8 @@ const NO_SPACE = new Set(['ENOSPC', 'EDQUOT'])
 const OUT_OF_DESCRIPTORS = new Set(['EMFILE', 'ENFILE'])
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'])
 
+const UNREACHABLE_IN_MESSAGE = new RegExp(`\\b(${[...UNREACHABLE].join('|')})\\b`)
+
 const codeOf = (error: unknown) => (error as { code?: unknown } | null)?.code
 
 /** The kind of a file system error (by its `code`), if it has one. */
@@ -43,6 +45,9 @@ export function connectionErrorKind(error: unknown): StoreErrorKind | undefined 
   const code = codeOf(error)
   if (typeof code === 'string' && UNREACHABLE.has(code)) return 'unavailable'
   if ((error as Error | null)?.name === 'TimeoutError') return 'unavailable'
+  // An SDK may hand the socket's error on as a message only (the AWS SDK's "error wrapper").
+  const message = (error as Error | null)?.message
+  if (typeof message === 'string' && UNREACHABLE_IN_MESSAGE.test(message)) return 'unavailable'
   return undefined
 }
 
