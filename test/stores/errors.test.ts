@@ -1,21 +1,12 @@
 // Store failures as the host sees them: a StoreError of a kind, from real clients where a real
 // failure is cheap to make (an S3 endpoint nobody listens on), else from the fake GCS bucket.
-import { createServer } from 'node:net'
 import { Upload } from '@tus/utils'
 import { StoreError } from '../../stores/errors.js'
 import { gcsBackend } from '../../stores/gcs/index.js'
 import { openStore } from '../../stores/registry.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import { asBucket, FakeApiError, newFakeBucket } from '../helpers/fakeGcs.js'
-
-/** A port on 127.0.0.1 that nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
+import { freePort } from '../helpers/redis.js'
 
 test('S3 that cannot be reached: creation and reads fail with unavailable, not as an unknown upload', async () => {
   const backend = await openStore({
@@ -23,7 +14,7 @@ test('S3 that cannot be reached: creation and reads fail with unavailable, not a
     settings: {
       bucket: 'uploads',
       region: 'us-east-1',
-      endpoint: `http://127.0.0.1:${await closedPort()}`,
+      endpoint: `http://127.0.0.1:${await freePort()}`,
       forcePathStyle: true,
       credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
       partSize: 5 * 1024 * 1024,
