@@ -2,7 +2,11 @@ import { tmpdir } from 'node:os'
 import bytes from 'bytes'
 import ms from 'ms'
 import { z } from 'zod'
+import type { AzureStoreSettings } from '../stores/azure/index.js'
+import type { FileStoreSettings } from '../stores/file/index.js'
+import type { GcsStoreSettings } from '../stores/gcs/index.js'
 import { type LockerChoice, lockerNames, type StoreChoice, storeNames } from '../stores/registry.js'
+import type { S3StoreSettings } from '../stores/s3/index.js'
 import { HOOK_TYPES, type HookType } from './hooks/types.js'
 
 // Sizes accept plain bytes or units ("10GB", "512kb"); durations plain milliseconds or units ("24h", "30s").
@@ -249,51 +253,55 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /** The store back end the config names, with its settings. */
 export function storeSettings(config: Config): StoreChoice {
-  const expiresAfterMs = config.UPLOAD_EXPIRES_AFTER
   switch (config.STORE) {
     case 'file':
-      return { name: 'file', settings: { directory: config.FILE_DIR, fsync: config.FILE_FSYNC, expiresAfterMs } }
+      return { name: 'file', settings: fileStoreSettings(config) }
     case 's3':
-      return {
-        name: 's3',
-        settings: {
-          bucket: config.S3_BUCKET as string,
-          region: config.S3_REGION,
-          endpoint: config.S3_ENDPOINT,
-          forcePathStyle: config.S3_FORCE_PATH_STYLE,
-          credentials:
-            config.S3_ACCESS_KEY_ID && config.S3_SECRET_ACCESS_KEY
-              ? { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY }
-              : undefined,
-          partSize: config.S3_PART_SIZE,
-          useTags: config.S3_USE_TAGS,
-          keyPrefix: config.S3_KEY_PREFIX,
-          expiresAfterMs,
-          infoCache: config.REDIS_URL ? { redisUrl: config.REDIS_URL, keyPrefix: config.REDIS_KEY_PREFIX } : undefined,
-        },
-      }
+      return { name: 's3', settings: s3StoreSettings(config) }
     case 'azure':
-      return {
-        name: 'azure',
-        settings: {
-          container: config.AZURE_CONTAINER as string,
-          account: config.AZURE_CONNECTION_STRING
-            ? { connectionString: config.AZURE_CONNECTION_STRING }
-            : { name: config.AZURE_ACCOUNT_NAME as string, key: config.AZURE_ACCOUNT_KEY as string, endpoint: config.AZURE_ENDPOINT },
-          expiresAfterMs,
-        },
-      }
+      return { name: 'azure', settings: azureStoreSettings(config) }
     case 'gcs':
-      return {
-        name: 'gcs',
-        settings: {
-          bucket: config.GCS_BUCKET as string,
-          projectId: config.GCS_PROJECT_ID,
-          keyFile: config.GCS_KEY_FILE,
-          apiEndpoint: config.GCS_API_ENDPOINT,
-          expiresAfterMs,
-        },
-      }
+      return { name: 'gcs', settings: gcsStoreSettings(config) }
+  }
+}
+
+function fileStoreSettings(config: Config): FileStoreSettings {
+  return { directory: config.FILE_DIR, fsync: config.FILE_FSYNC, expiresAfterMs: config.UPLOAD_EXPIRES_AFTER }
+}
+
+function s3StoreSettings(config: Config): S3StoreSettings {
+  const { S3_ACCESS_KEY_ID: accessKeyId, S3_SECRET_ACCESS_KEY: secretAccessKey } = config
+  return {
+    bucket: config.S3_BUCKET as string,
+    region: config.S3_REGION,
+    endpoint: config.S3_ENDPOINT,
+    forcePathStyle: config.S3_FORCE_PATH_STYLE,
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    partSize: config.S3_PART_SIZE,
+    useTags: config.S3_USE_TAGS,
+    keyPrefix: config.S3_KEY_PREFIX,
+    expiresAfterMs: config.UPLOAD_EXPIRES_AFTER,
+    infoCache: config.REDIS_URL ? { redisUrl: config.REDIS_URL, keyPrefix: config.REDIS_KEY_PREFIX } : undefined,
+  }
+}
+
+function azureStoreSettings(config: Config): AzureStoreSettings {
+  return {
+    container: config.AZURE_CONTAINER as string,
+    account: config.AZURE_CONNECTION_STRING
+      ? { connectionString: config.AZURE_CONNECTION_STRING }
+      : { name: config.AZURE_ACCOUNT_NAME as string, key: config.AZURE_ACCOUNT_KEY as string, endpoint: config.AZURE_ENDPOINT },
+    expiresAfterMs: config.UPLOAD_EXPIRES_AFTER,
+  }
+}
+
+function gcsStoreSettings(config: Config): GcsStoreSettings {
+  return {
+    bucket: config.GCS_BUCKET as string,
+    projectId: config.GCS_PROJECT_ID,
+    keyFile: config.GCS_KEY_FILE,
+    apiEndpoint: config.GCS_API_ENDPOINT,
+    expiresAfterMs: config.UPLOAD_EXPIRES_AFTER,
   }
 }
 
