@@ -305,7 +305,7 @@ concatenationSuite(
 /** Counts the UploadPartCopy requests a server's S3 client sends. */
 function countCopies(server: InProcessServer): () => number {
   let copies = 0
-  const { client } = server.app.store.datastore as unknown as { client: S3 }
+  const { client } = (server.app.store.datastore as unknown as { inner: { client: S3 } }).inner
   client.middlewareStack.add(
     (next, context) => async (args) => {
       if (context.commandName === 'UploadPartCopyCommand') copies++

@@ -14,33 +14,34 @@ export class InstrumentedStore extends DataStore {
   private readonly writes = new Set<Promise<number>>()
 
   constructor(
-    private readonly store: DataStore,
+    /** The store this one wraps. */
+    readonly inner: DataStore,
     private readonly metrics: Metrics,
   ) {
     super()
     // A transparent wrapper: what the store implements, it does.
-    this.extensions = store.extensions
+    this.extensions = inner.extensions
     metrics.uploadsInProgress(() => this.writes.size)
   }
 
   override create(upload: Upload): Promise<Upload> {
-    return this.timed('create', () => this.store.create(upload))
+    return this.timed('create', () => this.inner.create(upload))
   }
 
   override getUpload(id: string): Promise<Upload> {
-    return this.timed('getUpload', () => this.store.getUpload(id))
+    return this.timed('getUpload', () => this.inner.getUpload(id))
   }
 
   override remove(id: string): Promise<void> {
-    return this.timed('remove', () => this.store.remove(id))
+    return this.timed('remove', () => this.inner.remove(id))
   }
 
   override declareUploadLength(id: string, length: number): Promise<void> {
-    return this.timed('declareUploadLength', () => this.store.declareUploadLength(id, length))
+    return this.timed('declareUploadLength', () => this.inner.declareUploadLength(id, length))
   }
 
   override write(stream: Readable, id: string, offset: number): Promise<number> {
-    const writing = this.timed('write', () => this.store.write(stream, id, offset)).then((end) => {
+    const writing = this.timed('write', () => this.inner.write(stream, id, offset)).then((end) => {
       this.metrics.bytesReceived.inc(end - offset)
       const context = requestContext.current()
       if (context) context.bytes += end - offset
@@ -52,11 +53,11 @@ export class InstrumentedStore extends DataStore {
   }
 
   override deleteExpired(): Promise<number> {
-    return this.store.deleteExpired()
+    return this.inner.deleteExpired()
   }
 
   override getExpiration(): number {
-    return this.store.getExpiration()
+    return this.inner.getExpiration()
   }
 
   /** Resolves when no write is in progress. */
