@@ -77,6 +77,19 @@ export class FileDatastore extends FileStore {
     return asStoreError(error, fileErrorKind)
   }
 
+  /**
+   * The info file first: a crash between the two leaves data without info, which the sweep removes,
+   * rather than info whose data is gone.
+   */
+  override async remove(id: string): Promise<void> {
+    try {
+      await rm(this.configstore.infoPath(id))
+    } catch (error) {
+      throw (error as NodeJS.ErrnoException).code === 'ENOENT' ? ERRORS.FILE_NOT_FOUND : error
+    }
+    await rm(this.pathOf(id), { force: true })
+  }
+
   override async declareUploadLength(id: string, length: number): Promise<void> {
     try {
       await super.declareUploadLength(id, length)
