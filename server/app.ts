@@ -1,50 +1,74 @@
-import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express'
+import express, { type ErrorRequestHandler, type Express } from 'express'
 import { lockers, stores } from '../stores/registry.js'
 import type { StoreBackend } from '../stores/types.js'
 import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
 import type { Config } from './config.js'
+import { CHECKSUM_EXTENSIONS, tusExtensions } from './core/capabilities.js'
+import { UploadCore } from './core/uploads.js'
 import { healthRoutes } from './health.js'
 import { Hooks } from './hooks/index.js'
-import { uploadLimits } from './limits/index.js'
 import { ietfRouter } from './ietf/router.js'
-import { Metrics, metricsRoute } from './metrics.js'
+import { uploadLimits } from './limits/index.js'
 import type { Logger } from './logger.js'
+import { Metrics, metricsRoute } from './metrics.js'
 import { requestContext } from './requestContext.js'
 import { securityHeadersOutside } from './securityHeaders.js'
-import { checksumRequests } from './tus/checksum/checksumRequests.js'
-import { verifyChecksums } from './tus/checksum/verifyChecksums.js'
-import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
-import { CreationSlots } from './tus/creationSlots.js'
-import { download } from './tus/download.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
-import { finalUploadHandler } from './tus/handlers/final.js'
-import { headHandler } from './tus/handlers/head.js'
-import { patchHandler } from './tus/handlers/patch.js'
-import { postHandler } from './tus/handlers/post.js'
-import { isFinalHeader } from './tus/concat.js'
+import { download } from './tus/handlers/get.js'
+import { instrumentLocker } from './tus/instrumentLocker.js'
+import { instrumentStore } from './tus/instrumentStore.js'
 import { protocolGuard } from './tus/protocolGuard.js'
+import { readSlotsOf } from './tus/readSlots.js'
+import { tusRouter } from './tus/router.js'
 import { webUi } from './web/index.js'
 
 export interface App {
   app: Express
-  tus: TusEndpoint
+  core: UploadCore
   store: StoreBackend
   sweeper: ExpirySweeper
   metrics: Metrics
-  /** Resolves when no tus request is writing to the store. */
+  /** Resolves when no request is writing to the store. */
   drain(): Promise<void>
   close(): Promise<void>
 }
 
-/** The Express app: health, downloads and the tus endpoint, over the store and locker the config names. */
+/**
+ * The composition root: the store and locker the config names, the upload core over them, and the
+ * Express app that serves health, metrics, the web page, downloads, and tus and the IETF draft on one endpoint.
+ */
 export async function createApp(config: Config, logger: Logger): Promise<App> {
   const store = await (await stores[config.STORE]()).create(config)
-  await verifyChecksums(store, { stagingDir: config.CHECKSUM_STAGING_DIR, logger })
-  const { locker, close: closeLocker } = await (await lockers[config.LOCKER]()).create(config)
+  const { locker: storeLocker, close: closeLocker } = await (await lockers[config.LOCKER]()).create(config)
   const metrics = new Metrics()
-  const hooks = await Hooks.create(config, store.datastore, logger, metrics)
-  const tus = createTusServer(config, store.datastore, locker, logger, metrics, hooks)
+  const locker = instrumentLocker(storeLocker, metrics)
+  instrumentStore(store.datastore, metrics)
+  const hooks = await Hooks.create(config, logger, metrics)
+  const slots = readSlotsOf(config)
+  const core = new UploadCore({
+    store: store.datastore,
+    abilities: {
+      truncate: store.truncate?.bind(store),
+      concatenate: store.concatenate?.bind(store),
+      deferLength: store.datastore.hasExtension('creation-defer-length'),
+      termination: store.datastore.hasExtension('termination'),
+    },
+    locker,
+    hooks,
+    metrics,
+    logger,
+    settings: {
+      maxSize: config.MAX_SIZE,
+      lockDrainTimeout: config.LOCK_DRAIN_TIMEOUT,
+      isolation: config.AUTH_MODE === 'jwt',
+      stagingDir: config.CHECKSUM_STAGING_DIR,
+      removePartials: config.CONCAT_REMOVE_PARTIALS,
+    },
+    feed: slots && ((req, sink) => slots.feed(req, sink)),
+  })
+  await core.start()
+  metrics.uploadsInProgress(() => core.writesInProgress)
   const sweeper = new ExpirySweeper(store, locker, logger, metrics)
   if (store.datastore.hasExtension('expiration')) sweeper.start(config.EXPIRY_SWEEP_INTERVAL)
   const limits = await uploadLimits(config, store.datastore, logger)
@@ -60,35 +84,20 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const access = accessControl(config, store.datastore, logger)
   if (config.WEB_UI) app.use(webUi(config, store, access.authenticate))
 
-  // No body parser anywhere near these routes: @tus/server streams the raw request body.
+  // No body parser anywhere near these routes: the handlers stream the raw request body.
   const collection = config.TUS_PATH
   app.use(collection, access.authenticate)
-  // Express routes HEAD to GET handlers; a tus HEAD must reach @tus/server instead.
+  // Express routes HEAD to GET handlers; a tus HEAD goes on to the tus handlers instead.
   const get = download(config, store, logger)
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
-  const tusRoute = [collection, `${collection}/{*splat}`]
-  const head = headHandler(config, store.datastore, tus.locker, logger)
-  const patch = patchHandler(config, tus, store.datastore, logger, hooks)
-  // Undefined for a store that cannot concatenate: Upload-Concat is then answered with 501.
-  const final = finalUploadHandler(config, tus, store, logger)
-  const post = postHandler(config, tus, store.datastore, final !== undefined, logger, hooks)
-  const creations = new CreationSlots(config.CREATE_SLOTS)
-  metrics.creationsWaiting(() => creations.queued)
-  const create = async (req: Request, res: Response) => {
-    // A client that left while its creation waited gets none.
-    if (req.socket.destroyed) return
-    await (final && isFinalHeader(req.get('upload-concat')) ? final : post)(req, res)
-  }
+  const tus = tusRouter({ config, core, logger, extensions: tusExtensions(store, [...CHECKSUM_EXTENSIONS]) })
+  metrics.creationsWaiting(() => tus.queued)
   // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.
-  const ietf = ietfRouter(config, tus, store.datastore, access, limits.uploads, logger, hooks)
-  app.all(tusRoute, ietf, protocolGuard(config), access.uploads, limits.uploads, checksumRequests(config), (req, res, next) => {
-    // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
+  const ietf = ietfRouter({ config, core, access, limits: limits.uploads, logger })
+  app.all([collection, `${collection}/{*splat}`], ietf, protocolGuard(config), access.uploads, limits.uploads, (req, res, next) => {
+    // With listed origins every answer depends on the Origin.
     if (config.CORS_ORIGINS !== '*') res.vary('Origin')
-    // HEAD, PATCH and POST are ours; OPTIONS and DELETE are @tus/server's.
-    if (req.method === 'HEAD') return void head(req, res).catch(next)
-    if (req.method === 'PATCH') return void patch(req, res).catch(next)
-    if (req.method === 'POST') return void creations.run(() => create(req, res)).catch(next)
-    void tus.server.handle(req, res).catch(next)
+    tus.handle(req, res, next)
   })
 
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
@@ -102,11 +111,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
 
   return {
     app,
-    tus,
+    core,
     store,
     sweeper,
     metrics,
-    drain: tus.drain,
+    drain: () => core.drain(),
     async close() {
       await sweeper.stop()
       await hooks?.close()

@@ -111,6 +111,8 @@ const schema = z.object({
   READ_SLOTS: z.coerce.number().int().min(0).default(16),
   // How many creations (POST) run at once; the others wait their turn. 0: no limit.
   CREATE_SLOTS: z.coerce.number().int().min(0).default(16),
+  // How many final uploads of concatenation are assembled at once, apart from the creation slots. 0: no limit.
+  CONCAT_SLOTS: z.coerce.number().int().min(0).default(2),
   HEADERS_TIMEOUT: duration.prefault('10s'),
   CORS_ORIGINS: z.string().default('*'),
   CORS_CREDENTIALS: flag.prefault('false'),

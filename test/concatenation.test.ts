@@ -127,6 +127,14 @@ function concatenationSuite(name: string, subject: () => Subject, sizes: { paral
       expect((await request(url)).body.toString()).toBe('CDabCD')
     })
 
+    test('repeats may not multiply the bytes uploaded more than twice: 413, nothing stored', async () => {
+      const a = await partial(server.url, 'ab')
+      const res = await final(server.url, [a, a, a])
+      expect(res.status).toBe(413)
+      expect(res.headers.location).toBeUndefined()
+      expect((await final(server.url, [a, a])).status).toBe(201)
+    })
+
     test('PATCH on a final upload answers 403 and changes neither it nor its partials', async () => {
       const a = await partial(server.url, 'one')
       const b = await partial(server.url, 'two')

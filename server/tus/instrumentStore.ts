@@ -1,6 +1,5 @@
 import type { DataStore } from '@tus/utils'
 import type { Metrics } from '../metrics.js'
-import { requestContext } from '../requestContext.js'
 
 const TIMED = ['create', 'getUpload', 'remove', 'declareUploadLength'] as const
 
@@ -31,9 +30,6 @@ export function instrumentStore(store: DataStore, metrics: Metrics): { drain(): 
     const writing = write(stream, id, offset).then(
       (end) => {
         stop({ outcome: 'ok' })
-        metrics.bytesReceived.inc(end - offset)
-        const context = requestContext.current()
-        if (context) context.bytes += end - offset
         return end
       },
       (error) => {
@@ -45,7 +41,6 @@ export function instrumentStore(store: DataStore, metrics: Metrics): { drain(): 
     void writing.catch(() => {}).finally(() => pending.delete(writing))
     return writing
   }
-  metrics.uploadsInProgress(() => pending.size)
   return {
     async drain() {
       await Promise.allSettled([...pending])
