@@ -292,7 +292,7 @@ describe('CORS with credentials', () => {
         headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,upload-length,tus-resumable' },
       })
     const ok = await preflight(ORIGIN)
-    expect(ok.status).toBe(204)
+    expect(ok.status).toBe(200)
     expect(ok.headers).toMatchObject({ 'access-control-allow-origin': ORIGIN, 'access-control-allow-credentials': 'true', vary: 'Origin' })
     expect(String(ok.headers['access-control-allow-headers']).toLowerCase()).toContain('authorization')
     const other = await preflight('https://evil.example')

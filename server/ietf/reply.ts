@@ -37,7 +37,8 @@ export function replier(config: Config, logger: Logger): Replier {
     const record = requestContext.current()
     if (unexpected) logger.error('upload failed', { requestId: record?.requestId, uploadId: record?.uploadId, error: failure })
     // An unread body cannot be skipped on a kept-alive connection.
-    res.set({ ...common(req, dialect), ...completenessHeader(dialect, false), Connection: req.complete ? 'keep-alive' : 'close' })
+    res.set({ ...common(req, dialect), ...completenessHeader(dialect, false) })
+    if (!req.complete) res.setHeader('Connection', 'close')
     // A size refusal also says which limits apply.
     if (error.status === 413) res.set(uploadLimit(config, dialect, 0))
     res.status(error.status).set(error.headers)

@@ -5,6 +5,7 @@ import type { Config } from '../config.js'
 import { toUploadError } from '../core/errors.js'
 import type { Written } from '../core/types.js'
 import { corsHeaders } from '../cors.js'
+import { hasBody } from '../http/request.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 
@@ -16,9 +17,10 @@ export function setTusHeaders(config: CorsConfig, req: Request, res: Response): 
 }
 
 /** Writes a short text answer with Node's own end(): Express's send() drops the body whenever req.method is HEAD (also for an override). */
-function sendText(req: Request, res: Response, status: number, body: string, headers: Record<string, string>): void {
+function sendText(req: Request, res: Response, status: number, body: string, headers: Record<string, string>, close = !req.complete): void {
   // An unread body cannot be skipped on a kept-alive connection.
-  res.status(status).set({ ...headers, Connection: req.complete ? 'keep-alive' : 'close', 'Content-Type': 'text/plain; charset=utf-8' })
+  res.status(status).set({ ...headers, 'Content-Type': 'text/plain; charset=utf-8' })
+  if (close) res.setHeader('Connection', 'close')
   res.setHeader('Content-Length', Buffer.byteLength(body))
   res.end(body)
 }
@@ -27,7 +29,8 @@ function sendText(req: Request, res: Response, status: number, body: string, hea
 export function tusReply(config: CorsConfig, req: Request, res: Response, status: number, message: string, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return
   setTusHeaders(config, req, res)
-  sendText(req, res, status, message.endsWith('\n') ? message : `${message}\n`, headers)
+  // Before a handler the body, if any, is unread (or only peeked at).
+  sendText(req, res, status, message.endsWith('\n') ? message : `${message}\n`, headers, hasBody(req) || !req.complete)
 }
 
 /** A failed tus request: the error as the catalogue says (logged when unexpected), unless an answer already went out. */
