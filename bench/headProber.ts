@@ -120,7 +120,12 @@ class RawConnection {
     const started = process.hrtime.bigint()
     const head = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => socket.destroy(new Error('HEAD timeout')), 30_000)
-      const done = <T,>(f: (v: T) => void) => (v: T) => (clearTimeout(timer), f(v))
+      const done =
+        <T,>(f: (v: T) => void) =>
+        (v: T) => {
+          clearTimeout(timer)
+          f(v)
+        }
       this.waiting = { resolve: done(resolve), reject: done(reject) }
       socket.write(`HEAD ${pathname} HTTP/1.1\r\nHost: ${host}\r\nTus-Resumable: 1.0.0\r\n\r\n`)
     })

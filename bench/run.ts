@@ -353,7 +353,13 @@ async function startProber(urls: string[], length: number) {
   const lines = createInterface({ input: child.stdout })
   const queue: string[] = []
   let waiter: ((line: string) => void) | undefined
-  lines.on('line', (line) => (waiter ? (waiter(line), (waiter = undefined)) : queue.push(line)))
+  lines.on('line', (line) => {
+    if (!waiter) queue.push(line)
+    else {
+      waiter(line)
+      waiter = undefined
+    }
+  })
   const next = () =>
     new Promise<string>((resolve, reject) => {
       if (queue.length) return resolve(queue.shift() as string)
@@ -927,7 +933,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
   const errors = runs.filter((r) => r.error)
   if (errors.length) text.push('', 'Failed runs:', ...errors.map((r) => `  round ${r.round + 1} ${r.scenario}: ${r.error}`))
   if (profiles) {
-    for (const [which, p] of Object.entries(profiles)) {
+    for (const p of Object.values(profiles)) {
       text.push(
         '',
         `CPU profile of the server, ${p.what} (${p.windowed ? 'samples during the measured interval' : 'whole process'}, ${p.seconds?.toFixed(2)} s under the profiler; ${p.file}): total ${(p.totalMs / 1000).toFixed(2)} s, idle ${(p.idleMs / 1000).toFixed(2)} s, GC ${(p.gcMs / 1000).toFixed(2)} s, (program) ${(p.programMs / 1000).toFixed(2)} s`,
