@@ -43,7 +43,13 @@ class Series {
       const { ms, connectMs, requestId } = await fn()
       if (wasRecording && recording) {
         this.latencies.push(ms)
-        this.timeline.push([Math.round(sentAt), Math.round(ms * 10) / 10, sentEpochMs, connectMs === undefined ? undefined : Math.round(connectMs * 10) / 10, requestId])
+        this.timeline.push([
+          Math.round(sentAt),
+          Math.round(ms * 10) / 10,
+          sentEpochMs,
+          connectMs === undefined ? undefined : Math.round(connectMs * 10) / 10,
+          requestId,
+        ])
       }
     } catch (error) {
       if (wasRecording) {
@@ -121,7 +127,7 @@ class RawConnection {
     const head = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => socket.destroy(new Error('HEAD timeout')), 30_000)
       const done =
-        <T,>(f: (v: T) => void) =>
+        <T>(f: (v: T) => void) =>
         (v: T) => {
           clearTimeout(timer)
           f(v)
