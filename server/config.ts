@@ -170,6 +170,8 @@ const schema = z.object({
 })
 
 export type RawConfig = z.infer<typeof schema>
+/** Every setting's name, in the schema's order; docs/configuration.md lists exactly these (test/docs.test.ts). */
+export const CONFIG_KEYS = Object.keys(schema.shape) as (keyof RawConfig)[]
 
 const REQUIRED_BY_STORE: Record<string, (keyof RawConfig)[]> = {
   s3: ['S3_BUCKET'],
