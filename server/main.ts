@@ -21,6 +21,9 @@ const logger = createLogger(config)
 const app = await createApp(config, logger).catch((error: Error) => die(`cannot start the ${config.STORE} store: ${error.message}`))
 const running = await listen(config, app, logger).catch((error: Error) => die(`cannot listen on ${config.HOST}:${config.PORT}: ${error.message}`))
 
+// The conventional signal to reread certificates (without TLS, SIGHUP keeps its default: exit).
+if (config.TLS_CERT_FILE) process.on('SIGHUP', () => running.reloadCertificates())
+
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
     running.shutdown().then(

@@ -8,6 +8,8 @@ export interface RequestContext {
   uploadId?: string
   /** Body bytes a store accepted during this request. */
   bytes: number
+  /** Store writes in progress for this request: its log line waits for them. */
+  writes?: Set<Promise<unknown>>
   /** Who made the request (a verified token's `sub`), when authentication is on. */
   principal?: string
   /** What the body must hash to, when the request sends Upload-Checksum (the checksum extension). */

@@ -97,7 +97,7 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
   let finished: boolean
   try {
     const limit = uploadLimit(config, dialect, store.getExpiration(), upload)
-    sendUploadResumptionSupported(res, { Location: location, 'Upload-Draft-Interop-Version': String(dialect.version), ...limit })
+    if (config.INTERIM_RESPONSES) sendUploadResumptionSupported(res, { Location: location, 'Upload-Draft-Interop-Version': String(dialect.version), ...limit })
     finished = await appendContent(deps, req, res, lock, upload, creation.completes)
   } finally {
     await lock.unlock()

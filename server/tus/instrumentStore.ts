@@ -42,6 +42,7 @@ export function instrumentStore(store: DataStore, metrics: Metrics): { drain(): 
       },
     )
     pending.add(writing)
+    requestContext.current()?.writes?.add(writing)
     void writing.catch(() => {}).finally(() => pending.delete(writing))
     return writing
   }
