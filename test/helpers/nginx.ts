@@ -24,8 +24,11 @@ export function nginxConfig(compose: ComposeWithNginx): string {
 }
 
 export interface Nginx {
+  /** The published address (as Docker's port mapping: another port, forwarded to nginx's). */
   port: number
   url: string
+  /** The port nginx itself listens on (the container's port 80). */
+  listenPort: number
   /** nginx's error log so far, for failure messages. */
   errors(): string
   stop(): Promise<void>
@@ -88,7 +91,43 @@ export async function startNginx(serverConfig: string): Promise<Nginx> {
     }
     await sleep(50)
   }
-  return { port, url: `http://127.0.0.1:${port}`, errors, stop }
+  const published = await forward(port)
+  return {
+    port: published.port,
+    url: `http://127.0.0.1:${published.port}`,
+    listenPort: port,
+    errors,
+    async stop() {
+      await published.close()
+      await stop()
+    },
+  }
+}
+
+/** A TCP port forwarded to 127.0.0.1:`target`, as Docker publishes a container's port on another. */
+async function forward(target: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ port: target, host: '127.0.0.1' })
+    for (const [from, to] of [[client, upstream], [upstream, client]]) {
+      sockets.add(from)
+      from.pipe(to)
+      from.on('error', () => to.destroy())
+      from.on('close', () => {
+        sockets.delete(from)
+        to.destroy()
+      })
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      }),
+  }
 }
 
 function accepts(port: number): Promise<boolean> {
