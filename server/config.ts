@@ -117,6 +117,11 @@ const schema = z.object({
   CORS_ORIGINS: z.string().default('*'),
   CORS_CREDENTIALS: flag.prefault('false'),
   TRUST_PROXY: flag.prefault('false'),
+  // The IETF draft's interim 104 before the final answer; off behind a proxy that does not relay 1xx (nginx < 1.29).
+  INTERIM_RESPONSES: flag.prefault('true'),
+  // PEM files: both set, the service speaks HTTPS, and reloads them on SIGHUP or when they change.
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
   WEB_UI: flag.prefault('true'),
   // The list of finished uploads: everyone's with AUTH_MODE=none (opt-in, where that is fine), each principal's own with jwt.
   UPLOAD_LIST: flag.prefault('false'),
@@ -228,6 +233,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // Limits per principal would silently limit nothing: there is no principal without a token.
     if (raw.MAX_UNFINISHED_PER_PRINCIPAL > 0) throw new ConfigError('invalid MAX_UNFINISHED_PER_PRINCIPAL: needs AUTH_MODE=jwt')
     if (raw.CREATE_RATE_LIMIT_PRINCIPAL) throw new ConfigError('invalid CREATE_RATE_LIMIT_PRINCIPAL: needs AUTH_MODE=jwt')
+  }
+  if ((raw.TLS_CERT_FILE === undefined) !== (raw.TLS_KEY_FILE === undefined)) {
+    throw new ConfigError('invalid TLS_CERT_FILE: give both TLS_CERT_FILE and TLS_KEY_FILE, or neither')
   }
   if (raw.MAX_SIZE > Number.MAX_SAFE_INTEGER) throw new ConfigError('invalid MAX_SIZE: too large')
   const origins = raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean)

@@ -11,6 +11,8 @@ export interface RequestRecord {
   principal?: string
   /** Body bytes the store accepted during this request. */
   bytes: number
+  /** Its store writes in progress: the log line waits for them (a client that hangs up closes the response first). */
+  writes?: Set<Promise<unknown>>
 }
 
 /** Who asks for an operation: the request (its body, and what hooks report of it) and its record. */

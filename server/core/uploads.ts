@@ -429,6 +429,7 @@ export class UploadCore {
       }
     })()
     this.pending.add(writing)
+    caller.record.writes?.add(writing)
     try {
       return await writing
     } finally {

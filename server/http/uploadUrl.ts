@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { TLSSocket } from 'node:tls'
 import { isUploadId } from '../../stores/uploadId.js'
 import type { Config } from '../config.js'
 
@@ -31,5 +32,6 @@ export function uploadUrl(config: Pick<Config, 'TUS_PATH' | 'TRUST_PROXY'>, req:
     host ??= header(req, 'x-forwarded-host')
   }
   const path = config.TUS_PATH === '/' ? '' : config.TUS_PATH
-  return `${proto ?? 'http'}://${host ?? header(req, 'host')}${path}/${id}`
+  proto ??= (req.socket as TLSSocket).encrypted ? 'https' : 'http'
+  return `${proto}://${host ?? header(req, 'host')}${path}/${id}`
 }

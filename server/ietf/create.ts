@@ -92,7 +92,8 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
     onCreated: (upload) => {
       location = uploadUrl(config, req, upload.id)
       const limit = uploadLimit(config, dialect, core.expiration, upload)
-      sendUploadResumptionSupported(res, { Location: location, 'Upload-Draft-Interop-Version': String(dialect.version), ...limit })
+      // Off behind a proxy that does not relay 1xx (nginx before 1.29 takes it for the final answer).
+      if (config.INTERIM_RESPONSES) sendUploadResumptionSupported(res, { Location: location, 'Upload-Draft-Interop-Version': String(dialect.version), ...limit })
     },
   })
   const { upload } = written

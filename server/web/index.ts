@@ -66,7 +66,7 @@ export function webUi(config: Pick<Config, 'TUS_PATH' | 'UPLOAD_LIST' | 'AUTH_MO
   const appJs = APP_JS.replace(UPPY_MODULE_PLACEHOLDER, `${uppyBase}/uppy.min.mjs`)
   const urls = {
     endpoint: config.TUS_PATH,
-    uploads: UPLOADS_PATH,
+    uploads: config.UPLOAD_LIST ? UPLOADS_PATH : '',
     auth: config.AUTH_MODE,
     uppyModule: `${uppyBase}/uppy.min.mjs`,
     uppyCss: `${uppyBase}/uppy.min.css`,
