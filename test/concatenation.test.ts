@@ -11,7 +11,7 @@ import { MIN_PART, planParts } from '../stores/s3/concatPlan.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { hsTokens, TEST_SECRET } from './helpers/tokens.js'
-import { type InProcessServer, startServer, tempDir } from './helpers/servers.js'
+import { type InProcessServer, startServer, tempDir, useServer } from './helpers/servers.js'
 
 // tus-js-client exports FileUrlStorage in Node, but its typings leave it out.
 const { FileUrlStorage } = tus as unknown as { FileUrlStorage: new (path: string) => tus.UrlStorage }
@@ -379,11 +379,7 @@ describe('concatenation on S3 (Ceph radosgw)', () => {
 describe('concatenation with AUTH_MODE=jwt', () => {
   const mint = hsTokens()
   const token = (sub: string, claims: Record<string, unknown> = {}) => mint({ sub, ...claims })
-  let server: InProcessServer
-  beforeAll(async () => {
-    server = await startServer({ AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET })
-  })
-  afterAll(() => server?.stop())
+  const server = useServer({ AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET })
 
   test("another user's partial answers exactly as an unknown one, and nothing is stored", async () => {
     const alice = { Authorization: `Bearer ${await token('alice')}` }

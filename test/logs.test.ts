@@ -5,7 +5,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { createUpload, randomData, request, TUS } from './helpers/http.js'
-import { type InProcessServer, ROOT, startServer } from './helpers/servers.js'
+import { type InProcessServer, ROOT, startServer, useServer } from './helpers/servers.js'
 
 const run = promisify(execFile)
 const MiB = 1024 * 1024
@@ -31,11 +31,7 @@ describe('the readable log format', () => {
 })
 
 describe('the access-log line of an interrupted PATCH', () => {
-  let server: InProcessServer
-  beforeAll(async () => {
-    server = await startServer()
-  })
-  afterAll(() => server?.stop())
+  const server = useServer()
 
   test('carries the bytes the store kept, not 0', async () => {
     const data = randomData(32 * MiB, 61)

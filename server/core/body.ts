@@ -23,7 +23,7 @@ export class MeteredBody extends Transform {
     private readonly room: number,
     checksum?: ExpectedChecksum,
   ) {
-    super({ highWaterMark: 1 << 20 })
+    super({ highWaterMark: 64 * 1024 })
     // A trailer names its algorithm only after the body, so then every algorithm hashes it.
     const algorithms: readonly ChecksumAlgorithm[] | undefined = checksum === undefined ? undefined : typeof checksum === 'function' ? CHECKSUM_ALGORITHMS : [checksum.algorithm]
     this.digesters = algorithms && new Map(algorithms.map((algorithm) => [algorithm, digesterOf(algorithm)]))

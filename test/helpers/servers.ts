@@ -58,6 +58,37 @@ export async function startServer(env: Record<string, string> = {}): Promise<InP
   }
 }
 
+/**
+ * A server for the tests of the enclosing describe block (or file): started before them, stopped after.
+ * Its fields read through to the running server.
+ */
+export function useServer(env: Record<string, string> = {}): InProcessServer {
+  let server: InProcessServer | undefined
+  beforeAll(async () => {
+    server = await startServer(env)
+  })
+  afterAll(() => server?.stop())
+  const running = (): InProcessServer => {
+    if (!server) throw new Error('useServer: the server starts in beforeAll; use it inside a test')
+    return server
+  }
+  return {
+    get url() {
+      return running().url
+    },
+    get dir() {
+      return running().dir
+    },
+    get logs() {
+      return running().logs
+    },
+    get app() {
+      return running().app
+    },
+    stop: () => running().stop(),
+  }
+}
+
 export interface ServerProcess {
   url: string
   port: number
