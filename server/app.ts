@@ -6,10 +6,13 @@ import { accessControl } from './auth/access.js'
 import type { Config } from './config.js'
 import { healthRoutes } from './health.js'
 import { Hooks } from './hooks/index.js'
+import { bodyLimits } from './limits/bodies.js'
 import { uploadLimits } from './limits/index.js'
+import { isResourcePressure, RETRY_AFTER_SECONDS } from './limits/resourcePressure.js'
 import { ietfRouter } from './ietf/router.js'
 import { Metrics, metricsRoute } from './metrics.js'
 import type { Logger } from './logger.js'
+import { trustsHop } from './proxyTrust.js'
 import { requestContext } from './requestContext.js'
 import { securityHeadersOutside } from './securityHeaders.js'
 import { checksumRequests } from './tus/checksum/checksumRequests.js'
@@ -51,7 +54,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
 
   const app = express()
   app.disable('x-powered-by')
-  app.set('trust proxy', config.TRUST_PROXY)
+  app.set('trust proxy', trustsHop(config.TRUST_PROXY))
   app.use(accessLog(logger))
   app.use(metrics.middleware())
   app.use(securityHeadersOutside(config.TUS_PATH))
@@ -81,7 +84,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   }
   // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.
   const ietf = ietfRouter(config, tus, store.datastore, access, limits.uploads, logger, hooks)
-  app.all(tusRoute, ietf, protocolGuard(config), access.uploads, limits.uploads, checksumRequests(config), (req, res, next) => {
+  app.all(tusRoute, bodyLimits(config), ietf, protocolGuard(config), access.uploads, limits.uploads, checksumRequests(config), (req, res, next) => {
     // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
     if (config.CORS_ORIGINS !== '*') res.vary('Origin')
     // HEAD, PATCH and POST are ours; OPTIONS and DELETE are @tus/server's.
@@ -93,10 +96,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
 
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
     const context = requestContext.current()
-    const status = typeof error.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500
+    const status = isResourcePressure(error) ? 503 : typeof error.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500
     if (status === 500) logger.error('request failed', { requestId: context?.requestId, uploadId: context?.uploadId, error })
     if (res.headersSent) return res.destroy()
-    res.status(status).type('text/plain').send(status === 500 ? 'Internal server error\n' : `${error.message}\n`)
+    if (status === 503) res.set('Retry-After', String(RETRY_AFTER_SECONDS))
+    res.status(status).type('text/plain').send(status === 500 ? 'Internal server error\n' : status === 503 ? 'The server is short of resources; retry shortly\n' : `${error.message}\n`)
   }
   app.use(onError)
 

@@ -317,7 +317,7 @@ describe('docker-compose.yml, profile "scale"', () => {
   test('the replicas run on S3 with Redis locks, and their settings load', () => {
     expect(unknownConfigKeys(env)).toEqual([])
     const config = loadConfig(env)
-    expect(config).toMatchObject({ STORE: 's3', LOCKER: 'redis', TRUST_PROXY: true, S3_FORCE_PATH_STYLE: true })
+    expect(config).toMatchObject({ STORE: 's3', LOCKER: 'redis', TRUST_PROXY: 1, S3_FORCE_PATH_STYLE: true })
     expect(new URL(config.S3_ENDPOINT as string).hostname).toBe('minio')
     expect(new URL(config.REDIS_URL as string).hostname).toBe('redis')
     const minio = environmentOf(compose.services.minio)

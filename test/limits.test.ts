@@ -174,7 +174,7 @@ describe('ALLOWED_TYPES and MAGIC_BYTES_CHECK', () => {
 describe('creation rate limits', () => {
   let server: InProcessServer
   beforeAll(async () => {
-    server = await startServer({ ...JWT, CREATE_RATE_LIMIT_IP: '4/1m', CREATE_RATE_LIMIT_PRINCIPAL: '2/1m', TRUST_PROXY: 'true' })
+    server = await startServer({ ...JWT, CREATE_RATE_LIMIT_IP: '4/1m', CREATE_RATE_LIMIT_PRINCIPAL: '2/1m', TRUST_PROXY: '1' })
   })
   afterAll(() => server.stop())
 

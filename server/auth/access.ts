@@ -1,5 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express'
-import { type DataStore, ERRORS, Metadata, type Upload } from '@tus/utils'
+import { type DataStore, ERRORS, type Upload } from '@tus/utils'
 import type { Config } from '../config.js'
 import { corsHeaders } from '../cors.js'
 import type { Logger } from '../logger.js'
@@ -7,6 +7,7 @@ import { requestContext } from '../requestContext.js'
 import { typeAllowed } from '../limits/fileTypes.js'
 import { toTusError } from '../tus/errors.js'
 import { integerHeader } from '../tus/integerHeader.js'
+import { parseMetadata } from '../tus/metadataHeader.js'
 import { replyError, setTusHeaders, tusReply } from '../tus/reply.js'
 import { isUploadId } from '../../stores/uploadId.js'
 import { createVerifier, type Grant, InvalidToken } from './jwt.js'
@@ -101,13 +102,9 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
     }
     // A partial upload (tus concatenation) is typed by the final upload made of it, which is checked.
     if (allowedTypes !== undefined && req.get('upload-concat')?.trim() !== 'partial') {
-      let metadata: Upload['metadata']
-      try {
-        const header = req.get('upload-metadata')
-        metadata = header ? Metadata.parse(header) : {}
-      } catch {
-        return true // @tus/server answers 400 for it
-      }
+      const header = req.get('upload-metadata')
+      const metadata: Upload['metadata'] = header ? parseMetadata(header) : {}
+      if (!metadata) return true // the creation's handler answers 400 for it
       const filetype = metadata?.filetype
       if (!filetype || !typeAllowed(filetype, allowedTypes)) {
         reply(req, res, 415, `This token allows only uploads whose filetype is ${allowedTypes.join(', ')}`)

@@ -4,6 +4,7 @@ import { newUploadId } from '../../stores/uploadId.js'
 import { metadataProblem } from '../limits/metadata.js'
 import { requestContext } from '../requestContext.js'
 import { lockForBodyWrite } from '../tus/handlers/bodyWrite.js'
+import { parseMetadata } from '../tus/metadataHeader.js'
 import { uploadUrl } from '../tus/uploadUrl.js'
 import { appendContent } from './body.js'
 import type { IetfDeps } from './deps.js'
@@ -38,14 +39,12 @@ export function readCreation(deps: IetfDeps, dialect: Dialect, req: Request): Cr
     throw new IetfError(400, 'This store needs the length: send Upload-Length, or Upload-Complete: ?1 with a Content-Length')
   }
 
-  let metadata: Record<string, string> = {}
+  const metadata: Record<string, string> = Object.create(null)
   const header = req.get('upload-metadata')
   if (header) {
-    try {
-      metadata = Object.fromEntries(Object.entries(Metadata.parse(header)).filter((entry): entry is [string, string] => entry[1] !== null))
-    } catch {
-      throw new IetfError(400, 'Invalid Upload-Metadata')
-    }
+    const parsed = parseMetadata(header)
+    if (!parsed) throw new IetfError(400, 'Invalid Upload-Metadata')
+    for (const [key, value] of Object.entries(parsed)) if (value !== null) metadata[key] = value
   }
   const type = req.get('content-type')?.split(';')[0].trim().toLowerCase()
   if (type && !TRANSFER_TYPES.has(type)) metadata.filetype ??= type

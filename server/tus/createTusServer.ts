@@ -87,7 +87,7 @@ export function createTusServer(
     locker,
     lockDrainTimeout: config.LOCK_DRAIN_TIMEOUT,
     maxSize: config.MAX_SIZE,
-    respectForwardedHeaders: config.TRUST_PROXY,
+    respectForwardedHeaders: false, // Location is uploadUrl's
     // A function, not the list: given a list, @tus/server answers an origin not on it with the list's first.
     allowedOrigins: config.CORS_ORIGINS === '*' ? undefined : (origin) => allowedOrigin(config, origin) !== undefined,
     allowedCredentials: config.CORS_CREDENTIALS,

@@ -1,4 +1,5 @@
 import { ERRORS } from '@tus/utils'
+import { isResourcePressure } from '../limits/resourcePressure.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 
@@ -10,6 +11,7 @@ function isTusError(error: unknown): error is TusError {
 
 const INTERNAL = { status_code: 500, body: 'Internal server error\n' }
 const LOCK_TIMEOUT = { status_code: 423, body: 'The upload is locked by another request; retry shortly\n' }
+export const RESOURCE_PRESSURE = { status_code: 503, body: 'The server is short of resources; retry shortly\n' }
 
 /**
  * The response for an error of the tus layer: a lock timeout becomes 423 (a client retries it)
@@ -22,6 +24,10 @@ export function toTusError(error: unknown, logger: Logger): TusError {
   if (error === ERRORS.ERR_LOCK_TIMEOUT) {
     logger.warn('lock timeout', ids)
     return LOCK_TIMEOUT
+  }
+  if (isResourcePressure(error)) {
+    logger.warn('short of resources', { ...ids, error })
+    return RESOURCE_PRESSURE
   }
   if (isTusError(error)) {
     if (error.status_code >= 500) logger.error('upload failed', { ...ids, status: error.status_code, reason: error.body.trim() })

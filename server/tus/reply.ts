@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express'
 import { TUS_RESUMABLE } from '@tus/utils'
 import type { Config } from '../config.js'
+import { RETRY_AFTER_SECONDS } from '../limits/resourcePressure.js'
 import { corsHeaders } from '../cors.js'
 import type { Logger } from '../logger.js'
 import { toTusError } from './errors.js'
@@ -36,7 +37,8 @@ export function tusReply(config: CorsConfig, req: Request, res: Response, status
 export function replyError(logger: Logger, req: Request, res: Response, error: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return
   const { status_code, body } = toTusError(error, logger)
-  res.status(status_code).set({ ...headers, Connection: req.complete ? 'keep-alive' : 'close', 'Content-Type': 'text/plain; charset=utf-8' })
+  const retry = status_code === 503 ? { 'Retry-After': String(RETRY_AFTER_SECONDS) } : {}
+  res.status(status_code).set({ ...retry, ...headers, Connection: req.complete ? 'keep-alive' : 'close', 'Content-Type': 'text/plain; charset=utf-8' })
   // Node's own end(), not Express's send(): send() leaves the body out whenever req.method is HEAD, also
   // for a POST overridden to HEAD (X-HTTP-Method-Override), whose client then waits for the announced body.
   res.setHeader('Content-Length', Buffer.byteLength(body))
