@@ -188,6 +188,58 @@ describe('malformed and hostile requests', () => {
   })
 })
 
+describe('chunked framing of tiny chunks', () => {
+  /** A chunked PATCH at offset 0 whose body is `data` framed in chunks of `size` bytes, sent as fast as the socket takes them. */
+  const framed = (port: number, id: string, data: Buffer, size: number) => {
+    const frames: Buffer[] = []
+    for (let at = 0; at < data.length; at += size) {
+      const piece = data.subarray(at, at + size)
+      frames.push(Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n'))
+    }
+    const head = `PATCH /files/${id} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nTransfer-Encoding: chunked\r\n\r\n`
+    return exchange(port, Buffer.concat([Buffer.from(head), ...frames, Buffer.from('0\r\n\r\n')]))
+  }
+
+  test('a body of thousands of 1-byte chunks is refused with 400; larger chunks, and small ones that trickle, are stored', async () => {
+    const server = await pool.launch(pool.newDir())
+    const mine = await victim(server.url)
+    const data = Buffer.alloc(256 * 1024, 'z')
+    const ids = await Promise.all(Array.from({ length: 5 }, async () => idOf(await createUpload(server.url, { 'Upload-Length': data.length }))))
+    const refused = await Promise.all(ids.slice(0, 4).map((id) => framed(server.port, id, data, 1)))
+    for (const res of refused) {
+      expect(res.status).toBe(400)
+      expect(res.body).toMatch(/chunks average under 64 bytes/)
+    }
+    // The same bytes in 4 KiB chunks are taken whole.
+    const ok = await framed(server.port, ids[4], data, 4096)
+    expect(ok.status).toBe(204)
+    expect((await sha256OfDownload(`${server.url}/files/${ids[4]}`)).sha).toBe(sha256(data))
+    // A client that sends a few bytes now and then, each its own chunk, is no flood.
+    const slow = Buffer.from('a few bytes at a time. '.repeat(40))
+    const slowId = idOf(await createUpload(server.url, { 'Upload-Length': slow.length }))
+    const paced = await new Promise<number>((resolve, reject) => {
+      const socket = net.connect(server.port, '127.0.0.1')
+      socket.on('error', reject)
+      socket.on('data', (c) => {
+        resolve(Number(c.toString('latin1').split(' ')[1]))
+        socket.destroy()
+      })
+      socket.write(`PATCH /files/${slowId} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nTransfer-Encoding: chunked\r\n\r\n`)
+      void (async () => {
+        for (let at = 0; at < slow.length; at += 23) {
+          socket.write(`17\r\n${slow.subarray(at, at + 23).toString()}\r\n`)
+          await sleep(2)
+        }
+        socket.write('0\r\n\r\n')
+      })()
+    })
+    expect(paced).toBe(204)
+    expect((await request(`${server.url}/files/${slowId}`)).body.toString()).toBe(slow.toString())
+    await mine.untouched()
+    noErrors(server)
+  })
+})
+
 /** A free TCP port on 127.0.0.1 (for nginx, which needs one in its config). */
 async function freePort(): Promise<number> {
   const probe = net.createServer()
