@@ -24,12 +24,12 @@ const CHUNKS_PER_ITERATION = 256
 const COALESCE_BELOW = 16 * 1024
 const COALESCE_BYTES = 64 * 1024
 // Node's HTTP parser hands over each chunk of chunked framing with a call of its own, all the chunks of a
-// socket read (64 KiB: eleven thousand 1-byte chunks) at once. A body that sends many tiny chunks together
-// (more in one iteration than libuv makes reads of a socket in one, so they came framed in the same read)
-// is refused once it has sent this many chunks averaging under TINY_CHUNK bytes.
+// socket read (64 KiB: eleven thousand 1-byte chunks) at once, whatever the reader does. A chunked body
+// that has sent TINY_CHUNKS_REFUSED_AFTER chunks and then TINY_CHUNKS_PER_SECOND in a second, averaging
+// under TINY_CHUNK bytes, is refused: a client streaming small pieces as they come sends far fewer.
 const TINY_CHUNK = 64
 const TINY_CHUNKS_REFUSED_AFTER = 4096
-const READS_PER_ITERATION = 32
+const TINY_CHUNKS_PER_SECOND = 1000
 
 /** The error a sink is destroyed with when its body's chunks are too small (answered 400 like a tus error). */
 export const CHUNKS_TOO_SMALL = Object.assign(new Error('request body chunks too small'), {
@@ -149,8 +149,12 @@ class ScheduledBody {
   private flushScheduled = false
   private chunkIteration = -1
   private iterationChunks = 0
+  /** Chunks of chunked framing: in all, and in the current one-second window with their bytes. */
+  private readonly framed: boolean
   private chunks = 0
-  private bytes = 0
+  private windowStart = 0
+  private windowChunks = 0
+  private windowBytes = 0
   /** The socket's idle timeout, off while waiting for a turn (not idle by the client's fault). */
   private socketTimeout = 0
 
@@ -158,7 +162,9 @@ class ScheduledBody {
     private readonly slots: ReadSlots,
     private readonly source: Readable,
     private readonly sink: Writable,
-  ) {}
+  ) {
+    this.framed = (source as Readable & { headers?: Record<string, unknown> }).headers?.['transfer-encoding'] !== undefined
+  }
 
   start(): void {
     this.source.on('data', this.onData)
@@ -200,12 +206,18 @@ class ScheduledBody {
     return ++this.iterationChunks
   }
 
-  /** Whether the body has sent too many tiny chunks, framed together (see TINY_CHUNK). */
+  /** Whether a chunked body floods with tiny chunks (see TINY_CHUNK). */
   private tooManyTinyChunks(length: number): boolean {
+    if (!this.framed) return false
+    const now = performance.now()
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now
+      this.windowChunks = this.windowBytes = 0
+    }
     this.chunks++
-    this.bytes += length
-    if (this.chunks < TINY_CHUNKS_REFUSED_AFTER || this.bytes >= this.chunks * TINY_CHUNK) return false
-    return this.chunkIteration === this.slots.iteration && this.iterationChunks > READS_PER_ITERATION
+    this.windowChunks++
+    this.windowBytes += length
+    return this.chunks >= TINY_CHUNKS_REFUSED_AFTER && this.windowChunks >= TINY_CHUNKS_PER_SECOND && this.windowBytes < this.windowChunks * TINY_CHUNK
   }
 
   /** Hands a chunk on to the sink: a long one as it is, short ones copied together (see COALESCE_BELOW). */
