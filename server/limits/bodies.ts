@@ -10,13 +10,13 @@ const RESERVED_FDS = 128
 const FDS_PER_BODY = 3
 const MAX_DEFAULT_PER_CLIENT = 100
 
-/** The soft limit on open files (RLIMIT_NOFILE), on Linux; undefined where it cannot be read. */
-export function openFileLimit(limits = '/proc/self/limits'): number | undefined {
+/** The soft limit on open files (RLIMIT_NOFILE), on Linux; null where it cannot be read. */
+export function openFileLimit(limits = '/proc/self/limits'): number | null {
   try {
     const match = /^Max open files\s+(\d+)/m.exec(readFileSync(limits, 'latin1'))
-    return match ? Number(match[1]) : undefined
+    return match ? Number(match[1]) : null
   } catch {
-    return undefined
+    return null
   }
 }
 
@@ -26,7 +26,7 @@ export function openFileLimit(limits = '/proc/self/limits'): number | undefined 
  * address cannot take every place.
  */
 export function bodyLimitsOf(config: Pick<Config, 'MAX_BODIES' | 'MAX_BODIES_PER_CLIENT'>, fileLimit = openFileLimit()): { total: number; perClient: number } {
-  const total = config.MAX_BODIES ?? (fileLimit === undefined ? 0 : Math.max(1, Math.floor((fileLimit - RESERVED_FDS) / FDS_PER_BODY)))
+  const total = config.MAX_BODIES ?? (fileLimit === null ? 0 : Math.max(1, Math.floor((fileLimit - RESERVED_FDS) / FDS_PER_BODY)))
   const perClient = config.MAX_BODIES_PER_CLIENT ?? (total === 0 ? MAX_DEFAULT_PER_CLIENT : Math.max(1, Math.min(MAX_DEFAULT_PER_CLIENT, Math.floor(total / 4))))
   return { total, perClient }
 }
