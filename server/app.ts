@@ -5,13 +5,16 @@ import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
 import type { Config } from './config.js'
 import { CHECKSUM_EXTENSIONS, tusExtensions } from './core/capabilities.js'
+import { toUploadError, UploadError } from './core/errors.js'
 import { UploadCore } from './core/uploads.js'
 import { healthRoutes } from './health.js'
 import { Hooks } from './hooks/index.js'
 import { ietfRouter } from './ietf/router.js'
+import { bodyLimits } from './limits/bodies.js'
 import { uploadLimits } from './limits/index.js'
 import type { Logger } from './logger.js'
 import { Metrics, metricsRoute } from './metrics.js'
+import { trustsHop } from './proxyTrust.js'
 import { requestContext } from './requestContext.js'
 import { securityHeadersOutside } from './securityHeaders.js'
 import { ExpirySweeper } from './tus/expirySweeper.js'
@@ -75,7 +78,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
 
   const app = express()
   app.disable('x-powered-by')
-  app.set('trust proxy', config.TRUST_PROXY)
+  app.set('trust proxy', trustsHop(config.TRUST_PROXY))
   app.use(accessLog(logger))
   app.use(metrics.middleware())
   app.use(securityHeadersOutside(config.TUS_PATH))
@@ -94,7 +97,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   metrics.creationsWaiting(() => tus.queued)
   // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.
   const ietf = ietfRouter({ config, core, access, limits: limits.uploads, logger })
-  app.all([collection, `${collection}/{*splat}`], ietf, protocolGuard(config), access.uploads, limits.uploads, (req, res, next) => {
+  app.all([collection, `${collection}/{*splat}`], bodyLimits(config), ietf, protocolGuard(config), access.uploads, limits.uploads, (req, res, next) => {
     // With listed origins every answer depends on the Origin.
     if (config.CORS_ORIGINS !== '*') res.vary('Origin')
     tus.handle(req, res, next)
@@ -102,10 +105,12 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
 
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
     const context = requestContext.current()
-    const status = typeof error.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500
-    if (status === 500) logger.error('request failed', { requestId: context?.requestId, uploadId: context?.uploadId, error })
+    // Express's own errors (a malformed URL) carry a 4xx; anything else is answered as the catalogue says.
+    const clientError = typeof error.status === 'number' && error.status >= 400 && error.status < 500
+    const { error: refusal, unexpected } = clientError ? { error: new UploadError(error.status, error.message), unexpected: false } : toUploadError(error)
+    if (unexpected) logger.error('request failed', { requestId: context?.requestId, uploadId: context?.uploadId, error })
     if (res.headersSent) return res.destroy()
-    res.status(status).type('text/plain').send(status === 500 ? 'Internal server error\n' : `${error.message}\n`)
+    res.status(refusal.status).set(refusal.headers).type('text/plain').send(refusal.body)
   }
   app.use(onError)
 

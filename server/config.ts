@@ -4,6 +4,7 @@ import ms from 'ms'
 import { z } from 'zod'
 import { lockers, stores } from '../stores/registry.js'
 import { HOOK_TYPES, type HookType } from './hooks/types.js'
+import { parseProxyTrust } from './proxyTrust.js'
 
 // Sizes accept plain bytes or units ("10GB", "512kb"); durations plain milliseconds or units ("24h", "30s").
 const size = z.string().trim().transform((text, ctx) => {
@@ -116,7 +117,29 @@ const schema = z.object({
   HEADERS_TIMEOUT: duration.prefault('10s'),
   CORS_ORIGINS: z.string().default('*'),
   CORS_CREDENTIALS: flag.prefault('false'),
-  TRUST_PROXY: flag.prefault('false'),
+  // Which proxies may report the client's address and URL: false (none), how many hops, or their addresses.
+  TRUST_PROXY: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return parseProxyTrust(text)
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message })
+        return z.NEVER
+      }
+    })
+    .prefault('false'),
+  // The service's public base URL (a proxy's): Location is built from it, never from request headers.
+  PUBLIC_URL: z
+    .url({ protocol: /^https?$/ })
+    .refine((url) => !/[?#]/.test(url), 'expected a base URL like https://uploads.example.com, without query or fragment')
+    .transform((url) => url.replace(/\/+$/, ''))
+    .optional(),
+  // Request bodies received at once, in all (503 beyond) and from one client address (429 beyond); 0: no
+  // limit. By default MAX_BODIES is what the open-file limit leaves room for (a body holds a socket and a
+  // file), and MAX_BODIES_PER_CLIENT a quarter of it, at most 100 (limits/bodies.ts).
+  MAX_BODIES: z.coerce.number().int().min(0).optional(),
+  MAX_BODIES_PER_CLIENT: z.coerce.number().int().min(0).optional(),
   // The IETF draft's interim 104 before the final answer; off behind a proxy that does not relay 1xx (nginx < 1.29).
   INTERIM_RESPONSES: flag.prefault('true'),
   // PEM files: both set, the service speaks HTTPS, and reloads them on SIGHUP or when they change.

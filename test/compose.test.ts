@@ -349,7 +349,7 @@ describe('docker-compose.yml, profile "scale"', () => {
   test('the replicas run on S3 with Redis locks, and their settings load', () => {
     expect(unknownConfigKeys(env)).toEqual([])
     const config = loadConfig(env)
-    expect(config).toMatchObject({ STORE: 's3', LOCKER: 'redis', TRUST_PROXY: true, S3_FORCE_PATH_STYLE: true })
+    expect(config).toMatchObject({ STORE: 's3', LOCKER: 'redis', TRUST_PROXY: 1, S3_FORCE_PATH_STYLE: true })
     expect(new URL(config.S3_ENDPOINT as string).hostname).toBe('s3')
     expect(new URL(config.REDIS_URL as string).hostname).toBe('redis')
     // SeaweedFS serves S3 on 8333, creates the bucket at start, and knows tusgate's key.

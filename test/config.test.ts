@@ -13,7 +13,7 @@ describe('config', () => {
       MAX_SIZE: 0,
       UPLOAD_EXPIRES_AFTER: 24 * 3600 * 1000,
       CORS_ORIGINS: '*',
-      TRUST_PROXY: false,
+      TRUST_PROXY: 0,
       LOG_FORMAT: 'pretty',
     })
   })
@@ -25,14 +25,20 @@ describe('config', () => {
       SHUTDOWN_TIMEOUT: '2500',
       NODE_ENV: 'production',
       CORS_ORIGINS: 'https://a.example, http://localhost:3000',
-      TRUST_PROXY: 'true',
+      TRUST_PROXY: '10.0.0.0/8, ::1,loopback',
     })
     expect(config.MAX_SIZE).toBe(10 * 1024 ** 3)
     expect(config.UPLOAD_EXPIRES_AFTER).toBe(90 * 60 * 1000)
     expect(config.SHUTDOWN_TIMEOUT).toBe(2500)
     expect(config.LOG_FORMAT).toBe('json')
     expect(config.CORS_ORIGINS).toEqual(['https://a.example', 'http://localhost:3000'])
-    expect(config.TRUST_PROXY).toBe(true)
+    expect(config.TRUST_PROXY).toEqual(['10.0.0.0/8', '::1', 'loopback'])
+    expect(loadConfig({ TRUST_PROXY: '1' }).TRUST_PROXY).toBe(1)
+  })
+
+  test('TRUST_PROXY=true, which would let a client choose its own address, is refused with the forms to use instead', () => {
+    expect(() => loadConfig({ TRUST_PROXY: 'true' })).toThrow(/^invalid TRUST_PROXY: 'true' would trust every hop.*number of proxies .*\(e\.g\. 1\).*addresses/)
+    expect(loadConfig({ PUBLIC_URL: 'https://uploads.example.com/' }).PUBLIC_URL).toBe('https://uploads.example.com')
   })
 
   test('UPLOAD_EXPIRES_AFTER=0 disables expiry', () => {
@@ -60,6 +66,12 @@ describe('config', () => {
     ['CORS_ORIGINS', 'not an origin'],
     ['CORS_ORIGINS', ','],
     ['TRUST_PROXY', 'maybe'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', '10.0.0.0/33'],
+    ['TRUST_PROXY', '10.0.0.1,nowhere'],
+    ['PUBLIC_URL', 'uploads.example.com'],
+    ['PUBLIC_URL', 'https://uploads.example.com/?a=b'],
+    ['MAX_BODIES', '-1'],
     ['FILE_FSYNC', 'yes please'],
     ['LOG_LEVEL', 'loud'],
     ['LOG_FORMAT', 'xml'],

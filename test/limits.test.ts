@@ -164,7 +164,7 @@ describe('ALLOWED_TYPES and MAGIC_BYTES_CHECK', () => {
 })
 
 describe('creation rate limits', () => {
-  const server = useServer({ ...JWT, CREATE_RATE_LIMIT_IP: '4/1m', CREATE_RATE_LIMIT_PRINCIPAL: '2/1m', TRUST_PROXY: 'true' })
+  const server = useServer({ ...JWT, CREATE_RATE_LIMIT_IP: '4/1m', CREATE_RATE_LIMIT_PRINCIPAL: '2/1m', TRUST_PROXY: '1' })
 
   test('per principal and per client address: 429 with Retry-After, nothing stored', async () => {
     const [alice, bob] = await Promise.all([token({ sub: 'alice' }), token({ sub: 'bob' })])

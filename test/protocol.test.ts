@@ -327,7 +327,7 @@ describe('failures inside a store', () => {
 
 describe('Location behind a proxy', () => {
   test.each([
-    ['true', 'https://uploads.example.com/files/'],
+    ['1', 'https://uploads.example.com/files/'],
     ['false', 'http://127.0.0.1:'],
   ])('TRUST_PROXY=%s builds Location from %s', async (trust, prefix) => {
     const server = await startServer({ TRUST_PROXY: trust })

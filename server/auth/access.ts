@@ -1,5 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express'
-import { type DataStore, Metadata, type Upload } from '@tus/utils'
+import { type DataStore, type Upload } from '@tus/utils'
 import { isUploadId } from '../../stores/uploadId.js'
 import type { Config } from '../config.js'
 import { ERRORS } from '../core/errors.js'
@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 import { typeAllowed } from '../limits/fileTypes.js'
 import { replyError, tusReply } from '../tus/reply.js'
+import { parseMetadata } from '../../stores/metadata.js'
 import { createVerifier, type Grant, InvalidToken } from './jwt.js'
 
 export interface AccessControl {
@@ -99,13 +100,9 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
     }
     // A partial upload (tus concatenation) is typed by the final upload made of it, which is checked.
     if (allowedTypes !== undefined && req.get('upload-concat')?.trim() !== 'partial') {
-      let metadata: Upload['metadata']
-      try {
-        const header = req.get('upload-metadata')
-        metadata = header ? Metadata.parse(header) : {}
-      } catch {
-        return true // the handler answers 400 for it
-      }
+      const header = req.get('upload-metadata')
+      const metadata: Upload['metadata'] = header ? parseMetadata(header) : {}
+      if (!metadata) return true // the creation's handler answers 400 for it
       const filetype = metadata?.filetype
       if (!filetype || !typeAllowed(filetype, allowedTypes)) {
         reply(req, res, 415, `This token allows only uploads whose filetype is ${allowedTypes.join(', ')}`)

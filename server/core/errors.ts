@@ -60,7 +60,7 @@ export const ERRORS = {
   noTermination: error(501, 'termination extension is not supported by this store'),
   noSpace: error(507, 'Insufficient storage: the store is full; retry later', { 'Retry-After': '60' }),
   unavailable: error(503, 'The store cannot be reached right now; retry shortly', { 'Retry-After': '5' }),
-  busy: error(503, 'The server is out of resources right now; retry shortly', { 'Retry-After': '5' }),
+  busy: error(503, 'The server is short of resources; retry shortly', { 'Retry-After': '5' }),
   internal: error(500, 'Internal server error'),
 } as const
 
@@ -73,7 +73,7 @@ const codeOf = (value: unknown): string | undefined => (typeof value === 'object
 /** Codes of the system's and the stores' failures that mean the same thing to a client. */
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT', 'QuotaExceeded', 'InsufficientStorage'])
 const UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ServiceUnavailable', 'SlowDown'])
-const BUSY = new Set(['EMFILE', 'ENFILE'])
+const BUSY = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM'])
 
 /** What the storage contract (`@tus/utils`' ERRORS) and our stores throw, in the catalogue's terms. */
 const FROM_STORE = new Map<unknown, UploadError>([

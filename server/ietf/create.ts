@@ -4,6 +4,7 @@ import { ERRORS } from '../core/errors.js'
 import { uploadUrl } from '../http/uploadUrl.js'
 import { callerOf, hasBody, integerHeader } from '../http/request.js'
 import { metadataProblem } from '../limits/metadata.js'
+import { parseMetadata } from '../../stores/metadata.js'
 import type { IetfDeps } from './deps.js'
 import { sendUploadResumptionSupported } from './informational.js'
 import { uploadLimit } from './limits.js'
@@ -36,14 +37,12 @@ export function readCreation(deps: IetfDeps, dialect: Dialect, req: Request): Cr
     throw refuse(400, 'This store needs the length: send Upload-Length, or Upload-Complete: ?1 with a Content-Length')
   }
 
-  let metadata: Record<string, string> = {}
+  const metadata: Record<string, string> = Object.create(null)
   const header = req.get('upload-metadata')
   if (header) {
-    try {
-      metadata = Object.fromEntries(Object.entries(Metadata.parse(header)).filter((entry): entry is [string, string] => entry[1] !== null))
-    } catch {
-      throw ERRORS.badMetadata
-    }
+    const parsed = parseMetadata(header)
+    if (!parsed) throw ERRORS.badMetadata
+    for (const [key, value] of Object.entries(parsed)) if (value !== null) metadata[key] = value
   }
   const type = req.get('content-type')?.split(';')[0].trim().toLowerCase()
   if (type && !TRANSFER_TYPES.has(type)) metadata.filetype ??= type

@@ -5,6 +5,7 @@ import { ERRORS, type KvStore, Metadata, TUS_RESUMABLE, Upload } from '@tus/util
 import { extensionsWithExpiry, isExpired } from '../expiry.js'
 import type { ByteRange } from '../types.js'
 import { isUploadId } from '../uploadId.js'
+import { parseMetadata } from '../metadata.js'
 
 /** The upload info as `@tus/azure-store` keeps it, JSON in the blob's `upload` metadata entry. */
 interface StoredUpload {
@@ -99,7 +100,7 @@ export class AzureDatastore extends AzureStore {
       id,
       size: stored.size ?? undefined,
       offset: length ?? 0,
-      metadata: stored.metadata ? Metadata.parse(stored.metadata) : undefined,
+      metadata: stored.metadata ? parseMetadata(stored.metadata) : undefined,
       storage: stored.storage,
       creation_date: stored.creation_date,
     })

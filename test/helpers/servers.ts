@@ -98,9 +98,14 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** tusgate as its own process (`node --import tsx server/main.ts`), for crashes, signals and start-up. */
-export async function startProcess(env: Record<string, string>, { waitMs = 15_000 } = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+/**
+ * tusgate as its own process (`node --import tsx server/main.ts`), for crashes, signals and start-up;
+ * with `openFiles`, under that limit of open files (`ulimit -n`, the shell exec'ing node in its place).
+ */
+export async function startProcess(env: Record<string, string>, { waitMs = 15_000, openFiles }: { waitMs?: number; openFiles?: number } = {}): Promise<ServerProcess> {
+  const node = [process.execPath, '--import', 'tsx', 'server/main.ts']
+  const [command, ...args] = openFiles ? ['/bin/sh', '-c', `ulimit -n ${openFiles} && exec "$@"`, 'sh', ...node] : node
+  const child = spawn(command, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -151,8 +156,8 @@ export function processPool(prefix: string, defaults: Record<string, string> = {
       dirs.push(temp)
       return temp.dir
     },
-    async launch(dir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-      const server = await startProcess({ FILE_DIR: path.join(dir, 'data'), SHUTDOWN_TIMEOUT: '2s', ...defaults, ...env })
+    async launch(dir: string, env: Record<string, string> = {}, options: { openFiles?: number } = {}): Promise<ServerProcess> {
+      const server = await startProcess({ FILE_DIR: path.join(dir, 'data'), SHUTDOWN_TIMEOUT: '2s', ...defaults, ...env }, options)
       running.add(server)
       return server
     },
