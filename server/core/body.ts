@@ -16,6 +16,8 @@ export class MeteredBody extends Transform {
   passed = 0
   overflowed = false
   private readonly digesters: Map<ChecksumAlgorithm, Digester> | undefined
+  /** Why whoever fed it gave up on the body (a refusal the client is told of, rather than the store's failure). */
+  failure?: unknown
   /** Stops feeding the request into this body (set by whoever feeds it). */
   detach: () => void = () => {}
 
@@ -41,6 +43,11 @@ export class MeteredBody extends Transform {
     if (this.digesters) for (const digester of this.digesters.values()) digester.update(part)
     done(null, part.length > 0 ? part : undefined)
     if (this.overflowed) this.stop()
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    if (error) this.failure ??= error
+    done(error)
   }
 
   /** Ends the body where it is; what passed is kept. */

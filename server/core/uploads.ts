@@ -356,6 +356,8 @@ export class UploadCore {
       const start = upload.offset
       try {
         upload.offset = await this.store(caller, upload.id, start, body, request, creating)
+      } catch (error) {
+        throw body.failure ?? error
       } finally {
         received?.()
         caller.record.bytes += upload.offset - start

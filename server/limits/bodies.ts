@@ -10,10 +10,10 @@ const RESERVED_FDS = 128
 const FDS_PER_BODY = 3
 const MAX_DEFAULT_PER_CLIENT = 100
 
-/** The soft limit on open files (RLIMIT_NOFILE), on Linux; null where it cannot be read. */
 /** How long a client refused for lack of room is asked to wait, in seconds. */
 const RETRY_AFTER_SECONDS = 5
 
+/** The soft limit on open files (RLIMIT_NOFILE), on Linux; null where it cannot be read. */
 export function openFileLimit(limits = '/proc/self/limits'): number | null {
   try {
     const match = /^Max open files\s+(\d+)/m.exec(readFileSync(limits, 'latin1'))
