@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 
 # ---- build: compile server/ and stores/ to dist/ with the full (dev) toolchain ----
-FROM node:24-slim AS build
+FROM node:24.21.0-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
@@ -11,7 +11,7 @@ COPY stores ./stores
 RUN npm run build
 
 # ---- runtime: production dependencies and compiled JavaScript only (no tsx, no typescript) ----
-FROM node:24-slim AS runtime
+FROM node:24.21.0-slim AS runtime
 ENV NODE_ENV=production \
     PORT=1080 \
     FILE_DIR=/data

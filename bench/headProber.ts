@@ -43,7 +43,13 @@ class Series {
       const { ms, connectMs, requestId } = await fn()
       if (wasRecording && recording) {
         this.latencies.push(ms)
-        this.timeline.push([Math.round(sentAt), Math.round(ms * 10) / 10, sentEpochMs, connectMs === undefined ? undefined : Math.round(connectMs * 10) / 10, requestId])
+        this.timeline.push([
+          Math.round(sentAt),
+          Math.round(ms * 10) / 10,
+          sentEpochMs,
+          connectMs === undefined ? undefined : Math.round(connectMs * 10) / 10,
+          requestId,
+        ])
       }
     } catch (error) {
       if (wasRecording) {
@@ -120,7 +126,12 @@ class RawConnection {
     const started = process.hrtime.bigint()
     const head = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => socket.destroy(new Error('HEAD timeout')), 30_000)
-      const done = <T,>(f: (v: T) => void) => (v: T) => (clearTimeout(timer), f(v))
+      const done =
+        <T>(f: (v: T) => void) =>
+        (v: T) => {
+          clearTimeout(timer)
+          f(v)
+        }
       this.waiting = { resolve: done(resolve), reject: done(reject) }
       socket.write(`HEAD ${pathname} HTTP/1.1\r\nHost: ${host}\r\nTus-Resumable: 1.0.0\r\n\r\n`)
     })

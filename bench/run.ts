@@ -28,8 +28,9 @@
 // Also CLIENT_READ_SIZE (env): the client's read size, 64 KiB by default; TUSGATE_MAIN (env, diagnosis):
 // tusgate's entry point, dist/server/main.js (built by `npm run build` at the start of the run) unless
 // given; a .ts one runs under tsx (`TUSGATE_MAIN=server/main.ts`: the sources, as the tests run them).
-import { createHash, randomFillSync } from 'node:crypto'
+
 import { spawn, spawnSync } from 'node:child_process'
+import { createHash, randomFillSync } from 'node:crypto'
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
@@ -39,8 +40,8 @@ import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DeleteObjectsCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import * as tus from 'tus-js-client'
-import { summarizeCpuProfile, type ProfileSummary } from './lib/cpuprofile.js'
 import { idOf, send, sha256File, tusCreate, tusPatch } from './lib/client.js'
+import { type ProfileSummary, summarizeCpuProfile } from './lib/cpuprofile.js'
 import { cpuSeconds, machineCpu, ROOT, RssSampler, type ServerChild, startServerChild, statusKiB, syncDisks, track, tsxArgs } from './lib/procs.js'
 import { type Row, svgChart, table } from './lib/report.js'
 
@@ -48,8 +49,7 @@ import { type Row, svgChart, table } from './lib/report.js'
 
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
-const option = (name: string): string | undefined =>
-  argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? process.env[name.toUpperCase()]
+const option = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? process.env[name.toUpperCase()]
 
 function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(text.trim())
@@ -353,7 +353,13 @@ async function startProber(urls: string[], length: number) {
   const lines = createInterface({ input: child.stdout })
   const queue: string[] = []
   let waiter: ((line: string) => void) | undefined
-  lines.on('line', (line) => (waiter ? (waiter(line), (waiter = undefined)) : queue.push(line)))
+  lines.on('line', (line) => {
+    if (!waiter) queue.push(line)
+    else {
+      waiter(line)
+      waiter = undefined
+    }
+  })
   const next = () =>
     new Promise<string>((resolve, reject) => {
       if (queue.length) return resolve(queue.shift() as string)
@@ -385,7 +391,8 @@ async function scrapeMetrics(server: ServerChild): Promise<Record<string, number
         r.on('error', reject)
       })
     })
-    const wanted = /^tusgate_(nodejs_eventloop_lag_(?:max|p99|p50)_seconds|nodejs_heap_size_(?:used|total)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes) (\S+)$/
+    const wanted =
+      /^tusgate_(nodejs_eventloop_lag_(?:max|p99|p50)_seconds|nodejs_heap_size_(?:used|total)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes) (\S+)$/
     const out: Record<string, number> = {}
     for (const line of full.split('\n')) {
       const m = wanted.exec(line)
@@ -627,7 +634,9 @@ async function profileRun(ctx: Ctx): Promise<Record<string, ProfileSummary>> {
     const profDir = freshDir(`cpuprof-${name}`)
     const result = await run(['--cpu-prof', `--cpu-prof-dir=${profDir}`])
     // One profile per thread (tsx's loader has its own); the main thread's is the largest.
-    const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f))
+    const files = readdirSync(profDir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .map((f) => path.join(profDir, f))
     if (!files.length) throw new Error(`no .cpuprofile written for ${name}`)
     const main = files.sort((x, y) => statSync(y).size - statSync(x).size)[0]
     const kept = path.join(keepDir, `${name}.cpuprofile`)
@@ -685,7 +694,17 @@ async function main() {
           const r = await scenario.run(ctx)
           result = { scenario: scenario.id, round, position, load1Before, mbps: (r.bytes ?? 0) / 1e6 / (r.seconds ?? NaN), ...r } as RunResult
         } catch (error) {
-          result = { scenario: scenario.id, round, position, load1Before, seconds: NaN, bytes: 0, mbps: NaN, verified: false, error: (error as Error).message } as RunResult
+          result = {
+            scenario: scenario.id,
+            round,
+            position,
+            load1Before,
+            seconds: NaN,
+            bytes: 0,
+            mbps: NaN,
+            verified: false,
+            error: (error as Error).message,
+          } as RunResult
           if (error instanceof VerificationError) fatal = error
         }
         runs.push(result)
@@ -742,7 +761,20 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
   const f = (v: number | undefined, d = 2) => (v === undefined || !Number.isFinite(v) ? '' : v.toFixed(d))
   const failedRuns = (id: string) => runs.filter((r) => r.scenario === id && r.error).length
   const main = table(
-    ['scenario', 'median s', 'MB/s', 'min..max MB/s', '(c)/(a)', '(c)/(b)', 'srv CPU s', 'client CPU s', 'other CPU s', 'srv RSS MB idle/peak', 'load1', 'runs ok'],
+    [
+      'scenario',
+      'median s',
+      'MB/s',
+      'min..max MB/s',
+      '(c)/(a)',
+      '(c)/(b)',
+      'srv CPU s',
+      'client CPU s',
+      'other CPU s',
+      'srv RSS MB idle/peak',
+      'load1',
+      'runs ok',
+    ],
     rows.map((r) => [
       `${r.id}  ${r.label}`,
       f(r.medianSeconds),
@@ -801,8 +833,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       failureSamples: c.flatMap((x) => x.failureSamples).slice(0, 5),
     }
   })
-  const headCell = (h: (typeof conc)[number]['keepAlive']) =>
-    `${f(h.p50, 1)} / ${f(h.p99, 1)} (${f(h.p99Worst, 0)})${h.errors ? ` ${h.errors} bad` : ''}`
+  const headCell = (h: (typeof conc)[number]['keepAlive']) => `${f(h.p50, 1)} / ${f(h.p99, 1)} (${f(h.p99Worst, 0)})${h.errors ? ` ${h.errors} bad` : ''}`
   const concTable = table(
     [
       'scenario',
@@ -864,7 +895,9 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       ratio(c, x),
       (v) => v >= min,
       2,
-      p.n ? `per-round paired ratios: median ${f(p.median)}, range ${f(p.min)}..${f(p.max)}${straddles ? ' (the range straddles the target: within noise)' : ''}` : undefined,
+      p.n
+        ? `per-round paired ratios: median ${f(p.median)}, range ${f(p.min)}..${f(p.max)}${straddles ? ' (the range straddles the target: within noise)' : ''}`
+        : undefined,
     )
   }
   const targets: Target[] = [
@@ -875,9 +908,25 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
   ]
   if (big) {
     targets.push(
-      { name: `${big.n} concurrent: every upload completes (all rounds)`, value: `${big.totalUploads - big.failedUploads}/${big.totalUploads}`, met: big.rounds > 0 && big.failedUploads === 0 },
-      target(`${big.n} concurrent: server peak RSS < 300 MB (worst round, VmHWM)`, big.rssMBWorst, (v) => v < 300, 0, `median of rounds ${f(big.rssMB, 0)}, idle before the load ${f(big.rssIdleMB, 0)}`),
-      target(`${big.n} concurrent: HEAD p99 < 50 ms, kept-alive connection (median of rounds)`, big.keepAlive.p99, (v) => v < 50, 1, `worst round ${f(big.keepAlive.p99Worst, 1)}`),
+      {
+        name: `${big.n} concurrent: every upload completes (all rounds)`,
+        value: `${big.totalUploads - big.failedUploads}/${big.totalUploads}`,
+        met: big.rounds > 0 && big.failedUploads === 0,
+      },
+      target(
+        `${big.n} concurrent: server peak RSS < 300 MB (worst round, VmHWM)`,
+        big.rssMBWorst,
+        (v) => v < 300,
+        0,
+        `median of rounds ${f(big.rssMB, 0)}, idle before the load ${f(big.rssIdleMB, 0)}`,
+      ),
+      target(
+        `${big.n} concurrent: HEAD p99 < 50 ms, kept-alive connection (median of rounds)`,
+        big.keepAlive.p99,
+        (v) => v < 50,
+        1,
+        `worst round ${f(big.keepAlive.p99Worst, 1)}`,
+      ),
       target(
         `${big.n} concurrent: HEAD p99 < 50 ms, new connection per HEAD (median of rounds)`,
         big.fresh.p99,
@@ -923,19 +972,32 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
         `${f(Math.max(...tusjs.map((r) => (r.benchPeakRssBytes ?? NaN) / 1e6)), 0)} MB peak (fs.ReadStream source, read slice by slice)`,
     )
   }
-  if (conc.some((c) => c.failureSamples.length)) text.push('', 'Failed uploads, samples:', ...conc.flatMap((c) => c.failureSamples.map((s) => `  ${c.id}: ${s}`)))
+  if (conc.some((c) => c.failureSamples.length))
+    text.push('', 'Failed uploads, samples:', ...conc.flatMap((c) => c.failureSamples.map((s) => `  ${c.id}: ${s}`)))
   const errors = runs.filter((r) => r.error)
   if (errors.length) text.push('', 'Failed runs:', ...errors.map((r) => `  round ${r.round + 1} ${r.scenario}: ${r.error}`))
   if (profiles) {
-    for (const [which, p] of Object.entries(profiles)) {
+    for (const p of Object.values(profiles)) {
       text.push(
         '',
         `CPU profile of the server, ${p.what} (${p.windowed ? 'samples during the measured interval' : 'whole process'}, ${p.seconds?.toFixed(2)} s under the profiler; ${p.file}): total ${(p.totalMs / 1000).toFixed(2)} s, idle ${(p.idleMs / 1000).toFixed(2)} s, GC ${(p.gcMs / 1000).toFixed(2)} s, (program) ${(p.programMs / 1000).toFixed(2)} s`,
-        table(['self ms', '%', 'function', 'where'], p.topFunctions.slice(0, 15).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.name, t.where]), ['r', 'r', 'l', 'l']),
+        table(
+          ['self ms', '%', 'function', 'where'],
+          p.topFunctions.slice(0, 15).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.name, t.where]),
+          ['r', 'r', 'l', 'l'],
+        ),
         '  by category:',
-        table(['self ms', '%', 'category'], p.byCategory.slice(0, 14).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.category]), ['r', 'r', 'l']),
+        table(
+          ['self ms', '%', 'category'],
+          p.byCategory.slice(0, 14).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.category]),
+          ['r', 'r', 'l'],
+        ),
         '  by module:',
-        table(['self ms', '%', 'module'], p.byModule.slice(0, 12).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.module]), ['r', 'r', 'l']),
+        table(
+          ['self ms', '%', 'module'],
+          p.byModule.slice(0, 12).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.module]),
+          ['r', 'r', 'l'],
+        ),
       )
     }
   }
@@ -946,7 +1008,17 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
   const json = {
     date: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
-    options: { rounds: ROUNDS, size: SIZE, concurrency: CONCURRENCY, chunk: CHUNK, s3: WITH_S3, probeUploads: PROBE_UPLOADS, tusgateEnv: TUSGATE_ENV, tusgateMain: TUSGATE_MAIN, clientReadSize: Number(process.env.CLIENT_READ_SIZE ?? 65536) },
+    options: {
+      rounds: ROUNDS,
+      size: SIZE,
+      concurrency: CONCURRENCY,
+      chunk: CHUNK,
+      s3: WITH_S3,
+      probeUploads: PROBE_UPLOADS,
+      tusgateEnv: TUSGATE_ENV,
+      tusgateMain: TUSGATE_MAIN,
+      clientReadSize: Number(process.env.CLIENT_READ_SIZE ?? 65536),
+    },
     environment: { ...env, loadavgStart: load1Start, loadavgEnd: loadEnd },
     summary: rows,
     concurrency: conc,

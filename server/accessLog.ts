@@ -8,9 +8,11 @@ export const REQUEST_ID_HEADER = 'X-Request-Id'
 export function accessLog(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint()
-    const context: RequestContext = { requestId: requestIdFrom(req.headers['x-request-id']), bytes: 0 }
+    const context: RequestContext = { requestId: requestIdFrom(req.headers['x-request-id']), bytes: 0, writes: new Set() }
     res.setHeader(REQUEST_ID_HEADER, context.requestId)
-    res.once('close', () => {
+    res.once('close', async () => {
+      // A client that hangs up closes the response while the store still writes what it got.
+      await Promise.allSettled([...(context.writes ?? [])])
       logger.info('request', {
         requestId: context.requestId,
         method: req.method,

@@ -1,58 +1,78 @@
-import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express'
+import express, { type ErrorRequestHandler, type Express } from 'express'
 import type { StoreBackend } from '../stores/types.js'
 import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
 import type { Config } from './config.js'
+import { CHECKSUM_EXTENSIONS, tusExtensions } from './core/capabilities.js'
+import { toUploadError, UploadError } from './core/errors.js'
+import { UploadCore } from './core/uploads.js'
 import { healthRoutes } from './health.js'
 import { Hooks } from './hooks/index.js'
-import { uploadLimits } from './limits/index.js'
 import { ietfRouter } from './ietf/router.js'
-import { Metrics, metricsRoute } from './metrics.js'
+import { bodyLimits } from './limits/bodies.js'
+import { uploadLimits } from './limits/index.js'
 import type { Logger } from './logger.js'
+import { Metrics, metricsRoute } from './metrics.js'
+import { trustsHop } from './proxyTrust.js'
 import { requestContext } from './requestContext.js'
 import { securityHeadersOutside } from './securityHeaders.js'
 import { composeStorage } from './storage/compose.js'
 import type { Sweeper } from './storage/sweeper.js'
-import { checksumRequests } from './tus/checksum/checksumRequests.js'
-import { verifyChecksums } from './tus/checksum/verifyChecksums.js'
-import { createTusServer, type TusEndpoint } from './tus/createTusServer.js'
-import { CreationSlots } from './tus/creationSlots.js'
-import { download } from './tus/download.js'
-import { finalUploadHandler } from './tus/handlers/final.js'
-import { headHandler } from './tus/handlers/head.js'
-import { patchHandler } from './tus/handlers/patch.js'
-import { postHandler } from './tus/handlers/post.js'
-import { isFinalHeader } from './tus/concat.js'
+import { download } from './tus/handlers/get.js'
 import { protocolGuard } from './tus/protocolGuard.js'
+import { readSlotsOf } from './tus/readSlots.js'
+import { tusRouter } from './tus/router.js'
 import { webUi } from './web/index.js'
 
 export interface App {
   app: Express
-  tus: TusEndpoint
+  core: UploadCore
   store: StoreBackend
   sweeper: Sweeper
   metrics: Metrics
-  /** Resolves when no tus request is writing to the store. */
+  /** Resolves when no request is writing to the store. */
   drain(): Promise<void>
   close(): Promise<void>
 }
 
-/** The Express app: health, downloads and the tus endpoint, over the store and locker the config names. */
+/**
+ * The composition root: the store and locker the config names, the upload core over them, and the
+ * Express app that serves health, metrics, the web page, downloads, and tus and the IETF draft on one endpoint.
+ */
 export async function createApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics()
-  const storage = await composeStorage(config, {
+  const storage = await composeStorage(config, { metrics, logger })
+  const { backend: store, locker, sweeper, capabilities } = storage
+  const hooks = await Hooks.create(config, logger, metrics)
+  const slots = readSlotsOf(config)
+  const core = new UploadCore({
+    store: store.datastore,
+    abilities: {
+      truncate: store.truncate?.bind(store),
+      concatenate: store.concatenate?.bind(store),
+      deferLength: capabilities.creationDeferLength,
+      termination: capabilities.termination,
+    },
+    locker,
+    hooks,
     metrics,
     logger,
-    beneathInstrumentation: (backend) => verifyChecksums(backend, { stagingDir: config.CHECKSUM_STAGING_DIR, logger }),
+    settings: {
+      maxSize: config.MAX_SIZE,
+      lockDrainTimeout: config.LOCK_DRAIN_TIMEOUT,
+      isolation: config.AUTH_MODE === 'jwt',
+      stagingDir: config.CHECKSUM_STAGING_DIR,
+      removePartials: config.CONCAT_REMOVE_PARTIALS,
+    },
+    feed: slots && ((req, sink) => slots.feed(req, sink)),
   })
-  const { backend: store, sweeper } = storage
-  const hooks = await Hooks.create(config, store.datastore, logger, metrics)
-  const tus = createTusServer(config, store.datastore, storage.locker, logger, metrics, hooks)
+  await core.start()
+  metrics.uploadsInProgress(() => core.writesInProgress)
   const limits = await uploadLimits(config, store.datastore, logger)
 
   const app = express()
   app.disable('x-powered-by')
-  app.set('trust proxy', config.TRUST_PROXY)
+  app.set('trust proxy', trustsHop(config.TRUST_PROXY))
   app.use(accessLog(logger))
   app.use(metrics.middleware())
   app.use(securityHeadersOutside(config.TUS_PATH))
@@ -61,53 +81,40 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const access = accessControl(config, store.datastore, logger)
   if (config.WEB_UI) app.use(webUi(config, store, access.authenticate))
 
-  // No body parser anywhere near these routes: @tus/server streams the raw request body.
+  // No body parser anywhere near these routes: the handlers stream the raw request body.
   const collection = config.TUS_PATH
   app.use(collection, access.authenticate)
-  // Express routes HEAD to GET handlers; a tus HEAD must reach @tus/server instead.
+  // Express routes HEAD to GET handlers; a tus HEAD goes on to the tus handlers instead.
   const get = download(config, store, logger)
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
-  const tusRoute = [collection, `${collection}/{*splat}`]
-  const head = headHandler(config, store.datastore, tus.locker, logger)
-  const patch = patchHandler(config, tus, store.datastore, logger, hooks)
-  // Undefined for a store that cannot concatenate: Upload-Concat is then answered with 501.
-  const final = finalUploadHandler(config, tus, store, logger)
-  const post = postHandler(config, tus, store.datastore, final !== undefined, logger, hooks)
-  const creations = new CreationSlots(config.CREATE_SLOTS)
-  metrics.creationsWaiting(() => creations.queued)
-  const create = async (req: Request, res: Response) => {
-    // A client that left while its creation waited gets none.
-    if (req.socket.destroyed) return
-    await (final && isFinalHeader(req.get('upload-concat')) ? final : post)(req, res)
-  }
+  const tus = tusRouter({ config, core, logger, extensions: tusExtensions(store, [...CHECKSUM_EXTENSIONS]) })
+  metrics.creationsWaiting(() => tus.queued)
   // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.
-  const ietf = ietfRouter(config, tus, store.datastore, access, limits.uploads, logger, hooks)
-  app.all(tusRoute, ietf, protocolGuard(config), access.uploads, limits.uploads, checksumRequests(config), (req, res, next) => {
-    // With listed origins every answer depends on the Origin (ours say so in corsHeaders; @tus/server's would not).
+  const ietf = ietfRouter({ config, core, access, limits: limits.uploads, logger })
+  app.all([collection, `${collection}/{*splat}`], bodyLimits(config), ietf, protocolGuard(config), access.uploads, limits.uploads, (req, res, next) => {
+    // With listed origins every answer depends on the Origin.
     if (config.CORS_ORIGINS !== '*') res.vary('Origin')
-    // HEAD, PATCH and POST are ours; OPTIONS and DELETE are @tus/server's.
-    if (req.method === 'HEAD') return void head(req, res).catch(next)
-    if (req.method === 'PATCH') return void patch(req, res).catch(next)
-    if (req.method === 'POST') return void creations.run(() => create(req, res)).catch(next)
-    void tus.server.handle(req, res).catch(next)
+    tus.handle(req, res, next)
   })
 
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
     const context = requestContext.current()
-    const status = typeof error.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500
-    if (status === 500) logger.error('request failed', { requestId: context?.requestId, uploadId: context?.uploadId, error })
+    // Express's own errors (a malformed URL) carry a 4xx; anything else is answered as the catalogue says.
+    const clientError = typeof error.status === 'number' && error.status >= 400 && error.status < 500
+    const { error: refusal, unexpected } = clientError ? { error: new UploadError(error.status, error.message), unexpected: false } : toUploadError(error)
+    if (unexpected) logger.error('request failed', { requestId: context?.requestId, uploadId: context?.uploadId, error })
     if (res.headersSent) return res.destroy()
-    res.status(status).type('text/plain').send(status === 500 ? 'Internal server error\n' : `${error.message}\n`)
+    res.status(refusal.status).set(refusal.headers).type('text/plain').send(refusal.body)
   }
   app.use(onError)
 
   return {
     app,
-    tus,
+    core,
     store,
     sweeper,
     metrics,
-    drain: storage.drain,
+    drain: () => core.drain(),
     async close() {
       await sweeper.stop()
       await hooks?.close()

@@ -8,44 +8,57 @@ import type { GcsStoreSettings } from '../stores/gcs/index.js'
 import { type LockerChoice, lockerNames, type StoreChoice, storeNames } from '../stores/registry.js'
 import type { S3StoreSettings } from '../stores/s3/index.js'
 import { HOOK_TYPES, type HookType } from './hooks/types.js'
+import { parseProxyTrust } from './proxyTrust.js'
 
 // Sizes accept plain bytes or units ("10GB", "512kb"); durations plain milliseconds or units ("24h", "30s").
-const size = z.string().trim().transform((text, ctx) => {
-  // bytes.parse alone is lenient ('1.5.5kb' gives 1), so the shape is checked first.
-  const value = /^\d+(\.\d+)?\s*(b|kb|mb|gb|tb|pb)?$/i.test(text) ? bytes.parse(text) : null
-  if (value === null || !Number.isSafeInteger(value) || value < 0) {
-    ctx.addIssue({ code: 'custom', message: `expected a size like 1048576 or 10GB, got '${text}'` })
-    return z.NEVER
-  }
-  return value
-})
+const size = z
+  .string()
+  .trim()
+  .transform((text, ctx) => {
+    // bytes.parse alone is lenient ('1.5.5kb' gives 1), so the shape is checked first.
+    const value = /^\d+(\.\d+)?\s*(b|kb|mb|gb|tb|pb)?$/i.test(text) ? bytes.parse(text) : null
+    if (value === null || !Number.isSafeInteger(value) || value < 0) {
+      ctx.addIssue({ code: 'custom', message: `expected a size like 1048576 or 10GB, got '${text}'` })
+      return z.NEVER
+    }
+    return value
+  })
 
-const duration = z.string().trim().transform((text, ctx) => {
-  const value = /^\d+$/.test(text) ? Number(text) : ms(text as ms.StringValue)
-  if (value === undefined || !Number.isSafeInteger(value) || value < 0) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration like 30000, 30s or 24h, got '${text}'` })
-    return z.NEVER
-  }
-  return value
-})
+const duration = z
+  .string()
+  .trim()
+  .transform((text, ctx) => {
+    const value = /^\d+$/.test(text) ? Number(text) : ms(text as ms.StringValue)
+    if (value === undefined || !Number.isSafeInteger(value) || value < 0) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like 30000, 30s or 24h, got '${text}'` })
+      return z.NEVER
+    }
+    return value
+  })
 
 const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
 
 // A rate like "60/1m": so many requests per window (whole seconds, at least 1s).
-const rate = z.string().trim().transform((text, ctx) => {
-  const match = /^(\d{1,9})\s*\/\s*(\S+)$/.exec(text)
-  const points = match ? Number(match[1]) : 0
-  const window = match ? duration.safeParse(match[2]) : undefined
-  if (!match || points < 1 || !window?.success || window.data < 1000) {
-    ctx.addIssue({ code: 'custom', message: `expected a rate like 60/1m (at least 1 per at least 1s), got '${text}'` })
-    return z.NEVER
-  }
-  return { points, seconds: Math.ceil(window.data / 1000) }
-})
+const rate = z
+  .string()
+  .trim()
+  .transform((text, ctx) => {
+    const match = /^(\d{1,9})\s*\/\s*(\S+)$/.exec(text)
+    const points = match ? Number(match[1]) : 0
+    const window = match ? duration.safeParse(match[2]) : undefined
+    if (!match || points < 1 || !window?.success || window.data < 1000) {
+      ctx.addIssue({ code: 'custom', message: `expected a rate like 60/1m (at least 1 per at least 1s), got '${text}'` })
+      return z.NEVER
+    }
+    return { points, seconds: Math.ceil(window.data / 1000) }
+  })
 
 // MIME patterns like "image/*,application/pdf" (exact, type/* or */*), lower case.
 const mimePatterns = z.string().transform((text, ctx) => {
-  const patterns = text.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean)
+  const patterns = text
+    .split(',')
+    .map((p) => p.trim().toLowerCase())
+    .filter(Boolean)
   const bad = patterns.find((p) => !/^([a-z0-9!#$&^_.+-]+|\*)\/([a-z0-9!#$&^_.+-]+|\*)$/.test(p) || p.startsWith('*/') !== (p === '*/*'))
   if (patterns.length === 0 || bad !== undefined) {
     ctx.addIssue({ code: 'custom', message: `expected MIME types like image/*,application/pdf, got '${bad ?? text}'` })
@@ -73,12 +86,18 @@ const schema = z.object({
   // S3 refuses parts under 5 MiB (but the last), and allows 10,000 parts: 8 MiB parts reach 78 GiB.
   S3_PART_SIZE: size.refine((v) => v >= 5 * 1024 * 1024, 'expected at least 5MB').prefault('8MB'),
   S3_USE_TAGS: flag.prefault('true'),
-  S3_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9!_.*'()/-]*$/, 'expected safe S3 key characters').default(''),
+  S3_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9!_.*'()/-]*$/, 'expected safe S3 key characters')
+    .default(''),
   AZURE_CONNECTION_STRING: z.string().optional(),
   AZURE_ACCOUNT_NAME: z.string().optional(),
   AZURE_ACCOUNT_KEY: z.string().optional(),
   AZURE_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
-  AZURE_CONTAINER: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/, 'expected a container name (3-63 of a-z, 0-9, -)').optional(),
+  AZURE_CONTAINER: z
+    .string()
+    .regex(/^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/, 'expected a container name (3-63 of a-z, 0-9, -)')
+    .optional(),
   GCS_BUCKET: z.string().min(3).optional(),
   GCS_PROJECT_ID: z.string().optional(),
   GCS_KEY_FILE: z.string().optional(),
@@ -118,10 +137,39 @@ const schema = z.object({
   READ_SLOTS: z.coerce.number().int().min(0).default(16),
   // How many creations (POST) run at once; the others wait their turn. 0: no limit.
   CREATE_SLOTS: z.coerce.number().int().min(0).default(16),
+  // How many final uploads of concatenation are assembled at once, apart from the creation slots. 0: no limit.
+  CONCAT_SLOTS: z.coerce.number().int().min(0).default(2),
   HEADERS_TIMEOUT: duration.prefault('10s'),
   CORS_ORIGINS: z.string().default('*'),
   CORS_CREDENTIALS: flag.prefault('false'),
-  TRUST_PROXY: flag.prefault('false'),
+  // Which proxies may report the client's address and URL: false (none), how many hops, or their addresses.
+  TRUST_PROXY: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return parseProxyTrust(text)
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message })
+        return z.NEVER
+      }
+    })
+    .prefault('false'),
+  // The service's public base URL (a proxy's): Location is built from it, never from request headers.
+  PUBLIC_URL: z
+    .url({ protocol: /^https?$/ })
+    .refine((url) => !/[?#]/.test(url), 'expected a base URL like https://uploads.example.com, without query or fragment')
+    .transform((url) => url.replace(/\/+$/, ''))
+    .optional(),
+  // Request bodies received at once, in all (503 beyond) and from one client address (429 beyond); 0: no
+  // limit. By default MAX_BODIES is what the open-file limit leaves room for (a body holds a socket and a
+  // file), and MAX_BODIES_PER_CLIENT a quarter of it, at most 100 (limits/bodies.ts).
+  MAX_BODIES: z.coerce.number().int().min(0).optional(),
+  MAX_BODIES_PER_CLIENT: z.coerce.number().int().min(0).optional(),
+  // The IETF draft's interim 104 before the final answer; off behind a proxy that does not relay 1xx (nginx < 1.29).
+  INTERIM_RESPONSES: flag.prefault('true'),
+  // PEM files: both set, the service speaks HTTPS, and reloads them on SIGHUP or when they change.
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
   WEB_UI: flag.prefault('true'),
   // The list of finished uploads: everyone's with AUTH_MODE=none (opt-in, where that is fine), each principal's own with jwt.
   UPLOAD_LIST: flag.prefault('false'),
@@ -133,7 +181,10 @@ const schema = z.object({
   // or 'hook' (the pre-create hook decides each creation).
   AUTH_MODE: z.enum(['none', 'jwt', 'hook']).default('none'),
   // HS256; never trimmed or echoed in an error.
-  JWT_SECRET: z.string().refine((v) => Buffer.byteLength(v) >= 32, 'expected at least 32 bytes').optional(),
+  JWT_SECRET: z
+    .string()
+    .refine((v) => Buffer.byteLength(v) >= 32, 'expected at least 32 bytes')
+    .optional(),
   // RS256/ES256 public keys, refetched for an unknown kid (not within JWT_JWKS_COOLDOWN of the last fetch)
   // and when older than JWT_JWKS_MAX_AGE (so a key removed from the set is refused within it).
   JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -146,7 +197,10 @@ const schema = z.object({
   HOOKS_ENABLED: z
     .string()
     .transform((text, ctx) => {
-      const types = text.split(',').map((t) => t.trim()).filter(Boolean)
+      const types = text
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean)
       const unknown = types.find((t) => !(HOOK_TYPES as readonly string[]).includes(t))
       if (unknown !== undefined || types.length === 0) {
         ctx.addIssue({ code: 'custom', message: `expected a comma-separated list of ${HOOK_TYPES.join(', ')}${unknown ? `, got '${unknown}'` : ''}` })
@@ -175,6 +229,8 @@ const schema = z.object({
 })
 
 export type RawConfig = z.infer<typeof schema>
+/** Every setting's name, in the schema's order; docs/configuration.md lists exactly these (test/docs.test.ts). */
+export const CONFIG_KEYS = Object.keys(schema.shape) as (keyof RawConfig)[]
 
 const REQUIRED_BY_STORE: Record<string, (keyof RawConfig)[]> = {
   s3: ['S3_BUCKET'],
@@ -232,8 +288,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (raw.MAX_UNFINISHED_PER_PRINCIPAL > 0) throw new ConfigError('invalid MAX_UNFINISHED_PER_PRINCIPAL: needs AUTH_MODE=jwt')
     if (raw.CREATE_RATE_LIMIT_PRINCIPAL) throw new ConfigError('invalid CREATE_RATE_LIMIT_PRINCIPAL: needs AUTH_MODE=jwt')
   }
+  if ((raw.TLS_CERT_FILE === undefined) !== (raw.TLS_KEY_FILE === undefined)) {
+    throw new ConfigError('invalid TLS_CERT_FILE: give both TLS_CERT_FILE and TLS_KEY_FILE, or neither')
+  }
   if (raw.MAX_SIZE > Number.MAX_SAFE_INTEGER) throw new ConfigError('invalid MAX_SIZE: too large')
-  const origins = raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean)
+  const origins = raw.CORS_ORIGINS.split(',')
+    .map((o) => o.trim())
+    .filter(Boolean)
   if (origins.length === 0) throw new ConfigError("invalid CORS_ORIGINS: expected '*' or a comma-separated list of origins")
   for (const origin of origins) {
     if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {

@@ -1,7 +1,7 @@
 import { EXPOSED_HEADERS } from '@tus/utils'
 import type { Config } from './config.js'
 import { REQUEST_ID_HEADER } from './accessLog.js'
-import { IETF_FIELDS } from './ietf/versions.js'
+import { IETF_FIELDS } from './http/fields.js'
 
 /** Headers a browser may read beyond tus's own list. */
 export const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm', REQUEST_ID_HEADER, ...IETF_FIELDS]
@@ -12,7 +12,7 @@ export function allowedOrigin(config: Pick<Config, 'CORS_ORIGINS'>, origin: stri
   return origin && config.CORS_ORIGINS.includes(origin) ? origin : undefined
 }
 
-/** CORS headers for responses we answer before `@tus/server` (which sets the same ones on its own). */
+/** CORS headers for a response to a request from `origin`. */
 export function corsHeaders(config: Pick<Config, 'CORS_ORIGINS' | 'CORS_CREDENTIALS'>, origin: string | undefined): Record<string, string> {
   const allow = allowedOrigin(config, origin)
   if (!allow) return {}

@@ -1,12 +1,16 @@
 import http from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { App } from './app.js'
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
+import { type CertificateWatch, readCertificate, watchCertificates } from './tlsCertificates.js'
 
 export interface RunningServer {
-  server: http.Server
+  server: http.Server | https.Server
   port: number
+  /** With TLS: reads the certificate files again for new connections (SIGHUP); false if they do not load. */
+  reloadCertificates(): boolean
   /** Stops accepting, lets requests in progress finish up to SHUTDOWN_TIMEOUT, then closes the rest. */
   shutdown(): Promise<void>
 }
@@ -17,16 +21,17 @@ export interface RunningServer {
  * it sent), and there is no cap on a whole request's duration, since a 20 GB upload takes hours.
  */
 export async function listen(config: Config, app: App, logger: Logger): Promise<RunningServer> {
-  const server = http.createServer(
-    {
-      maxHeaderSize: config.MAX_HEADER_SIZE,
-      headersTimeout: config.HEADERS_TIMEOUT,
-      requestTimeout: 0,
-      // Node checks those timeouts every 30 s by default, which would let slow sockets linger.
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, config.HEADERS_TIMEOUT)),
-    },
-    app.app,
-  )
+  const options: http.ServerOptions = {
+    maxHeaderSize: config.MAX_HEADER_SIZE,
+    headersTimeout: config.HEADERS_TIMEOUT,
+    requestTimeout: 0,
+    // Node checks those timeouts every 30 s by default, which would let slow sockets linger.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, config.HEADERS_TIMEOUT)),
+  }
+  // HTTP/1.1 only: the tus handlers, Express and the interim 104 work on HTTP/1.1 messages (docs/deployment.md).
+  const files = config.TLS_CERT_FILE && config.TLS_KEY_FILE ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE } : undefined
+  const server = files ? https.createServer({ ...options, ...readCertificate(files) }, app.app) : http.createServer(options, app.app)
+  const certificates: CertificateWatch | undefined = files && watchCertificates(server as https.Server, files, logger)
   app.metrics.openConnections(server)
   server.timeout = config.UPLOAD_IDLE_TIMEOUT
   // Longer than the idle timeouts of clients and proxies (Node's agent keeps idle sockets 5 s, nginx and
@@ -41,12 +46,13 @@ export async function listen(config: Config, app: App, logger: Logger): Promise<
     })
   })
   const port = (server.address() as AddressInfo).port
-  logger.info('listening', { host: config.HOST, port, path: config.TUS_PATH, store: config.STORE })
+  logger.info('listening', { host: config.HOST, port, path: config.TUS_PATH, store: config.STORE, tls: files !== undefined })
 
   let stopping: Promise<void> | undefined
   const shutdown = () => {
     stopping ??= (async () => {
       logger.info('shutting down', { timeoutMs: config.SHUTDOWN_TIMEOUT })
+      certificates?.stop()
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       // Kept-alive connections go as soon as they are idle; busy ones get until the deadline.
       const sweepIdle = setInterval(() => server.closeIdleConnections(), 100)
@@ -66,5 +72,5 @@ export async function listen(config: Config, app: App, logger: Logger): Promise<
     })()
     return stopping
   }
-  return { server, port, shutdown }
+  return { server, port, shutdown, reloadCertificates: () => certificates?.reload() ?? false }
 }

@@ -14,7 +14,7 @@ const errorFields = winston.format((info) => {
   return info
 })
 
-/** JSON lines in production, one readable coloured line per event in a terminal. */
+/** JSON lines in production, one readable line per event otherwise, coloured only when stdout is a terminal. */
 export function createLogger(
   config: Pick<Config, 'LOG_LEVEL' | 'LOG_FORMAT'>,
   transport: winston.transport = new winston.transports.Console(),
@@ -25,7 +25,8 @@ export function createLogger(
       : winston.format.combine(
           winston.format.timestamp({ format: 'HH:mm:ss.SSS' }),
           errorFields(),
-          winston.format.colorize(),
+          // Colour codes would litter a file or a log collector.
+          ...(process.stdout.isTTY ? [winston.format.colorize()] : []),
           winston.format.printf(({ timestamp, level, message, ...fields }) => {
             const extra = Object.entries(fields)
               .filter(([, v]) => v !== undefined)

@@ -1,18 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
-import type { ChecksumExpectation } from './tus/checksum/uploadChecksum.js'
+import type { RequestRecord } from './core/types.js'
 
-/** What one request carries through every layer below it, for its log line and its errors. */
-export interface RequestContext {
-  requestId: string
-  uploadId?: string
-  /** Body bytes a store accepted during this request. */
-  bytes: number
-  /** Who made the request (a verified token's `sub`), when authentication is on. */
-  principal?: string
-  /** What the body must hash to, when the request sends Upload-Checksum (the checksum extension). */
-  checksum?: ChecksumExpectation
-}
+/** What one request records of itself for its log line, reachable from every layer below it. */
+export type RequestContext = RequestRecord
 
 const storage = new AsyncLocalStorage<RequestContext>()
 

@@ -153,7 +153,7 @@ describe('AUTH_MODE=jwt with JWT_SECRET (HS256)', () => {
       method: 'OPTIONS',
       headers: { Origin: ORIGIN, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, tus-resumable' },
     })
-    expect(res.status).toBe(204)
+    expect(res.status).toBe(200)
     expect(res.headers['access-control-allow-origin']).toBe(ORIGIN)
     expect((res.headers['access-control-allow-headers'] as string).toLowerCase().split(/,\s*/)).toContain('authorization')
   })

@@ -6,6 +6,7 @@ import { Ajv, type ValidateFunction } from 'ajv'
 import ts from 'typescript'
 import { parse as parseYaml } from 'yaml'
 import { loadConfig } from '../server/config.js'
+import { nginxConfig } from './helpers/nginx.js'
 import { ROOT, startServer } from './helpers/servers.js'
 
 // No Docker engine here: the container files are checked statically, against the compose-spec
@@ -31,6 +32,7 @@ interface Service {
   command?: string[]
   configs?: { source: string; target: string }[]
   build?: string | { context?: string; dockerfile?: string }
+  image?: string
 }
 interface Compose {
   services: Record<string, Service>
@@ -224,6 +226,9 @@ async function closedPort(): Promise<number> {
   return port
 }
 
+/** A tag that names a release (1.28.0, 4.43, 7.4.2-alpine), not a moving line (latest, 1.28, 24-slim). */
+const PINNED_IMAGE = /^[a-z0-9./-]+:\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?$/
+
 // ---------- tests ----------
 
 const compose = parseYaml(read('docker-compose.yml'), { merge: true }) as Compose
@@ -241,6 +246,18 @@ describe('docker-compose.yml', () => {
     expect(valid).toBe(true)
   })
 
+  test('dclint finds no problem in it', async () => {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(path.join(ROOT, 'node_modules/.bin/dclint'), ['docker-compose.yml'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      child.stdout?.on('data', (c) => (out += c))
+      child.stderr?.on('data', (c) => (out += c))
+      child.on('error', reject)
+      child.on('exit', (exitCode) => (exitCode === 0 ? resolve(0) : reject(new Error(`dclint exited with ${exitCode}:\n${out}`))))
+    })
+    expect(code).toBe(0)
+  }, 60_000)
+
   test('the schema validator rejects broken compose documents', () => {
     expect(validate({ services: { x: { ports: 5 } } })).toBe(false)
     expect(validate.errors?.some((e) => e.instancePath === '/services/x/ports')).toBe(true)
@@ -248,9 +265,22 @@ describe('docker-compose.yml', () => {
     expect(validate({ services: { x: { image: 'a' } }, volume: {} })).toBe(false)
   })
 
-  test('the default profile is the single tusgate service, built from the Dockerfile, restarting unless stopped', () => {
-    const defaults = Object.entries(compose.services).filter(([, s]) => !s.profiles?.length)
-    expect(defaults.map(([name]) => name)).toEqual(['tusgate'])
+  test('every service has a profile (so one profile starts none of the other\'s); "single" is tusgate alone', () => {
+    expect(Object.entries(compose.services).filter(([, s]) => !s.profiles?.length)).toEqual([])
+    const single = Object.entries(compose.services).filter(([, s]) => s.profiles?.includes('single'))
+    expect(single.map(([name]) => name)).toEqual(['tusgate'])
+    expect(service.profiles).toEqual(['single'])
+  })
+
+  test('every image is pinned to a version; tusgate is built from the Dockerfile, restarting unless stopped', () => {
+    for (const [name, s] of Object.entries(compose.services)) {
+      if (s.image === undefined) expect({ name, build: s.build !== undefined }).toEqual({ name, build: true })
+      else expect({ name, image: s.image }).toEqual({ name, image: expect.stringMatching(PINNED_IMAGE) })
+    }
+    expect('nginx:1-alpine').not.toMatch(PINNED_IMAGE)
+    expect('node:24-slim').not.toMatch(PINNED_IMAGE)
+    expect('redis:latest').not.toMatch(PINNED_IMAGE)
+    expect('minio/minio').not.toMatch(PINNED_IMAGE)
     const build = typeof service.build === 'string' ? { context: service.build } : service.build
     expect(build).toBeDefined()
     expect(path.resolve(ROOT, build!.context ?? '.', build!.dockerfile ?? 'Dockerfile')).toBe(path.join(ROOT, 'Dockerfile'))
@@ -273,9 +303,9 @@ describe('docker-compose.yml', () => {
     expect(() => loadConfig({ ...composeEnv, SHUTDOWN_TIMEOUT: 'soon' })).toThrow(/SHUTDOWN_TIMEOUT/)
   })
 
-  test('publishes the container port the service listens on', () => {
+  test('publishes the container port the service listens on, on every interface', () => {
     const { PORT } = loadConfig(composeEnv)
-    expect(service.ports).toEqual(['1080:1080'])
+    expect(service.ports).toEqual(['0.0.0.0:1080:1080'])
     expect(containerPorts(service)).toEqual([PORT])
   })
 
@@ -309,40 +339,68 @@ describe('docker-compose.yml, profile "scale"', () => {
   const replica = compose.services['tusgate-s3']
   const env = replica ? environmentOf(replica) : {}
 
-  test('has two or more tusgate replicas, a balancer, MinIO with a one-shot bucket job, and Redis', () => {
-    expect(names.sort()).toEqual(['lb', 'minio', 'minio-bucket', 'redis', 'tusgate-s3'])
+  test('has two or more tusgate replicas, a balancer, an S3 server (SeaweedFS) and Redis; only the balancer publishes a port', () => {
+    expect(names.sort()).toEqual(['lb', 'redis', 's3', 'tusgate-s3'])
     expect(replica.deploy?.replicas).toBeGreaterThanOrEqual(2)
+    expect(compose.services.lb.ports).toEqual(['0.0.0.0:8080:80'])
+    for (const name of ['redis', 's3', 'tusgate-s3']) expect({ name, ports: compose.services[name].ports }).toEqual({ name, ports: undefined })
   })
 
   test('the replicas run on S3 with Redis locks, and their settings load', () => {
     expect(unknownConfigKeys(env)).toEqual([])
     const config = loadConfig(env)
-    expect(config).toMatchObject({ STORE: 's3', LOCKER: 'redis', TRUST_PROXY: true, S3_FORCE_PATH_STYLE: true })
-    expect(new URL(config.S3_ENDPOINT as string).hostname).toBe('minio')
+    expect(config).toMatchObject({ STORE: 's3', LOCKER: 'redis', TRUST_PROXY: 1, S3_FORCE_PATH_STYLE: true })
+    expect(new URL(config.S3_ENDPOINT as string).hostname).toBe('s3')
     expect(new URL(config.REDIS_URL as string).hostname).toBe('redis')
-    const minio = environmentOf(compose.services.minio)
-    expect([minio.MINIO_ROOT_USER, minio.MINIO_ROOT_PASSWORD]).toEqual([env.S3_ACCESS_KEY_ID, env.S3_SECRET_ACCESS_KEY])
-    expect(compose.services['minio-bucket'].entrypoint?.join(' ')).toContain(`local/${env.S3_BUCKET}`)
+    // SeaweedFS serves S3 on 8333, creates the bucket at start, and knows tusgate's key.
+    const s3 = compose.services.s3
+    expect(new URL(config.S3_ENDPOINT as string).port).toBe('8333')
+    expect(s3.command).toContain(`-bucket=${env.S3_BUCKET}`)
+    const s3Config = s3.configs?.find((c) => s3.command?.includes(`-s3.config=${c.target}`))
+    expect(s3Config).toBeDefined()
+    const { identities } = JSON.parse(compose.configs?.[s3Config!.source]?.content ?? '{}') as {
+      identities: { credentials: { accessKey: string; secretKey: string }[]; actions: string[] }[]
+    }
+    expect(identities).toContainEqual(
+      expect.objectContaining({
+        credentials: [{ accessKey: env.S3_ACCESS_KEY_ID, secretKey: env.S3_SECRET_ACCESS_KEY }],
+        actions: expect.arrayContaining(['Read', 'Write', 'List', 'Tagging']),
+      }),
+    )
   })
 
-  test('services wait for what they need to be healthy, the bucket job to have finished', () => {
+  test('behind nginx (which does not relay a 1xx before 1.29) the replicas send no interim 104', () => {
+    expect(compose.services.lb.image).toMatch(/^nginx:1\.(2[0-8])\./)
+    expect(loadConfig(env).INTERIM_RESPONSES).toBe(false)
+    expect(loadConfig({}).INTERIM_RESPONSES).toBe(true)
+  })
+
+  test('Redis keeps an append-only file, fsynced on every write, on a named volume', () => {
+    const command = compose.services.redis.command ?? []
+    const option = (name: string) => command[command.indexOf(name) + 1]
+    expect(command[0]).toBe('redis-server')
+    expect(option('--appendonly')).toBe('yes')
+    expect(option('--appendfsync')).toBe('always')
+    expect(namedMounts(compose.services.redis)).toContainEqual(['redis-data', '/data'])
+    expect(namedMounts(compose.services.s3)).toContainEqual(['s3-data', '/data'])
+  })
+
+  test('services wait for what they need to be healthy', () => {
     expect(replica.depends_on).toEqual({
-      minio: { condition: 'service_healthy' },
-      'minio-bucket': { condition: 'service_completed_successfully' },
+      s3: { condition: 'service_healthy' },
       redis: { condition: 'service_healthy' },
     })
     expect(compose.services.lb.depends_on).toEqual({ 'tusgate-s3': { condition: 'service_healthy' } })
-    for (const name of ['tusgate-s3', 'lb', 'minio', 'redis']) expect(compose.services[name].healthcheck?.test).toBeDefined()
+    for (const name of ['tusgate-s3', 'lb', 's3', 'redis']) expect(compose.services[name].healthcheck?.test).toBeDefined()
   })
 
   test('nginx streams uploads: no request buffering, no body cap, forwarded headers, the replicas upstream', () => {
-    const mount = compose.services.lb.configs?.[0]
-    expect(mount?.target).toBe('/etc/nginx/conf.d/default.conf')
-    // Compose turns '$$' into a literal '$' when it interpolates the file.
-    const conf = (compose.configs?.[mount?.source as string]?.content ?? '').replaceAll('$$', '$')
+    const conf = nginxConfig(compose)
     expect(conf).toMatch(/proxy_request_buffering off;/)
     expect(conf).toMatch(/client_max_body_size 0;/)
-    expect(conf).toMatch(/proxy_set_header X-Forwarded-Host \$host:\$server_port;/)
+    // The Host the client sent names the published port; $server_port would be the container's (80).
+    expect(conf).toMatch(/proxy_set_header X-Forwarded-Host \$http_host;/)
+    expect(conf).toMatch(/listen 80;/)
     expect(conf).toMatch(/proxy_set_header X-Forwarded-Proto \$scheme;/)
     expect(conf).toMatch(new RegExp(`server tusgate-s3:${env.PORT};`))
   })
@@ -352,9 +410,11 @@ describe('Dockerfile', () => {
   const { entry, outDir, include } = compiledEntry()
   const build = stages[0]
 
-  test('is a multi-stage build on node:24-slim', () => {
+  test('is a multi-stage build on the slim image of the Node.js the tests run on (package-lock.json)', () => {
+    const { version } = JSON.parse(read('package-lock.json')).packages['node_modules/node'] as { version: string }
+    expect(version).toMatch(/^24\./)
     expect(stages.length).toBeGreaterThanOrEqual(2)
-    expect(stages.map((s) => s.image)).toEqual(stages.map(() => 'node:24-slim'))
+    expect(stages.map((s) => s.image)).toEqual(stages.map(() => `node:${version}-slim`))
   })
 
   test('the build stage installs everything, copies what tsconfig.build.json compiles, and builds', () => {
@@ -373,6 +433,11 @@ describe('Dockerfile', () => {
     expect(runs.some((r) => /npm ci\b.*--omit=dev/.test(r))).toBe(true)
     expect(runtime.instructions.some((i) => /\btsx\b/.test(i.args))).toBe(false)
     expect(envOf(runtime).NODE_ENV).toBe('production')
+  })
+
+  test('npm start builds with tsc -b, which skips the build when dist/ is up to date', () => {
+    const { build } = JSON.parse(read('package.json')).scripts as Record<string, string>
+    expect(build).toMatch(/^tsc (-b|--build) tsconfig\.build\.json$/)
   })
 
   test(`CMD runs the compiled entry (${entry}) that the build stage produced`, () => {

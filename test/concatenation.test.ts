@@ -10,8 +10,8 @@ import * as tus from 'tus-js-client'
 import { MIN_PART, planParts } from '../stores/s3/concatPlan.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
+import { type InProcessServer, startServer, tempDir, useServer } from './helpers/servers.js'
 import { hsTokens, TEST_SECRET } from './helpers/tokens.js'
-import { type InProcessServer, startServer, tempDir } from './helpers/servers.js'
 
 // tus-js-client exports FileUrlStorage in Node, but its typings leave it out.
 const { FileUrlStorage } = tus as unknown as { FileUrlStorage: new (path: string) => tus.UrlStorage }
@@ -127,6 +127,14 @@ function concatenationSuite(name: string, subject: () => Subject, sizes: { paral
       expect((await request(url)).body.toString()).toBe('CDabCD')
     })
 
+    test('repeats may not multiply the bytes uploaded more than twice: 413, nothing stored', async () => {
+      const a = await partial(server.url, 'ab')
+      const res = await final(server.url, [a, a, a])
+      expect(res.status).toBe(413)
+      expect(res.headers.location).toBeUndefined()
+      expect((await final(server.url, [a, a])).status).toBe(201)
+    })
+
     test('PATCH on a final upload answers 403 and changes neither it nor its partials', async () => {
       const a = await partial(server.url, 'one')
       const b = await partial(server.url, 'two')
@@ -155,7 +163,11 @@ function concatenationSuite(name: string, subject: () => Subject, sizes: { paral
         ['unknown', await final(server.url, [done, unknown]), /not found/],
         ['plain', await final(server.url, [done, plain]), /Not a partial upload/],
         ['unfinished', await final(server.url, [unfinished, done]), /not finished/],
-        ['final as partial', await final(server.url, [new URL((await final(server.url, [done])).headers.location as string, server.url).toString()]), /Not a partial/],
+        [
+          'final as partial',
+          await final(server.url, [new URL((await final(server.url, [done])).headers.location as string, server.url).toString()]),
+          /Not a partial/,
+        ],
         ['Upload-Length', await final(server.url, [done], { 'Upload-Length': '4' }), /no Upload-Length/],
         ['Upload-Defer-Length', await final(server.url, [done], { 'Upload-Defer-Length': '1' }), /no Upload-Length/],
         ['no URLs', await request(`${server.url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Concat': 'final;' } }), /names no partial/],
@@ -371,11 +383,7 @@ describe('concatenation on S3 (Ceph radosgw)', () => {
 describe('concatenation with AUTH_MODE=jwt', () => {
   const mint = hsTokens()
   const token = (sub: string, claims: Record<string, unknown> = {}) => mint({ sub, ...claims })
-  let server: InProcessServer
-  beforeAll(async () => {
-    server = await startServer({ AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET })
-  })
-  afterAll(() => server?.stop())
+  const server = useServer({ AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET })
 
   test("another user's partial answers exactly as an unknown one, and nothing is stored", async () => {
     const alice = { Authorization: `Bearer ${await token('alice')}` }
@@ -435,16 +443,45 @@ describe('S3 part plan', () => {
       { id: 'e', size: 3 },
     ])
     expect(plan).toEqual([
-      { send: [{ id: 'a', start: 0, end: 1 }, { id: 'b', start: 0, end: min - 1 }], size: min },
-      { send: [{ id: 'b', start: min - 1, end: min + 2 }, { id: 'd', start: 0, end: min - 3 }], size: min },
-      { send: [{ id: 'd', start: min - 3, end: min }, { id: 'e', start: 0, end: 3 }], size: 6 },
+      {
+        send: [
+          { id: 'a', start: 0, end: 1 },
+          { id: 'b', start: 0, end: min - 1 },
+        ],
+        size: min,
+      },
+      {
+        send: [
+          { id: 'b', start: min - 1, end: min + 2 },
+          { id: 'd', start: 0, end: min - 3 },
+        ],
+        size: min,
+      },
+      {
+        send: [
+          { id: 'd', start: min - 3, end: min },
+          { id: 'e', start: 0, end: 3 },
+        ],
+        size: 6,
+      },
     ])
-    expect(planParts([{ id: 'x', size: 2 * min }, { id: 'y', size: min }])).toEqual([
-      { copy: { id: 'x', start: 0, end: 2 * min } },
-      { copy: { id: 'y', start: 0, end: min } },
-    ])
+    expect(
+      planParts([
+        { id: 'x', size: 2 * min },
+        { id: 'y', size: min },
+      ]),
+    ).toEqual([{ copy: { id: 'x', start: 0, end: 2 * min } }, { copy: { id: 'y', start: 0, end: min } }])
     // Copies are at most maxCopy bytes; what is left over too small to copy is sent with what follows.
-    expect(planParts([{ id: 'z', size: 25 }, { id: 'w', size: 2 }], 5, 10)).toEqual([
+    expect(
+      planParts(
+        [
+          { id: 'z', size: 25 },
+          { id: 'w', size: 2 },
+        ],
+        5,
+        10,
+      ),
+    ).toEqual([
       { copy: { id: 'z', start: 0, end: 10 } },
       { copy: { id: 'z', start: 10, end: 20 } },
       { copy: { id: 'z', start: 20, end: 25 } },

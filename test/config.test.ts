@@ -13,7 +13,7 @@ describe('config', () => {
       MAX_SIZE: 0,
       UPLOAD_EXPIRES_AFTER: 24 * 3600 * 1000,
       CORS_ORIGINS: '*',
-      TRUST_PROXY: false,
+      TRUST_PROXY: 0,
       LOG_FORMAT: 'pretty',
     })
   })
@@ -25,14 +25,20 @@ describe('config', () => {
       SHUTDOWN_TIMEOUT: '2500',
       NODE_ENV: 'production',
       CORS_ORIGINS: 'https://a.example, http://localhost:3000',
-      TRUST_PROXY: 'true',
+      TRUST_PROXY: '10.0.0.0/8, ::1,loopback',
     })
     expect(config.MAX_SIZE).toBe(10 * 1024 ** 3)
     expect(config.UPLOAD_EXPIRES_AFTER).toBe(90 * 60 * 1000)
     expect(config.SHUTDOWN_TIMEOUT).toBe(2500)
     expect(config.LOG_FORMAT).toBe('json')
     expect(config.CORS_ORIGINS).toEqual(['https://a.example', 'http://localhost:3000'])
-    expect(config.TRUST_PROXY).toBe(true)
+    expect(config.TRUST_PROXY).toEqual(['10.0.0.0/8', '::1', 'loopback'])
+    expect(loadConfig({ TRUST_PROXY: '1' }).TRUST_PROXY).toBe(1)
+  })
+
+  test('TRUST_PROXY=true, which would let a client choose its own address, is refused with the forms to use instead', () => {
+    expect(() => loadConfig({ TRUST_PROXY: 'true' })).toThrow(/^invalid TRUST_PROXY: 'true' would trust every hop.*number of proxies .*\(e\.g\. 1\).*addresses/)
+    expect(loadConfig({ PUBLIC_URL: 'https://uploads.example.com/' }).PUBLIC_URL).toBe('https://uploads.example.com')
   })
 
   test('UPLOAD_EXPIRES_AFTER=0 disables expiry', () => {
@@ -61,6 +67,12 @@ describe('config', () => {
     ['CORS_ORIGINS', 'not an origin'],
     ['CORS_ORIGINS', ','],
     ['TRUST_PROXY', 'maybe'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', '10.0.0.0/33'],
+    ['TRUST_PROXY', '10.0.0.1,nowhere'],
+    ['PUBLIC_URL', 'uploads.example.com'],
+    ['PUBLIC_URL', 'https://uploads.example.com/?a=b'],
+    ['MAX_BODIES', '-1'],
     ['FILE_FSYNC', 'yes please'],
     ['LOG_LEVEL', 'loud'],
     ['LOG_FORMAT', 'xml'],
@@ -153,7 +165,9 @@ describe('config: authentication', () => {
     const temp = tempDir()
     try {
       const start = startProcess({ FILE_DIR: temp.dir, AUTH_MODE: 'jwt' }, { waitMs: 10_000 })
-      await expect(start).rejects.toThrow(/server exited with 1:\s*tusgate: invalid JWT_SECRET: AUTH_MODE=jwt needs JWT_SECRET \(HS256\) or JWT_JWKS_URL \(RS256\/ES256\)\s*$/)
+      await expect(start).rejects.toThrow(
+        /server exited with 1:\s*tusgate: invalid JWT_SECRET: AUTH_MODE=jwt needs JWT_SECRET \(HS256\) or JWT_JWKS_URL \(RS256\/ES256\)\s*$/,
+      )
     } finally {
       temp.remove()
     }
@@ -161,7 +175,9 @@ describe('config: authentication', () => {
 })
 
 test('UPLOAD_LIST with AUTH_MODE=hook is refused: no principal narrows the list', () => {
-  expect(() => loadConfig({ UPLOAD_LIST: 'true', AUTH_MODE: 'hook', HOOKS_URL: 'http://127.0.0.1:1/hooks' })).toThrow('invalid UPLOAD_LIST: not available with AUTH_MODE=hook')
+  expect(() => loadConfig({ UPLOAD_LIST: 'true', AUTH_MODE: 'hook', HOOKS_URL: 'http://127.0.0.1:1/hooks' })).toThrow(
+    'invalid UPLOAD_LIST: not available with AUTH_MODE=hook',
+  )
 })
 
 test('UPLOAD_LIST with AUTH_MODE=jwt is allowed: each principal sees its own uploads', () => {
@@ -206,7 +222,7 @@ describe('limits and CORS config', () => {
 })
 
 describe('config: hooks', () => {
-  test('hooks are off without HOOKS_URL; the defaults are tusd\'s', () => {
+  test("hooks are off without HOOKS_URL; the defaults are tusd's", () => {
     expect(loadConfig({}).HOOKS_URL).toBeUndefined()
     expect(loadConfig({ HOOKS_URL: 'http://hooks:8081/tus' })).toMatchObject({
       HOOKS_ENABLED: ['pre-create', 'post-create', 'post-receive', 'post-finish', 'post-terminate'],
@@ -217,7 +233,9 @@ describe('config: hooks', () => {
       HOOKS_MAX_ATTEMPTS: 20,
       HOOKS_POST_RECEIVE_INTERVAL: 1_000,
     })
-    expect(loadConfig({ HOOKS_URL: 'http://hooks', HOOKS_ENABLED: ' pre-finish , post-finish,pre-finish', HOOKS_FORWARD_HEADERS: 'Authorization, X-Tenant' })).toMatchObject({
+    expect(
+      loadConfig({ HOOKS_URL: 'http://hooks', HOOKS_ENABLED: ' pre-finish , post-finish,pre-finish', HOOKS_FORWARD_HEADERS: 'Authorization, X-Tenant' }),
+    ).toMatchObject({
       HOOKS_ENABLED: ['pre-finish', 'post-finish'],
       HOOKS_FORWARD_HEADERS: ['authorization', 'x-tenant'],
     })
@@ -285,7 +303,13 @@ describe('config: each store and locker gets its own settings', () => {
       name: 'azure',
       settings: { container: 'box', account: { connectionString: 'UseDevelopmentStorage=true' }, expiresAfterMs: 24 * 3600_000 },
     })
-    const keyed = loadConfig({ STORE: 'azure', AZURE_CONTAINER: 'box', AZURE_ACCOUNT_NAME: 'acct', AZURE_ACCOUNT_KEY: 'k', AZURE_ENDPOINT: 'http://az:10000/acct' })
+    const keyed = loadConfig({
+      STORE: 'azure',
+      AZURE_CONTAINER: 'box',
+      AZURE_ACCOUNT_NAME: 'acct',
+      AZURE_ACCOUNT_KEY: 'k',
+      AZURE_ENDPOINT: 'http://az:10000/acct',
+    })
     expect(storeSettings(keyed).settings).toMatchObject({ account: { name: 'acct', key: 'k', endpoint: 'http://az:10000/acct' } })
     expect(storeSettings(loadConfig({ STORE: 'gcs', GCS_BUCKET: 'gbk', GCS_PROJECT_ID: 'p', UPLOAD_EXPIRES_AFTER: '0' }))).toEqual({
       name: 'gcs',

@@ -197,9 +197,10 @@ test('ChangeFileInfo sets the upload id and metadata (tus-js-client end to end)'
   expect(receiver.of('post-finish', customId)[0].Event.Upload.MetaData).toEqual({ filename: 'photo.jpg', project: '7' })
 
   // An id that is not safe, or that is taken, refuses the creation rather than storing under it.
-  for (const ID of ['../escape-attempt-here', customId]) {
+  // An id that is not ours fails the hook (500); a taken one is refused (409) and the upload that has it stays.
+  for (const [ID, status] of [['../escape-attempt-here', 500], [customId, 409]] as const) {
     receiver.answer(() => ({ ChangeFileInfo: { ID } }))
-    expect((await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3 } })).status).toBe(500)
+    expect((await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3 } })).status).toBe(status)
   }
   expect(await sha256OfDownload(uploadUrl)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
 })

@@ -4,7 +4,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createUpload, patch, request, sha256, TUS } from './helpers/http.js'
-import { type InProcessServer, startProcess, startServer, tempDir } from './helpers/servers.js'
+import { type InProcessServer, startProcess, startServer, tempDir, useServer } from './helpers/servers.js'
 
 /** A PATCH whose body the test writes piece by piece; resolves with the response. */
 function slowPatch(url: string, offset: number, length: number) {
@@ -93,11 +93,7 @@ describe('graceful shutdown', () => {
 })
 
 describe('expiration', () => {
-  let server: InProcessServer
-  beforeAll(async () => {
-    server = await startServer({ UPLOAD_EXPIRES_AFTER: '1s', EXPIRY_SWEEP_INTERVAL: '1h' })
-  })
-  afterAll(() => server.stop())
+  const server = useServer({ UPLOAD_EXPIRES_AFTER: '1s', EXPIRY_SWEEP_INTERVAL: '1h' })
 
   test('an expired unfinished upload answers 410 and the sweep removes it; finished uploads stay', async () => {
     const unfinished = await createUpload(server.url, { 'Upload-Length': 10 })

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createUpload, pacedPatch, patch, randomData, request, TUS } from './helpers/http.js'
-import { type InProcessServer, startServer } from './helpers/servers.js'
+import { type InProcessServer, startServer, useServer } from './helpers/servers.js'
 
 /** The value of one sample in Prometheus text, e.g. value(text, 'tusgate_uploads_created_total'). */
 function value(text: string, sample: string): number {
@@ -13,11 +13,7 @@ function value(text: string, sample: string): number {
 const scrape = async (server: InProcessServer) => (await request(`${server.url}/metrics`)).body.toString()
 
 describe('/metrics', () => {
-  let server: InProcessServer
-  beforeAll(async () => {
-    server = await startServer({ UPLOAD_EXPIRES_AFTER: '1s', EXPIRY_SWEEP_INTERVAL: '1h', LOCK_TIMEOUT: '300ms', LOCK_DRAIN_TIMEOUT: '5s' })
-  })
-  afterAll(() => server.stop())
+  const server = useServer({ UPLOAD_EXPIRES_AFTER: '1s', EXPIRY_SWEEP_INTERVAL: '1h', LOCK_TIMEOUT: '300ms', LOCK_DRAIN_TIMEOUT: '5s' })
 
   test('serves Prometheus text with process metrics under the tusgate_ prefix', async () => {
     const res = await request(`${server.url}/metrics`)

@@ -1,5 +1,5 @@
-import http from 'node:http'
 import { statSync } from 'node:fs'
+import http from 'node:http'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -8,7 +8,7 @@ import { CachedUploads } from '../stores/cachedUploads.js'
 import { FileDatastore } from '../stores/file/FileDatastore.js'
 import { newUploadId } from '../stores/uploadId.js'
 import { createUpload, OFFSET_STREAM, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
-import { type InProcessServer, startServer, tempDir } from './helpers/servers.js'
+import { type InProcessServer, startServer, tempDir, useServer } from './helpers/servers.js'
 
 const TUS_HEADERS = ['upload-offset', 'upload-length', 'upload-defer-length', 'upload-metadata', 'upload-expires'] as const
 
@@ -25,17 +25,19 @@ function onDisk(dir: string, url: string) {
 }
 
 describe('upload info cache (file store, memory locker), seen through HEAD', () => {
-  let server: InProcessServer
-  beforeAll(async () => {
-    server = await startServer()
-  })
-  afterAll(() => server?.stop())
+  const server = useServer()
 
   test('offset, deferred length and metadata follow every change, as the disk has them', async () => {
     const data = randomData(3000)
     const metadata = `filename ${Buffer.from('a.bin').toString('base64')}`
     const url = await createUpload(server.url, { 'Upload-Defer-Length': 1, 'Upload-Metadata': metadata })
-    expect(await head(url)).toMatchObject({ status: 200, 'upload-offset': '0', 'upload-defer-length': '1', 'upload-length': undefined, 'upload-metadata': metadata })
+    expect(await head(url)).toMatchObject({
+      status: 200,
+      'upload-offset': '0',
+      'upload-defer-length': '1',
+      'upload-length': undefined,
+      'upload-metadata': metadata,
+    })
 
     expect((await patch(url, 0, data.subarray(0, 1000))).status).toBe(204)
     expect(await head(url)).toMatchObject({ 'upload-offset': '1000', 'upload-defer-length': '1' })
@@ -107,11 +109,7 @@ describe('upload info cache (file store, memory locker), seen through HEAD', () 
 })
 
 describe('upload info cache: expiry', () => {
-  let server: InProcessServer
-  beforeAll(async () => {
-    server = await startServer({ UPLOAD_EXPIRES_AFTER: '1s' })
-  })
-  afterAll(() => server?.stop())
+  const server = useServer({ UPLOAD_EXPIRES_AFTER: '1s' })
 
   test('an unfinished upload expires (410) at its time, and once swept is gone (404); a finished one stays', async () => {
     const unfinished = await createUpload(server.url, { 'Upload-Length': 10 })

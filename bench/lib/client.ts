@@ -34,9 +34,7 @@ export function send(url: string, { method, headers = {}, file, agent = false, t
       res.on('data', (c: string) => {
         if (body.length < 4096) body += c
       })
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ms: Number(process.hrtime.bigint() - started) / 1e6 }),
-      )
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ms: Number(process.hrtime.bigint() - started) / 1e6 }))
       res.on('error', reject)
     })
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${url}`)))

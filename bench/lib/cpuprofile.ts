@@ -28,18 +28,60 @@ export interface ProfileSummary {
   byCategory: { category: string; selfMs: number; pct: number }[]
 }
 
-const FS_NATIVE = new Set(['writeBuffer', 'writeBuffers', 'writeString', 'openFileHandle', 'close', 'mkdir', 'stat', 'fstat', 'lstat', 'read', 'open', 'fsync', 'fdatasync', 'rename', 'unlink', 'FSReqCallback', 'readFileUtf8', 'writeFileUtf8', 'internalModuleStat'])
-const TCP_NATIVE = new Set(['writeLatin1String', 'writeUtf8String', 'writeAsciiString', 'writev', 'execute', 'shutdown', 'readStart', 'readStop', 'setNoDelay', 'setKeepAlive', 'TCPWrap', 'WriteWrap'])
+const FS_NATIVE = new Set([
+  'writeBuffer',
+  'writeBuffers',
+  'writeString',
+  'openFileHandle',
+  'close',
+  'mkdir',
+  'stat',
+  'fstat',
+  'lstat',
+  'read',
+  'open',
+  'fsync',
+  'fdatasync',
+  'rename',
+  'unlink',
+  'FSReqCallback',
+  'readFileUtf8',
+  'writeFileUtf8',
+  'internalModuleStat',
+])
+const TCP_NATIVE = new Set([
+  'writeLatin1String',
+  'writeUtf8String',
+  'writeAsciiString',
+  'writev',
+  'execute',
+  'shutdown',
+  'readStart',
+  'readStop',
+  'setNoDelay',
+  'setKeepAlive',
+  'TCPWrap',
+  'WriteWrap',
+])
 const GROUPS: [RegExp, string][] = [
   [/^node:(internal\/)?fs/, 'file I/O (fs)'],
   [/^node:(_http_|internal\/http|net$|internal\/stream_base_commons|internal\/net)/, 'HTTP and TCP (node:http, net)'],
   [/^(srvx|node:internal\/deps\/undici|node:internal\/webstreams)/, 'web Request/Response bridge (srvx, undici, web streams)'],
-  [/^(express|router|path-to-regexp|parseurl|finalhandler|send|serve-static|on-finished|type-is|mime-types|mime-db|content-type|encodeurl|escape-html|proxy-addr|qs|accepts|negotiator|vary|fresh|etag|cookie|depd|statuses|http-errors|range-parser|content-disposition)$/, 'Express and its helpers'],
+  [
+    /^(express|router|path-to-regexp|parseurl|finalhandler|send|serve-static|on-finished|type-is|mime-types|mime-db|content-type|encodeurl|escape-html|proxy-addr|qs|accepts|negotiator|vary|fresh|etag|cookie|depd|statuses|http-errors|range-parser|content-disposition)$/,
+    'Express and its helpers',
+  ],
   [/^@tus\//, '@tus/server, @tus/utils, @tus/file-store'],
-  [/^(winston|logform|winston-transport|safe-stable-stringify|@colors\/colors|colors|fecha|triple-beam|readable-stream|@dabh\/diagnostics|one-time|kuler|fn\.name|text-hex|simple-swizzle|color|color-string|color-convert|stack-trace|is-stream|async)$/, 'logging (winston)'],
+  [
+    /^(winston|logform|winston-transport|safe-stable-stringify|@colors\/colors|colors|fecha|triple-beam|readable-stream|@dabh\/diagnostics|one-time|kuler|fn\.name|text-hex|simple-swizzle|color|color-string|color-convert|stack-trace|is-stream|async)$/,
+    'logging (winston)',
+  ],
   [/^(prom-client|tdigest|bintrees)$/, 'metrics (prom-client)'],
   [/^(server|stores)\//, "tusgate's own code (server/, stores/)"],
-  [/^node:internal\/(streams|process\/task_queues|async_hooks|timers|event_target|abort_controller|per_context|util|validators|errors|linkedlist|priority_queue)|^node:(events|async_hooks|stream|timers|buffer|internal\/buffer)$/, 'Node streams, events, async context, timers, abort signals'],
+  [
+    /^node:internal\/(streams|process\/task_queues|async_hooks|timers|event_target|abort_controller|per_context|util|validators|errors|linkedlist|priority_queue)|^node:(events|async_hooks|stream|timers|buffer|internal\/buffer)$/,
+    'Node streams, events, async context, timers, abort signals',
+  ],
 ]
 
 function categoryOf(name: string, module: string): string {

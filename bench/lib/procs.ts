@@ -40,7 +40,6 @@ export interface ServerChild {
   stop(graceMs?: number): Promise<void>
 }
 
-
 const accepts = (port: number) =>
   new Promise<boolean>((resolve) => {
     const socket = net.connect(port, '127.0.0.1')
@@ -76,7 +75,8 @@ export async function startServerChild(
   void exited.then(() => children.delete(child))
   const started = Date.now()
   while (!(await accepts(port))) {
-    if (!alive(child)) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before listening:\n${readFileSync(logFile, 'utf8').slice(-3000)}`)
+    if (!alive(child))
+      throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before listening:\n${readFileSync(logFile, 'utf8').slice(-3000)}`)
     if (Date.now() - started > timeoutMs) {
       child.kill('SIGKILL')
       throw new Error(`${name} did not listen within ${timeoutMs} ms:\n${readFileSync(logFile, 'utf8').slice(-3000)}`)

@@ -41,15 +41,19 @@ export function svgChart(rows: Row[], title: string, subtitle: string[]): string
   const axisMax = Math.ceil(max / step) * step
   const x = (v: number) => labelW + (barW * v) / axisMax
   const out: string[] = []
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`)
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+  )
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`)
   out.push(`<text x="12" y="22" font-size="15" font-weight="bold">${esc(title)}</text>`)
-  subtitle.forEach((line, i) => out.push(`<text x="12" y="${40 + i * 16}" fill="#555">${esc(line)}</text>`))
+  for (const [i, line] of subtitle.entries()) out.push(`<text x="12" y="${40 + i * 16}" fill="#555">${esc(line)}</text>`)
   for (let v = 0; v <= axisMax + 1e-9; v += step) {
     out.push(`<line x1="${x(v)}" y1="${top - 6}" x2="${x(v)}" y2="${top + rows.length * rowH}" stroke="#e4e4e4"/>`)
     out.push(`<text x="${x(v)}" y="${top + rows.length * rowH + 16}" text-anchor="middle" fill="#555">${Math.round(v)}</text>`)
   }
-  out.push(`<text x="${labelW + barW / 2}" y="${top + rows.length * rowH + 32}" text-anchor="middle" fill="#333">MB/s (10^6 bytes/s), median over rounds; whisker: min..max</text>`)
+  out.push(
+    `<text x="${labelW + barW / 2}" y="${top + rows.length * rowH + 32}" text-anchor="middle" fill="#333">MB/s (10^6 bytes/s), median over rounds; whisker: min..max</text>`,
+  )
   rows.forEach((r, i) => {
     const y = top + i * rowH
     const color = COLORS[r.group] ?? '#999'

@@ -1,16 +1,17 @@
 import type { Request, RequestHandler, Response } from 'express'
-import { type DataStore, ERRORS, Metadata, type Upload } from '@tus/utils'
+import { type DataStore, type Upload } from '@tus/utils'
+import { isUploadId } from '../../stores/uploadId.js'
 import type { Config } from '../config.js'
+import { ERRORS } from '../core/errors.js'
+import { ownerOf } from '../core/records.js'
 import { corsHeaders } from '../cors.js'
+import { integerHeader } from '../http/request.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 import { typeAllowed } from '../limits/fileTypes.js'
-import { toTusError } from '../tus/errors.js'
-import { integerHeader } from '../tus/integerHeader.js'
-import { replyError, setTusHeaders, tusReply } from '../tus/reply.js'
-import { isUploadId } from '../../stores/uploadId.js'
+import { replyError, tusReply } from '../tus/reply.js'
+import { parseMetadata } from '../../stores/metadata.js'
 import { createVerifier, type Grant, InvalidToken } from './jwt.js'
-import { ownerOf } from './owner.js'
 
 export interface AccessControl {
   /** For everything under TUS_PATH, before the protocol guard: a valid bearer token, or 401 (OPTIONS is let through). */
@@ -29,8 +30,6 @@ const grants = new WeakMap<Request, Grant>()
 /** What a request's verified token lets it do; undefined with authentication off. */
 export const grantOf = (req: Request): Grant | undefined => grants.get(req)
 
-// Not an upload id: @tus/server given it answers exactly as for an unknown upload, before any lock or store.
-const NO_UPLOAD = 'not-an-upload'
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i
 
 /** A whole non-negative integer header, undefined when absent or malformed (the tus layer answers those). */
@@ -84,7 +83,7 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
     next()
   }
 
-  /** The token's max_size and allowed_types, checked on a creation before `@tus/server` sees it. */
+  /** The token's max_size and allowed_types, checked on a creation before the handler reads it. */
   const creationLimits = (req: Request, res: Response, grant: Grant): boolean => {
     const { maxSize, allowedTypes } = grant
     if (maxSize !== undefined) {
@@ -101,13 +100,9 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
     }
     // A partial upload (tus concatenation) is typed by the final upload made of it, which is checked.
     if (allowedTypes !== undefined && req.get('upload-concat')?.trim() !== 'partial') {
-      let metadata: Upload['metadata']
-      try {
-        const header = req.get('upload-metadata')
-        metadata = header ? Metadata.parse(header) : {}
-      } catch {
-        return true // @tus/server answers 400 for it
-      }
+      const header = req.get('upload-metadata')
+      const metadata: Upload['metadata'] = header ? parseMetadata(header) : {}
+      if (!metadata) return true // the creation's handler answers 400 for it
       const filetype = metadata?.filetype
       if (!filetype || !typeAllowed(filetype, allowedTypes)) {
         reply(req, res, 415, `This token allows only uploads whose filetype is ${allowedTypes.join(', ')}`)
@@ -163,18 +158,11 @@ export function accessControl(config: Config, datastore: DataStore, logger: Logg
     try {
       upload = await owned(req, rest)
     } catch (error) {
-      const { status_code, body } = toTusError(error, logger)
-      return reply(req, res, status_code, body)
+      return replyError(config, logger, req, res, error)
     }
     if (upload) return req.method !== 'PATCH' || patchLimits(req, res, grant, upload) ? next() : undefined
-    if (req.method === 'DELETE') {
-      // @tus/server's DELETE answers an id that is not ours with its 404 at once, as for an unknown upload.
-      req.url = `${config.TUS_PATH}/${NO_UPLOAD}`
-      return next()
-    }
-    // HEAD and PATCH: as their handlers answer an unknown upload.
-    setTusHeaders(config, req, res)
-    replyError(logger, req, res, ERRORS.FILE_NOT_FOUND)
+    // As the handlers answer an unknown upload.
+    replyError(config, logger, req, res, ERRORS.notFound)
   }
 
   const downloads: RequestHandler = async (req, res, next) => {

@@ -1,6 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { DataStore, Upload } from '@tus/utils'
+import type { IncomingMessage } from 'node:http'
+import type { Upload } from '@tus/utils'
 import type { Config } from '../config.js'
+import { UploadError } from '../core/errors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { requestContext } from '../requestContext.js'
@@ -14,27 +15,19 @@ import type { HookHTTPResponse, HookRequest, HookResponse, HookType } from './ty
 
 /**
  * A hook's refusal (RejectUpload, RejectTermination, StopUpload), answered as tusd does: its error's
- * status and text unless the hook's HTTPResponse gives its own, plus the hook's headers. Shaped as a tus
- * error (`status_code`, `body`), so every error path of ours and of `@tus/server` answers it as is.
+ * status and text unless the hook's HTTPResponse gives its own, plus the hook's headers.
  */
-export class HookRejection {
-  readonly status_code: number
-  readonly body: string
-  readonly headers: Record<string, string>
-  constructor(code: string, message: string, response: HookHTTPResponse | null | undefined) {
-    this.status_code = response?.StatusCode || 400
-    this.body = response?.Body || `${code}: ${message}\n`
-    this.headers = response?.Header ?? {}
-  }
+export function hookRejection(code: string, message: string, response: HookHTTPResponse | null | undefined): UploadError {
+  const text = `${code}: ${message}`
+  return new UploadError(response?.StatusCode || 400, text, response?.Header ?? {}, undefined, response?.Body || `${text}\n`)
 }
 
-/** The response changes a hook asks for (pre-create and pre-terminate headers, pre-finish status, body and headers). */
+/** The response changes a hook asks for (pre-finish: status, body and headers). */
 export type ResponseChanges = HookHTTPResponse | undefined
 
-/** Sets a hook's headers on a response that `@tus/server` will write (it keeps headers set on the Node response). */
-export function applyHeaders(res: ServerResponse | undefined, headers: Record<string, string> | null | undefined): void {
-  if (!res || res.headersSent) return
-  for (const [name, value] of Object.entries(headers ?? {})) res.setHeader(name, value)
+/** How much of a body has passed to the store, for post-receive. */
+export interface BodyProgress {
+  passed: number
 }
 
 /**
@@ -47,7 +40,6 @@ export class Hooks {
 
   private constructor(
     private readonly config: Config,
-    private readonly datastore: DataStore,
     private readonly hook: HttpHook,
     private readonly outbox: Outbox | undefined,
     private readonly delivery: DurableDelivery | undefined,
@@ -58,7 +50,7 @@ export class Hooks {
   }
 
   /** The hooks the config asks for, or undefined without HOOKS_URL. Starts delivering what an earlier run left queued. */
-  static async create(config: Config, datastore: DataStore, logger: Logger, metrics: Metrics): Promise<Hooks | undefined> {
+  static async create(config: Config, logger: Logger, metrics: Metrics): Promise<Hooks | undefined> {
     if (config.HOOKS_URL === undefined) return undefined
     const hook = httpHook(config)
     const durable = config.HOOKS_ENABLED.some((type) => type === 'post-finish' || type === 'post-terminate')
@@ -66,7 +58,7 @@ export class Hooks {
     const delivery = outbox ? new DurableDelivery(outbox, hook, config, logger, metrics) : undefined
     if (outbox) metrics.hookOutboxPending(() => outbox.pending())
     delivery?.start()
-    return new Hooks(config, datastore, hook, outbox, delivery, logger, metrics)
+    return new Hooks(config, hook, outbox, delivery, logger, metrics)
   }
 
   enabled(type: HookType): boolean {
@@ -113,33 +105,24 @@ export class Hooks {
   }
 
   /**
-   * pre-create, before the store creates the upload: a rejection throws a HookRejection (nothing is
-   * stored); ChangeFileInfo's ID and MetaData replace the upload's (Storage is not supported by our
-   * stores and is ignored, as tusd's S3, GCS and Azure stores do); the hook's headers go on the 201.
+   * pre-create, before the store creates the upload: a rejection is thrown (nothing is stored);
+   * ChangeFileInfo's ID and MetaData replace the upload's (Storage is not supported by our stores and is
+   * ignored, as tusd's S3, GCS and Azure stores do). Resolves with the hook's headers for the 201. A
+   * taken ID fails the creation later, when the store refuses to create it again.
    */
-  async preCreate(req: IncomingMessage, res: ServerResponse | undefined, upload: Upload): Promise<void> {
-    if (!this.enabled('pre-create')) return
+  async preCreate(req: IncomingMessage, upload: Upload): Promise<Record<string, string>> {
+    if (!this.enabled('pre-create')) return {}
     const response = await this.invoke(hookRequest('pre-create', hookUpload(upload, false), req))
-    if (response.RejectUpload) {
-      const rejection = new HookRejection('ERR_UPLOAD_REJECTED', 'upload creation has been rejected by server', response.HTTPResponse)
-      applyHeaders(res, rejection.headers)
-      throw rejection
-    }
+    if (response.RejectUpload) throw hookRejection('ERR_UPLOAD_REJECTED', 'upload creation has been rejected by server', response.HTTPResponse)
     const changes = response.ChangeFileInfo
     if (changes?.ID) {
       if (!isUploadId(changes.ID)) {
         throw new HookCallError(`pre-create hook failed: ChangeFileInfo.ID '${changes.ID.slice(0, 200)}' is not 16 to 128 of A-Z a-z 0-9 _ -`, false)
       }
-      // tusd leaves collisions to the hook; here a taken id would overwrite someone else's upload.
-      if (await this.datastore.getUpload(changes.ID).then(() => true, () => false)) {
-        throw new HookCallError(`pre-create hook failed: ChangeFileInfo.ID '${changes.ID}' is taken by another upload`, false)
-      }
       upload.id = changes.ID
-      const context = requestContext.current()
-      if (context) context.uploadId = changes.ID
     }
     if (changes?.MetaData) upload.metadata = { ...changes.MetaData }
-    applyHeaders(res, response.HTTPResponse?.Header)
+    return response.HTTPResponse?.Header ?? {}
   }
 
   postCreate(req: IncomingMessage, upload: Upload): void {
@@ -147,34 +130,31 @@ export class Hooks {
   }
 
   /**
-   * post-receive while a PATCH body streams: every HOOKS_POST_RECEIVE_INTERVAL when the offset moved, and
-   * once at the end. A response with StopUpload calls `stop` while the body is still streaming.
-   * Returns the function to call when the write is over.
+   * post-receive while a body streams into the store: every HOOKS_POST_RECEIVE_INTERVAL when the offset
+   * moved, and once at the end, with the bytes that passed to the store (never more than fit). A response
+   * with StopUpload calls `stop` while the body is still streaming. Returns the function to call when the
+   * write is over.
    */
-  receiving(req: IncomingMessage, upload: Upload, stop: (rejection: HookRejection) => void): () => void {
+  receiving(req: IncomingMessage, upload: Upload, body: BodyProgress, stop: (rejection: UploadError) => void): () => void {
     if (!this.enabled('post-receive')) return () => {}
     const start = upload.offset
-    let received = 0
     let reported = start
     let streaming = true
-    const count = (chunk: Buffer) => (received += chunk.length)
     const report = () => {
-      const offset = start + received
+      const offset = start + body.passed
       if (offset === reported) return
       reported = offset
       this.fire(hookRequest('post-receive', { ...hookUpload(upload), Offset: offset }, req), (response) => {
         if (response.StopUpload && streaming) {
           this.logger.info('upload stopped by hook', { requestId: requestContext.current()?.requestId, uploadId: upload.id })
-          stop(new HookRejection('ERR_UPLOAD_STOPPED', 'upload has been stopped by server', response.HTTPResponse))
+          stop(hookRejection('ERR_UPLOAD_STOPPED', 'upload has been stopped by server', response.HTTPResponse))
         }
       })
     }
-    req.on('data', count)
     const timer = setInterval(report, this.config.HOOKS_POST_RECEIVE_INTERVAL)
     return () => {
       streaming = false
       clearInterval(timer)
-      req.off('data', count)
       report()
     }
   }
@@ -200,16 +180,14 @@ export class Hooks {
     return changes
   }
 
-  /** pre-terminate, before a DELETE removes the upload: RejectTermination throws a HookRejection; the hook's headers go on the 204. */
-  async preTerminate(req: IncomingMessage, res: ServerResponse | undefined, upload: Upload): Promise<void> {
-    if (!this.enabled('pre-terminate')) return
+  /** pre-terminate, before a DELETE removes the upload: RejectTermination is thrown; resolves with the hook's headers for the 204. */
+  async preTerminate(req: IncomingMessage, upload: Upload): Promise<Record<string, string>> {
+    if (!this.enabled('pre-terminate')) return {}
     const response = await this.invoke(hookRequest('pre-terminate', hookUpload(upload), req))
     if (response.RejectTermination) {
-      const rejection = new HookRejection('ERR_UPLOAD_TERMINATION_REJECTED', 'upload termination has been rejected by server', response.HTTPResponse)
-      applyHeaders(res, rejection.headers)
-      throw rejection
+      throw hookRejection('ERR_UPLOAD_TERMINATION_REJECTED', 'upload termination has been rejected by server', response.HTTPResponse)
     }
-    applyHeaders(res, response.HTTPResponse?.Header)
+    return response.HTTPResponse?.Header ?? {}
   }
 
   /** Whether a DELETE needs the upload's info before it is gone (for pre-terminate or post-terminate). */

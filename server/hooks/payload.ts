@@ -1,8 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import path from 'node:path'
 import type { Upload } from '@tus/utils'
-import { isFinalUpload, isPartialUpload, partialIdsOf } from '../tus/concat.js'
-import { visibleMetadata } from '../tus/reservedMetadata.js'
+import { isFinalUpload, isPartialUpload, partialIdsOf, visibleMetadata } from '../core/records.js'
 import type { HookHTTPRequest, HookRequest, HookType, HookUpload } from './types.js'
 
 /** `upload-metadata` as Go's http.CanonicalHeaderKey writes it: `Upload-Metadata`. */

@@ -1,15 +1,14 @@
 import type { Request, Response } from 'express'
-import { ERRORS, Metadata, Upload } from '@tus/utils'
-import { newUploadId } from '../../stores/uploadId.js'
+import { Metadata } from '@tus/utils'
+import { ERRORS } from '../core/errors.js'
+import { uploadUrl } from '../http/uploadUrl.js'
+import { callerOf, hasBody, integerHeader } from '../http/request.js'
 import { metadataProblem } from '../limits/metadata.js'
-import { requestContext } from '../requestContext.js'
-import { lockForBodyWrite } from '../tus/handlers/bodyWrite.js'
-import { uploadUrl } from '../tus/uploadUrl.js'
-import { appendContent } from './body.js'
+import { parseMetadata } from '../../stores/metadata.js'
 import type { IetfDeps } from './deps.js'
 import { sendUploadResumptionSupported } from './informational.js'
 import { uploadLimit } from './limits.js'
-import { IetfError } from './reply.js'
+import { refuse } from './reply.js'
 import { completesUpload, indicatedLength } from './requestFields.js'
 import { completenessHeader, type Dialect } from './versions.js'
 
@@ -33,19 +32,17 @@ export function readCreation(deps: IetfDeps, dialect: Dialect, req: Request): Cr
   const completes = completesUpload(dialect, req)
   const length = indicatedLength(req, completes, 0)
   const { config } = deps
-  if (config.MAX_SIZE > 0 && length !== undefined && length > config.MAX_SIZE) throw ERRORS.ERR_MAX_SIZE_EXCEEDED
-  if (length === undefined && !deps.store.hasExtension('creation-defer-length')) {
-    throw new IetfError(400, 'This store needs the length: send Upload-Length, or Upload-Complete: ?1 with a Content-Length')
+  if (config.MAX_SIZE > 0 && length !== undefined && length > config.MAX_SIZE) throw ERRORS.tooLarge
+  if (length === undefined && !deps.core.abilities.deferLength) {
+    throw refuse(400, 'This store needs the length: send Upload-Length, or Upload-Complete: ?1 with a Content-Length')
   }
 
-  let metadata: Record<string, string> = {}
+  const metadata: Record<string, string> = Object.create(null)
   const header = req.get('upload-metadata')
   if (header) {
-    try {
-      metadata = Object.fromEntries(Object.entries(Metadata.parse(header)).filter((entry): entry is [string, string] => entry[1] !== null))
-    } catch {
-      throw new IetfError(400, 'Invalid Upload-Metadata')
-    }
+    const parsed = parseMetadata(header)
+    if (!parsed) throw ERRORS.badMetadata
+    for (const [key, value] of Object.entries(parsed)) if (value !== null) metadata[key] = value
   }
   const type = req.get('content-type')?.split(';')[0].trim().toLowerCase()
   if (type && !TRANSFER_TYPES.has(type)) metadata.filetype ??= type
@@ -53,10 +50,10 @@ export function readCreation(deps: IetfDeps, dialect: Dialect, req: Request): Cr
   if (filename) metadata.filename ??= filename
 
   const stringified = Metadata.stringify(metadata)
-  if (Buffer.byteLength(stringified) > config.MAX_METADATA_SIZE) throw new IetfError(400, `Upload metadata is larger than ${config.MAX_METADATA_SIZE} bytes`)
+  if (Buffer.byteLength(stringified) > config.MAX_METADATA_SIZE) throw refuse(400, `Upload metadata is larger than ${config.MAX_METADATA_SIZE} bytes`)
   // The same key and value limits as a tus creation's Upload-Metadata.
   const problem = stringified ? metadataProblem(stringified, config) : undefined
-  if (problem) throw new IetfError(400, problem)
+  if (problem) throw refuse(400, problem)
   if (stringified) req.headers['upload-metadata'] = stringified
   else delete req.headers['upload-metadata']
   if (length !== undefined) req.headers['upload-length'] = String(length)
@@ -79,40 +76,32 @@ function filenameOf(disposition: string | undefined): string | undefined {
 }
 
 /**
- * Upload creation: the upload is made as a tus creation makes it (our id, the creation lifecycle),
- * announced at once with a 104 carrying its Location, then the request's content is appended under the
- * upload's lock. The final answer is 201 with the Location, the offset reached and whether it is complete.
+ * Upload creation: the upload is made as a tus creation makes it (the same core operation), announced
+ * with a 104 carrying its Location as soon as it is stored, then the request's content is appended. The
+ * final answer is 201 with the Location, the offset reached and whether it is complete.
  */
 export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: Creation, req: Request, res: Response): Promise<void> {
-  const { config, lifecycle, store, locker, logger } = deps
-  const upload = new Upload({ id: newUploadId(), size: creation.length, offset: 0, metadata: creation.metadata })
-  const context = requestContext.current()
-  if (context) context.uploadId = upload.id
-  await lifecycle.prepare(req, res, upload) // pre-create may refuse, or change the id
-  await store.create(upload)
-  const location = uploadUrl(config, req, upload.id)
-  lifecycle.created(req, upload)
-
-  const lock = await lockForBodyWrite(config, locker, req, upload.id, logger)
-  let finished: boolean
-  try {
-    const limit = uploadLimit(config, dialect, store.getExpiration(), upload)
-    sendUploadResumptionSupported(res, { Location: location, 'Upload-Draft-Interop-Version': String(dialect.version), ...limit })
-    finished = await appendContent(deps, req, res, lock, upload, creation.completes)
-  } finally {
-    await lock.unlock()
-  }
-  // pre-finish and post-finish hooks, as for a tus creation that carries the whole upload (the hook's answer is not applied here).
-  if (finished) await lifecycle.finishing(req, upload)
-
-  res.status(201).set({
-    ...deps.reply.common(req, dialect),
+  const { config, core, reply } = deps
+  let location = ''
+  const present = hasBody(req)
+  const written = await core.create(callerOf(req), {
+    size: creation.length,
+    metadata: creation.metadata,
+    body: { present, contentLength: integerHeader(req.get('content-length')) || undefined, completes: creation.completes },
+    onCreated: (upload) => {
+      location = uploadUrl(config, req, upload.id)
+      const limit = uploadLimit(config, dialect, core.expiration, upload)
+      // Off behind a proxy that does not relay 1xx (nginx before 1.29 takes it for the final answer).
+      if (config.INTERIM_RESPONSES) sendUploadResumptionSupported(res, { Location: location, 'Upload-Draft-Interop-Version': String(dialect.version), ...limit })
+    },
+  })
+  const { upload } = written
+  const complete = upload.size !== undefined && upload.offset === upload.size
+  if (written.overflowed) throw refuse(413, "upload's size exceeded", { Location: location, 'Upload-Offset': String(upload.offset) })
+  reply.written(req, res, dialect, written, 201, {
     Location: location,
     'Upload-Offset': String(upload.offset),
-    ...completenessHeader(dialect, finished),
-    ...uploadLimit(config, dialect, store.getExpiration(), upload),
+    ...completenessHeader(dialect, complete),
+    ...uploadLimit(config, dialect, core.expiration, upload),
   })
-  if (!req.complete) res.set('Connection', 'close')
-  res.end()
-  if (finished) lifecycle.finished(upload)
 }

@@ -1,6 +1,7 @@
 import type { Request } from 'express'
-import { integerHeader } from '../tus/integerHeader.js'
-import { IetfError } from './reply.js'
+import { inconsistentLength } from '../core/uploads.js'
+import { integerHeader } from '../http/request.js'
+import { refuse } from './reply.js'
 import { type Dialect, requestCompletes } from './versions.js'
 
 /**
@@ -10,15 +11,15 @@ import { type Dialect, requestCompletes } from './versions.js'
 export function completesUpload(dialect: Dialect, req: Request, append = false): boolean {
   const completes = requestCompletes(dialect, req.get(dialect.completeness))
   if (completes === undefined && append && dialect.version === 3) return true
-  if (completes === undefined) throw new IetfError(400, `${dialect.completeness} header required`)
-  if (completes === 'invalid') throw new IetfError(400, `${dialect.completeness} must be ?0 or ?1`)
+  if (completes === undefined) throw refuse(400, `${dialect.completeness} header required`)
+  if (completes === 'invalid') throw refuse(400, `${dialect.completeness} must be ?0 or ?1`)
   return completes
 }
 
 /** Upload-Offset of an append (a non-negative integer). */
 export function requestOffset(req: Request): number {
   const offset = integerHeader(req.get('upload-offset'))
-  if (offset === undefined || Number.isNaN(offset)) throw new IetfError(400, 'Upload-Offset header with a non-negative integer required')
+  if (offset === undefined || Number.isNaN(offset)) throw refuse(400, 'Upload-Offset header with a non-negative integer required')
   return offset
 }
 
@@ -29,15 +30,8 @@ export function requestOffset(req: Request): number {
 export function indicatedLength(req: Request, completes: boolean, offset: number): number | undefined {
   const declared = integerHeader(req.get('upload-length'))
   const contentLength = integerHeader(req.get('content-length'))
-  if (Number.isNaN(declared)) throw new IetfError(400, 'Upload-Length must be a non-negative integer')
+  if (Number.isNaN(declared)) throw refuse(400, 'Upload-Length must be a non-negative integer')
   const implied = completes && contentLength !== undefined && !Number.isNaN(contentLength) ? offset + contentLength : undefined
   if (declared !== undefined && implied !== undefined && declared !== implied) throw inconsistentLength(declared, implied)
   return declared ?? implied
-}
-
-export function inconsistentLength(known: number, indicated: number): IetfError {
-  return new IetfError(400, `The request indicates a length of ${indicated} bytes, the upload's is ${known}`, {}, {
-    type: 'inconsistent-upload-length',
-    title: 'inconsistent length values for upload',
-  })
 }

@@ -1,22 +1,19 @@
 import type { Request, RequestHandler, Response } from 'express'
-import type { DataStore } from '@tus/utils'
+import { isUploadId } from '../../stores/uploadId.js'
 import type { AccessControl } from '../auth/access.js'
 import type { Config } from '../config.js'
+import type { UploadCore } from '../core/uploads.js'
 import { corsHeaders } from '../cors.js'
-import type { Hooks } from '../hooks/index.js'
+import { hasBody } from '../http/request.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
-import type { TusEndpoint } from '../tus/createTusServer.js'
-import { hasBody } from '../tus/reply.js'
-import { uploadIdOf } from '../tus/uploadUrl.js'
-import { isUploadId } from '../../stores/uploadId.js'
 import { appendToUpload } from './append.js'
 import { cancelUpload } from './cancel.js'
 import { createUpload, readCreation } from './create.js'
 import type { IetfDeps } from './deps.js'
 import { uploadLimit } from './limits.js'
 import { retrieveOffset } from './offset.js'
-import { IetfError, replier } from './reply.js'
+import { refuse, replier } from './reply.js'
 import { type Dialect, dialectOf, INTEROP_HEADER, INTEROP_VERSIONS } from './versions.js'
 
 const COLLECTION_METHODS = 'POST, OPTIONS'
@@ -28,17 +25,9 @@ const UPLOAD_METHODS = 'HEAD, PATCH, DELETE, OPTIONS'
  * Uploads are the tus endpoint's own (same store, lock, ids, owner and events), so either protocol can
  * continue what the other began. Requests pass the same access step and upload limits as tus requests.
  */
-export function ietfRouter(
-  config: Config,
-  tus: TusEndpoint,
-  store: DataStore,
-  access: AccessControl,
-  limits: RequestHandler,
-  logger: Logger,
-  hooks?: Hooks,
-): RequestHandler {
+export function ietfRouter({ config, core, access, limits, logger }: { config: Config; core: UploadCore; access: AccessControl; limits: RequestHandler; logger: Logger }): RequestHandler {
   const reply = replier(config, logger)
-  const deps: IetfDeps = { config, server: tus.server, lifecycle: tus.lifecycle, store, locker: tus.locker, logger, reply, hooks }
+  const deps: IetfDeps = { config, core, logger, reply }
 
   /** Runs the access step and the upload limits, then the handler; errors of any are answered in the dialect. */
   const guarded = (req: Request, res: Response, dialect: Dialect, handle: () => Promise<void>) => {
@@ -68,9 +57,9 @@ export function ietfRouter(
     const rest = req.path.slice(config.TUS_PATH.length).replace(/^\//, '')
     if (rest === '') {
       if (req.method === 'OPTIONS') return void res.status(204).set({ ...reply.common(req, dialect), Allow: COLLECTION_METHODS, ...uploadLimit(config, dialect, 0) }).end()
-      if (req.method !== 'POST') return reply.fail(req, res, dialect, new IetfError(405, 'Method not allowed on the upload collection', { Allow: COLLECTION_METHODS }))
+      if (req.method !== 'POST') return reply.fail(req, res, dialect, refuse(405, 'Method not allowed on the upload collection', { Allow: COLLECTION_METHODS }))
       // Draft -01 (interop 3) forbids an offset on a creation.
-      if (dialect.version === 3 && req.get('upload-offset') !== undefined) return reply.fail(req, res, dialect, new IetfError(400, 'A creation must not carry Upload-Offset'))
+      if (dialect.version === 3 && req.get('upload-offset') !== undefined) return reply.fail(req, res, dialect, refuse(400, 'A creation must not carry Upload-Offset'))
       let creation
       try {
         creation = readCreation(deps, dialect, req)
@@ -80,29 +69,23 @@ export function ietfRouter(
       return guarded(req, res, dialect, () => createUpload(deps, dialect, creation, req, res))
     }
 
-    if (!isUploadId(rest)) return reply.fail(req, res, dialect, new IetfError(404, 'Upload not found'))
+    if (!isUploadId(rest)) return reply.fail(req, res, dialect, refuse(404, 'Upload not found'))
     const context = requestContext.current()
     if (context) context.uploadId = rest
     if (req.method === 'OPTIONS') return void res.status(204).set({ ...reply.common(req, dialect), Allow: UPLOAD_METHODS }).end()
     // Draft -01 (interop 3) forbids the upload's state fields on offset retrieval and cancellation.
     if (dialect.version === 3 && (req.method === 'HEAD' || req.method === 'DELETE') && (req.get('upload-offset') !== undefined || req.get('upload-incomplete') !== undefined)) {
-      return reply.fail(req, res, dialect, new IetfError(400, `${req.method} must not carry Upload-Offset or Upload-Incomplete`))
-    }
-    // The access step answers someone else's upload as an unknown one, pointing HEAD and DELETE at an id that is not ours.
-    const owned = (handle: typeof retrieveOffset) => async () => {
-      const id = uploadIdOf(req)
-      if (!id) throw new IetfError(404, 'Upload not found')
-      await handle(deps, dialect, id, req, res)
+      return reply.fail(req, res, dialect, refuse(400, `${req.method} must not carry Upload-Offset or Upload-Incomplete`))
     }
     switch (req.method) {
       case 'HEAD':
-        return guarded(req, res, dialect, owned(retrieveOffset))
+        return guarded(req, res, dialect, () => retrieveOffset(deps, dialect, rest, req, res))
       case 'PATCH':
         return guarded(req, res, dialect, () => appendToUpload(deps, dialect, rest, req, res))
       case 'DELETE':
-        return guarded(req, res, dialect, owned(cancelUpload))
+        return guarded(req, res, dialect, () => cancelUpload(deps, dialect, rest, req, res))
       default:
-        return reply.fail(req, res, dialect, new IetfError(405, 'Method not allowed on an upload', { Allow: UPLOAD_METHODS }))
+        return reply.fail(req, res, dialect, refuse(405, 'Method not allowed on an upload', { Allow: UPLOAD_METHODS }))
     }
   }
 }

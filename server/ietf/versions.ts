@@ -38,9 +38,6 @@ export const INTEROP_VERSIONS = Object.keys(DIALECTS).map(Number)
 
 export const INTEROP_HEADER = 'upload-draft-interop-version'
 
-/** The draft's fields beyond tus's own, which a browser must be allowed to send and to read (CORS). */
-export const IETF_FIELDS = ['Upload-Draft-Interop-Version', 'Upload-Complete', 'Upload-Incomplete', 'Upload-Limit', 'Content-Disposition']
-
 /** The dialect a request's Upload-Draft-Interop-Version names, or undefined for a version we do not speak. */
 export function dialectOf(header: string): Dialect | undefined {
   return /^\d{1,3}$/.test(header.trim()) ? DIALECTS[Number(header)] : undefined

@@ -1,11 +1,13 @@
 import type { Request, RequestHandler, Response } from 'express'
-import { type DataStore, Metadata } from '@tus/utils'
+import type { DataStore } from '@tus/utils'
 import type { RateLimiterAbstract } from 'rate-limiter-flexible'
 import { closeRedis, connectRedis, createRedisClient } from '../../stores/redis/client.js'
 import type { Config } from '../config.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
-import { hasBody, tusReply } from '../tus/reply.js'
+import { hasBody } from '../http/request.js'
+import { tusReply } from '../tus/reply.js'
+import { parseMetadata } from '../../stores/metadata.js'
 import { typeAllowed } from './fileTypes.js'
 import { contentProblem, peekBody } from './magicBytes.js'
 import { MemorySets, RedisSets } from './principalSets.js'
@@ -35,7 +37,7 @@ type LimitsConfig = Pick<
 const filetypeOf = (req: Request): string | undefined => {
   const header = req.get('upload-metadata')
   // The protocol guard has checked the header's grammar.
-  return header ? (Metadata.parse(header).filetype ?? undefined) : undefined
+  return header ? (parseMetadata(header)?.filetype ?? undefined) : undefined
 }
 
 /**

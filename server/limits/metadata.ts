@@ -1,15 +1,13 @@
 import type { Config } from '../config.js'
+import { BASE64, METADATA_KEY } from '../../stores/metadata.js'
 
 export type MetadataLimits = Pick<Config, 'MAX_METADATA_KEYS' | 'MAX_METADATA_KEY_LENGTH' | 'MAX_METADATA_VALUE_SIZE'>
 
-// tus 1.0.0: a key is ASCII without spaces and commas; a value is Base64.
-const KEY = /^[\x21-\x2b\x2d-\x7e]+$/
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
-
 /**
  * What is wrong with an Upload-Metadata header (`key base64,key2 base64,key3`), as a short message for
- * a 400, or undefined when it keeps to the tus grammar and to the configured limits: number of keys, key
- * length, decoded value size. Duplicate keys are refused too (which value would win is undefined).
+ * a 400, or undefined when it keeps to the tus grammar (the one parseMetadata reads) and to the
+ * configured limits: number of keys, key length, decoded value size. Duplicate keys are refused too
+ * (which value would win is undefined). Keys named like object built-ins are ordinary keys.
  */
 export function metadataProblem(header: string, limits: MetadataLimits): string | undefined {
   const pairs = header.split(',')
@@ -17,7 +15,7 @@ export function metadataProblem(header: string, limits: MetadataLimits): string 
   const seen = new Set<string>()
   for (const pair of pairs) {
     const [key, value, ...rest] = pair.split(' ')
-    if (!KEY.test(key) || rest.length > 0) return 'Upload-Metadata keys must be ASCII without spaces or commas, each followed by one Base64 value'
+    if (!METADATA_KEY.test(key) || rest.length > 0) return 'Upload-Metadata keys must be ASCII without spaces or commas, each followed by one Base64 value'
     if (key.length > limits.MAX_METADATA_KEY_LENGTH) return `Upload-Metadata key longer than ${limits.MAX_METADATA_KEY_LENGTH} characters`
     if (seen.has(key)) return `Upload-Metadata key ${key} given twice`
     seen.add(key)

@@ -28,8 +28,6 @@ export interface Storage {
 export interface StorageDeps {
   metrics: Metrics
   logger: Logger
-  /** Decorates the store beneath the instrumentation, so that what it refuses is not counted as stored. */
-  beneathInstrumentation?: (backend: StoreBackend) => Promise<void>
 }
 
 /**
@@ -37,14 +35,13 @@ export interface StorageDeps {
  * where this process is the only writer, then the instrumentation; the locker, instrumented; and the
  * sweep over both.
  */
-export async function composeStorage(config: Config, { metrics, logger, beneathInstrumentation }: StorageDeps): Promise<Storage> {
+export async function composeStorage(config: Config, { metrics, logger }: StorageDeps): Promise<Storage> {
   const store = await openStore(storeSettings(config))
   let lockers: Awaited<ReturnType<typeof openLocker>> | undefined
   try {
     refuseUnfitMetadata(config, store.capabilities)
     // With the memory locker this process is the file store's only writer, so upload info can live in memory.
     const cached = config.STORE === 'file' && config.LOCKER === 'memory' ? withUploadCache(store) : store
-    await beneathInstrumentation?.(cached)
     const instrumented = new InstrumentedStore(cached.datastore, metrics)
     const backend: StoreBackend = { ...cached, datastore: instrumented }
     lockers = await openLocker(lockerSettings(config))

@@ -1,13 +1,11 @@
 import type { Readable } from 'node:stream'
 import { DataStore, type Upload } from '@tus/utils'
 import type { Metrics } from '../metrics.js'
-import { requestContext } from '../requestContext.js'
 
 type Operation = 'create' | 'getUpload' | 'remove' | 'declareUploadLength' | 'write'
 
 /**
- * A store, whatever it is, with what the host watches: operation durations for metrics; the bytes each
- * write stores, for the request's log line and the byte counter; and the writes in progress, which
+ * A store, whatever it is, with its operation durations in metrics, and the writes in progress, which
  * shutdown waits for (the response to a dropped request may never settle, the write does).
  */
 export class InstrumentedStore extends DataStore {
@@ -21,7 +19,6 @@ export class InstrumentedStore extends DataStore {
     super()
     // A transparent wrapper: what the store implements, it does.
     this.extensions = inner.extensions
-    metrics.uploadsInProgress(() => this.writes.size)
   }
 
   override create(upload: Upload): Promise<Upload> {
@@ -41,12 +38,7 @@ export class InstrumentedStore extends DataStore {
   }
 
   override write(stream: Readable, id: string, offset: number): Promise<number> {
-    const writing = this.timed('write', () => this.inner.write(stream, id, offset)).then((end) => {
-      this.metrics.bytesReceived.inc(end - offset)
-      const context = requestContext.current()
-      if (context) context.bytes += end - offset
-      return end
-    })
+    const writing = this.timed('write', () => this.inner.write(stream, id, offset))
     this.writes.add(writing)
     void writing.catch(() => {}).finally(() => this.writes.delete(writing))
     return writing

@@ -4,7 +4,8 @@ import type { Config } from '../config.js'
 import { metadataProblem } from '../limits/metadata.js'
 import { isUploadId } from '../../stores/uploadId.js'
 import { requestContext } from '../requestContext.js'
-import { hasBody, tusReply } from './reply.js'
+import { hasBody } from '../http/request.js'
+import { tusReply } from './reply.js'
 
 const TUS_METHODS = new Set(['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'])
 const OFFSET_STREAM = 'application/offset+octet-stream'

@@ -13,6 +13,29 @@ const SHORT_READ = 16 * 1024
 // wait for the next: libuv reads up to 32 chunks from a ready socket at once and accepts one connection
 // per iteration, so long iterations left new connections in the kernel's accept queue for seconds.
 const ITERATION_BYTES = 128 * 1024
+// What a chunk costs beyond its bytes (the parser's call, a buffer, an event): chunked framing of 1-byte
+// chunks would otherwise make a byte budget cover a hundred thousand of them. A body also reads at most
+// CHUNKS_PER_ITERATION chunks in one event-loop iteration, others waiting or not.
+const CHUNK_COST = 512
+const CHUNKS_PER_ITERATION = 256
+// Chunks shorter than this are copied together and given to the store in one write of up to
+// COALESCE_BYTES (at the latest at the end of the iteration): tiny chunks would otherwise each be a write,
+// with its own buffer and bookkeeping, in every stream between here and the disk.
+const COALESCE_BELOW = 16 * 1024
+const COALESCE_BYTES = 64 * 1024
+// Node's HTTP parser hands over each chunk of chunked framing with a call of its own, all the chunks of a
+// socket read (64 KiB: eleven thousand 1-byte chunks) at once, whatever the reader does. A chunked body
+// that has sent TINY_CHUNKS_REFUSED_AFTER chunks and then TINY_CHUNKS_PER_SECOND in a second, averaging
+// under TINY_CHUNK bytes, is refused: a client streaming small pieces as they come sends far fewer.
+const TINY_CHUNK = 64
+const TINY_CHUNKS_REFUSED_AFTER = 4096
+const TINY_CHUNKS_PER_SECOND = 1000
+
+/** The error a sink is destroyed with when its body's chunks are too small (answered 400 like a tus error). */
+export const CHUNKS_TOO_SMALL = Object.assign(new Error('request body chunks too small'), {
+  status_code: 400,
+  body: `Transfer-Encoding chunks average under ${TINY_CHUNK} bytes; send larger chunks\n`,
+})
 
 /**
  * Bounded, round-robin reading of request bodies: at most `slots` bodies are read at once, each for a
@@ -27,25 +50,35 @@ export class ReadSlots {
   private active = 0
   /** Bodies with data waiting for a turn, oldest first (a Set keeps insertion order and deletes in O(1)). */
   private readonly queue = new Set<ScheduledBody>()
-  /** Bytes read in this event-loop iteration, and the bodies paused until the next. */
+  /** The cost (bytes and chunks) read in this event-loop iteration, and the bodies paused until the next. */
   private iterationBytes = 0
+  private iterationScheduled = false
+  /** Counts event-loop iterations in which bodies were read, so a body can count its chunks per iteration. */
+  iteration = 0
   private readonly nextIteration = new Set<ScheduledBody>()
 
   constructor(readonly slots: number) {}
 
   /**
-   * Counts a chunk read in its turn; true when this iteration's share is spent while others wait: the
-   * body then pauses until the next iteration (resumeInTurn), after the check phase has let it go.
+   * Counts a chunk read in its turn; true when the body has read its chunks for this iteration, or when
+   * this iteration's share is spent while others wait: the body then pauses until the next iteration
+   * (resumeInTurn), after the check phase has let it go.
    */
   spend(body: ScheduledBody, bytes: number): boolean {
-    if (this.iterationBytes === 0) setImmediate(this.onIteration)
-    this.iterationBytes += bytes
-    if (this.iterationBytes < ITERATION_BYTES || !this.contended) return false
+    if (!this.iterationScheduled) {
+      this.iterationScheduled = true
+      setImmediate(this.onIteration)
+    }
+    this.iterationBytes += bytes + CHUNK_COST
+    const chunksSpent = body.countChunk(this.iteration) >= CHUNKS_PER_ITERATION
+    if (!chunksSpent && (this.iterationBytes < ITERATION_BYTES || !this.contended)) return false
     this.nextIteration.add(body)
     return true
   }
 
   private readonly onIteration = () => {
+    this.iterationScheduled = false
+    this.iteration++
     this.iterationBytes = 0
     const bodies = [...this.nextIteration]
     this.nextIteration.clear()
@@ -110,6 +143,18 @@ class ScheduledBody {
   private lastData = 0
   private sinkFull = false
   private timer?: NodeJS.Timeout
+  /** Short chunks not yet written, copied together on the way to the sink. */
+  private pending: Buffer[] = []
+  private pendingBytes = 0
+  private flushScheduled = false
+  private chunkIteration = -1
+  private iterationChunks = 0
+  /** Chunks of chunked framing: in all, and in the current one-second window with their bytes. */
+  private readonly framed: boolean
+  private chunks = 0
+  private windowStart = 0
+  private windowChunks = 0
+  private windowBytes = 0
   /** The socket's idle timeout, off while waiting for a turn (not idle by the client's fault). */
   private socketTimeout = 0
 
@@ -117,7 +162,9 @@ class ScheduledBody {
     private readonly slots: ReadSlots,
     private readonly source: Readable,
     private readonly sink: Writable,
-  ) {}
+  ) {
+    this.framed = (source as Readable & { headers?: Record<string, unknown> }).headers?.['transfer-encoding'] !== undefined
+  }
 
   start(): void {
     this.source.on('data', this.onData)
@@ -150,12 +197,73 @@ class ScheduledBody {
     if (!this.sinkFull) this.source.resume()
   }
 
-  private readonly onData = (chunk: Buffer) => {
-    if (this.state === 'done') return
-    if (!this.sink.write(chunk)) {
+  /** Counts a chunk read in event-loop iteration `iteration`; returns how many this body read in it. */
+  countChunk(iteration: number): number {
+    if (iteration !== this.chunkIteration) {
+      this.chunkIteration = iteration
+      this.iterationChunks = 0
+    }
+    return ++this.iterationChunks
+  }
+
+  /** Whether a chunked body floods with tiny chunks (see TINY_CHUNK). */
+  private tooManyTinyChunks(length: number): boolean {
+    if (!this.framed) return false
+    const now = performance.now()
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now
+      this.windowChunks = this.windowBytes = 0
+    }
+    this.chunks++
+    this.windowChunks++
+    this.windowBytes += length
+    return this.chunks >= TINY_CHUNKS_REFUSED_AFTER && this.windowChunks >= TINY_CHUNKS_PER_SECOND && this.windowBytes < this.windowChunks * TINY_CHUNK
+  }
+
+  /** Hands a chunk on to the sink: a long one as it is, short ones copied together (see COALESCE_BELOW). */
+  private forward(chunk: Buffer): void {
+    if (chunk.length >= COALESCE_BELOW) {
+      this.flush()
+      return this.write(chunk)
+    }
+    this.pending.push(chunk)
+    this.pendingBytes += chunk.length
+    if (this.pendingBytes >= COALESCE_BYTES) this.flush()
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(this.onFlush)
+    }
+  }
+
+  private readonly onFlush = () => {
+    this.flushScheduled = false
+    if (this.state !== 'done') this.flush()
+  }
+
+  private flush(): void {
+    if (this.pendingBytes === 0) return
+    const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes)
+    this.pending = []
+    this.pendingBytes = 0
+    this.write(data)
+  }
+
+  /** Writes to the sink; a full sink pauses the source until it drains (the bytes held per body stay bounded). */
+  private write(data: Buffer): void {
+    if (this.sink.writableEnded || this.sink.destroyed) return
+    if (!this.sink.write(data)) {
       this.sinkFull = true
       this.source.pause()
     }
+  }
+
+  private readonly onData = (chunk: Buffer) => {
+    if (this.state === 'done') return
+    if (this.tooManyTinyChunks(chunk.length)) {
+      this.detach()
+      return void this.sink.destroy(CHUNKS_TOO_SMALL)
+    }
+    this.forward(chunk)
     if (this.state === 'parked') {
       // The quiet client spoke again: back in line for a turn.
       this.source.pause()
@@ -164,11 +272,12 @@ class ScheduledBody {
     }
     this.turnBytes += chunk.length
     this.lastData = performance.now()
+    const spent = this.slots.spend(this, chunk.length)
     // A short read emptied what the socket had: the client sends slower than it is read. It waits for its
     // next bytes outside the slots, so that steady but slow clients are never capped by the slot count.
     if (chunk.length < SHORT_READ && this.slots.contended) return this.yieldTurn(false)
     if (this.turnBytes >= QUANTUM) this.endTurn(true)
-    if (this.state === 'reading' && this.slots.spend(this, chunk.length)) this.source.pause()
+    if (this.state === 'reading' && spent) this.source.pause()
   }
 
   /** The next event-loop iteration: a body still in its turn reads on (unless the store is full). */
@@ -223,9 +332,10 @@ class ScheduledBody {
     this.sink.end()
   }
 
-  /** Stops feeding the sink, giving back the slot or the place in line. */
+  /** Stops feeding the sink (what arrived is written), giving back the slot or the place in line. */
   readonly detach = () => {
     if (this.state === 'done') return
+    this.flush()
     if (this.state === 'reading') {
       clearTimeout(this.timer)
       this.slots.release()

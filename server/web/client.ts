@@ -123,6 +123,8 @@ function showListStatus(text) {
 let latest = 0
 
 async function refreshUploads() {
+  // With the list turned off (UPLOAD_LIST) the page has no URL for it, and asks nothing.
+  if (!uploadsUrl) return showListStatus('The list of finished uploads is turned off on this server.')
   const ticket = ++latest
   let uploads
   try {

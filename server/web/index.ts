@@ -5,7 +5,7 @@ import path from 'node:path'
 import { type RequestHandler, Router } from 'express'
 import type { Upload } from '@tus/utils'
 import type { StoreBackend } from '../../stores/types.js'
-import { ownerOf } from '../auth/owner.js'
+import { ownerOf } from '../core/records.js'
 import type { Config } from '../config.js'
 import { requestContext } from '../requestContext.js'
 import { APP_CSS, APP_JS, UPPY_MODULE_PLACEHOLDER } from './client.js'
@@ -66,7 +66,7 @@ export function webUi(config: Pick<Config, 'TUS_PATH' | 'UPLOAD_LIST' | 'AUTH_MO
   const appJs = APP_JS.replace(UPPY_MODULE_PLACEHOLDER, `${uppyBase}/uppy.min.mjs`)
   const urls = {
     endpoint: config.TUS_PATH,
-    uploads: UPLOADS_PATH,
+    uploads: config.UPLOAD_LIST ? UPLOADS_PATH : '',
     auth: config.AUTH_MODE,
     uppyModule: `${uppyBase}/uppy.min.mjs`,
     uppyCss: `${uppyBase}/uppy.min.css`,

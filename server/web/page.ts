@@ -1,7 +1,7 @@
 export interface PageUrls {
   /** The tus endpoint (TUS_PATH), relative to the page's origin. */
   endpoint: string
-  /** The JSON list of finished uploads. */
+  /** The JSON list of finished uploads; empty when the list is turned off. */
   uploads: string
   /** AUTH_MODE: with 'jwt' the page asks for a token. */
   auth: string

@@ -1,10 +1,11 @@
 import type { Readable } from 'node:stream'
-import type { AppendBlobClient, ContainerClient, Metadata as BlobMetadata } from '@azure/storage-blob'
+import type { AppendBlobClient, Metadata as BlobMetadata, ContainerClient } from '@azure/storage-blob'
 import { AzureStore } from '@tus/azure-store'
 import { ERRORS, type KvStore, Metadata, TUS_RESUMABLE, Upload } from '@tus/utils'
 import { capabilities, dataStoreExtensions } from '../capabilities.js'
 import { asStoreError, connectionErrorKind, StoreError, type StoreErrorKind } from '../errors.js'
 import { expiredAmong } from '../expiry.js'
+import { parseMetadata } from '../metadata.js'
 import type { ByteRange, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 
@@ -123,7 +124,7 @@ export class AzureDatastore extends AzureStore {
       id,
       size: stored.size ?? undefined,
       offset: length ?? 0,
-      metadata: stored.metadata ? Metadata.parse(stored.metadata) : undefined,
+      metadata: stored.metadata ? parseMetadata(stored.metadata) : undefined,
       storage: stored.storage,
       creation_date: stored.creation_date,
     })

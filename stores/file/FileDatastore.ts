@@ -184,6 +184,6 @@ export class FileDatastore extends FileStore {
 
   private async untouchedFor(name: string, graceMs: number): Promise<boolean> {
     const stats = await stat(path.join(this.directory, name)).catch(() => undefined)
-    return stats !== undefined && stats.isFile() && Date.now() - stats.mtimeMs >= graceMs
+    return stats?.isFile() === true && Date.now() - stats.mtimeMs >= graceMs
   }
 }

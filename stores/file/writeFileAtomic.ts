@@ -9,11 +9,7 @@ import path from 'node:path'
  * an existing `target` is never replaced: this rejects with EEXIST instead. The temporary file is
  * removed whatever happens.
  */
-export async function writeFileAtomic(
-  target: string,
-  data: string,
-  { mode = 0o666, syncDirectory = false, exclusive = false } = {},
-): Promise<void> {
+export async function writeFileAtomic(target: string, data: string, { mode = 0o666, syncDirectory = false, exclusive = false } = {}): Promise<void> {
   const temp = `${target}.tmp`
   try {
     const handle = await open(temp, 'w', mode)

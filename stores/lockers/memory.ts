@@ -13,7 +13,10 @@ interface Holder {
 }
 
 /** Asks a holder to let go; how it fares is its own business (a failure must not fail the waiter). */
-const ask = (requestRelease: RequestRelease) => void Promise.resolve().then(requestRelease).catch(() => undefined)
+const ask = (requestRelease: RequestRelease) =>
+  void Promise.resolve()
+    .then(requestRelease)
+    .catch(() => undefined)
 
 /**
  * Locks inside one process: right for a single instance, unsafe for several sharing a store.

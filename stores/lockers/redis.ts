@@ -1,15 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils'
 import type { Redis } from 'ioredis'
+import { closeRedis, connectRedis, createRedisClient, RedisUnavailableError, redisTarget, whenReady } from '../redis/client.js'
 import type { LockerModule } from '../types.js'
-import {
-  RedisUnavailableError,
-  closeRedis,
-  connectRedis,
-  createRedisClient,
-  redisTarget,
-  whenReady,
-} from '../redis/client.js'
 
 // A lock is the key `${prefix}lock:${id}` holding its holder's random token, set with NX and a TTL.
 // Every script touches one key and compares the token first, so a holder never extends or deletes
@@ -204,7 +197,10 @@ export class RedisLocker implements Locker {
 
   addHeld(lock: RedisLock): void {
     let locks = this.held.get(lock.id)
-    if (!locks) this.held.set(lock.id, (locks = new Set()))
+    if (!locks) {
+      locks = new Set()
+      this.held.set(lock.id, locks)
+    }
     locks.add(lock)
   }
 
@@ -217,7 +213,10 @@ export class RedisLocker implements Locker {
 
   addWaiter(id: string, wake: () => void): () => void {
     let wakes = this.waiters.get(id)
-    if (!wakes) this.waiters.set(id, (wakes = new Set()))
+    if (!wakes) {
+      wakes = new Set()
+      this.waiters.set(id, wakes)
+    }
     wakes.add(wake)
     return () => {
       wakes.delete(wake)
@@ -492,10 +491,7 @@ export const redisLocker: LockerModule<RedisLockerSettings> = {
     const client = createRedisClient(settings.url, { connectionName: 'tusgate-locker', commandTimeout: bounds.commandTimeout })
     const subscriber = createRedisClient(settings.url, { connectionName: 'tusgate-locker-events', commandTimeout: bounds.commandTimeout })
     try {
-      await Promise.all([
-        connectRedis(client, bounds.connectTimeoutMs, target),
-        connectRedis(subscriber, bounds.connectTimeoutMs, target),
-      ])
+      await Promise.all([connectRedis(client, bounds.connectTimeoutMs, target), connectRedis(subscriber, bounds.connectTimeoutMs, target)])
       const locker = new RedisLocker({
         client,
         subscriber,

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream'
-import { S3Store, type Options } from '@tus/s3-store'
+import { type Options, S3Store } from '@tus/s3-store'
 import type { Upload } from '@tus/utils'
 import { ERRORS } from '@tus/utils'
 import { capabilities, dataStoreExtensions } from '../capabilities.js'

@@ -1,5 +1,5 @@
-import { IoRedisKvStore, type KvStore } from '@tus/utils'
 import type { MetadataValue } from '@tus/s3-store'
+import { IoRedisKvStore, type KvStore } from '@tus/utils'
 import { closeRedis, connectRedis, createRedisClient } from '../redis/client.js'
 import type { StoreModule } from '../types.js'
 import { S3Datastore } from './S3Datastore.js'

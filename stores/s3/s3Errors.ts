@@ -2,7 +2,16 @@ import { connectionErrorKind, type StoreErrorKind } from '../errors.js'
 
 type S3Error = Error & { $metadata?: { httpStatusCode?: number }; Code?: string }
 
-const THROTTLED = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'ServiceUnavailable', 'RequestTimeout', 'InternalError'])
+const THROTTLED = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'ServiceUnavailable',
+  'RequestTimeout',
+  'InternalError',
+])
 // radosgw's answer once a user or bucket quota is used up.
 const OUT_OF_SPACE = new Set(['QuotaExceeded', 'UserQuotaExceeded', 'BucketQuotaExceeded'])
 

@@ -120,9 +120,7 @@ export class FakeFile {
    * The object is replaced when the stream finishes, never when it fails; with `ifGenerationMatch: 0`
    * the stream fails with 412 where an object exists.
    */
-  createWriteStream(
-    options: { metadata?: { metadata?: Record<string, unknown> }; preconditionOpts?: { ifGenerationMatch?: number } } = {},
-  ): Writable {
+  createWriteStream(options: { metadata?: { metadata?: Record<string, unknown> }; preconditionOpts?: { ifGenerationMatch?: number } } = {}): Writable {
     this.bucket.check()
     const chunks: Buffer[] = []
     return new Writable({
@@ -162,7 +160,7 @@ export class FakeFile {
   }
 
   /** Promise or callback, as upstream's getUpload uses the callback form. */
-  getMetadata(callback?: (error: unknown, metadata?: unknown) => void): Promise<[Record<string, unknown>, unknown]> | void {
+  getMetadata(callback?: (error: unknown, metadata?: unknown) => void): Promise<[Record<string, unknown>, unknown]> | undefined {
     const run = async (): Promise<[Record<string, unknown>, unknown]> => {
       this.bucket.check()
       this.metadata = this.bucket.resource(this.name)

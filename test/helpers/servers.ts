@@ -58,6 +58,37 @@ export async function startServer(env: Record<string, string> = {}): Promise<InP
   }
 }
 
+/**
+ * A server for the tests of the enclosing describe block (or file): started before them, stopped after.
+ * Its fields read through to the running server.
+ */
+export function useServer(env: Record<string, string> = {}): InProcessServer {
+  let server: InProcessServer | undefined
+  beforeAll(async () => {
+    server = await startServer(env)
+  })
+  afterAll(() => server?.stop())
+  const running = (): InProcessServer => {
+    if (!server) throw new Error('useServer: the server starts in beforeAll; use it inside a test')
+    return server
+  }
+  return {
+    get url() {
+      return running().url
+    },
+    get dir() {
+      return running().dir
+    },
+    get logs() {
+      return running().logs
+    },
+    get app() {
+      return running().app
+    },
+    stop: () => running().stop(),
+  }
+}
+
 export interface ServerProcess {
   url: string
   port: number
@@ -67,9 +98,14 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** tusgate as its own process (`node --import tsx server/main.ts`), for crashes, signals and start-up. */
-export async function startProcess(env: Record<string, string>, { waitMs = 15_000 } = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+/**
+ * tusgate as its own process (`node --import tsx server/main.ts`), for crashes, signals and start-up;
+ * with `openFiles`, under that limit of open files (`ulimit -n`, the shell exec'ing node in its place).
+ */
+export async function startProcess(env: Record<string, string>, { waitMs = 15_000, openFiles }: { waitMs?: number; openFiles?: number } = {}): Promise<ServerProcess> {
+  const node = [process.execPath, '--import', 'tsx', 'server/main.ts']
+  const [command, ...args] = openFiles ? ['/bin/sh', '-c', `ulimit -n ${openFiles} && exec "$@"`, 'sh', ...node] : node
+  const child = spawn(command, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -120,8 +156,8 @@ export function processPool(prefix: string, defaults: Record<string, string> = {
       dirs.push(temp)
       return temp.dir
     },
-    async launch(dir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-      const server = await startProcess({ FILE_DIR: path.join(dir, 'data'), SHUTDOWN_TIMEOUT: '2s', ...defaults, ...env })
+    async launch(dir: string, env: Record<string, string> = {}, options: { openFiles?: number } = {}): Promise<ServerProcess> {
+      const server = await startProcess({ FILE_DIR: path.join(dir, 'data'), SHUTDOWN_TIMEOUT: '2s', ...defaults, ...env }, options)
       running.add(server)
       return server
     },

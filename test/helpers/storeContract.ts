@@ -2,9 +2,9 @@ import { Readable } from 'node:stream'
 import { buffer, text } from 'node:stream/consumers'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Upload } from '@tus/utils'
-import { newUploadId } from '../../stores/uploadId.js'
 import { StoreError } from '../../stores/errors.js'
 import type { StoreBackend } from '../../stores/types.js'
+import { newUploadId } from '../../stores/uploadId.js'
 import { sha256 } from './http.js'
 
 export interface ContractSubject {

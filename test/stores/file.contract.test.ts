@@ -1,8 +1,8 @@
 import path from 'node:path'
 import { loadConfig, storeSettings } from '../../server/config.js'
 import { openStore } from '../../stores/registry.js'
-import { storeContract } from '../helpers/storeContract.js'
 import { tempDir } from '../helpers/servers.js'
+import { storeContract } from '../helpers/storeContract.js'
 
 storeContract('file', async (expirationMs) => {
   const temp = tempDir()

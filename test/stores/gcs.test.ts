@@ -13,8 +13,8 @@ import { type Config, loadConfig, storeSettings } from '../../server/config.js'
 import type { GcsStoreSettings } from '../../stores/gcs/index.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import { expectCorruptedChunkRejected } from '../helpers/checksum.js'
-import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from '../helpers/http.js'
 import { asBucket, FakeBucket, newFakeBucket as newBucket } from '../helpers/fakeGcs.js'
+import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from '../helpers/http.js'
 
 const MiB = 1024 * 1024
 
@@ -58,7 +58,9 @@ describe('GCS store against a fake Bucket (no emulator available)', () => {
     test('GCS_PROJECT_ID, GCS_KEY_FILE and GCS_API_ENDPOINT become the client options', () => {
       expect(gcsStorageOptions(gcsSettings(loadConfig(base)))).toEqual({})
       expect(
-        gcsStorageOptions(gcsSettings(loadConfig({ ...base, GCS_PROJECT_ID: 'proj', GCS_KEY_FILE: '/keys/sa.json', GCS_API_ENDPOINT: 'https://gcs.internal:8443' }))),
+        gcsStorageOptions(
+          gcsSettings(loadConfig({ ...base, GCS_PROJECT_ID: 'proj', GCS_KEY_FILE: '/keys/sa.json', GCS_API_ENDPOINT: 'https://gcs.internal:8443' })),
+        ),
       ).toEqual({ projectId: 'proj', keyFilename: '/keys/sa.json', apiEndpoint: 'https://gcs.internal:8443', useAuthWithCustomEndpoint: true })
       // An endpoint without a key file is an emulator: no authentication.
       expect(gcsStorageOptions(gcsSettings(loadConfig({ ...base, GCS_API_ENDPOINT: 'http://127.0.0.1:4443' })))).toEqual({
@@ -120,7 +122,7 @@ describe('GCS store against a fake Bucket (no emulator available)', () => {
       return upload
     }
 
-    test('the layout is upstream @tus/gcs-store\'s plus creation_date, and upstream reads it', async () => {
+    test("the layout is upstream @tus/gcs-store's plus creation_date, and upstream reads it", async () => {
       const { id, creation_date } = await create(9, { filename: 'a.txt' })
       expect(fake.get(id).custom).toEqual({
         tus_version: '1.0.0',

@@ -1,7 +1,7 @@
 import net from 'node:net'
 import { Readable } from 'node:stream'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { buffer } from 'node:stream/consumers'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Upload } from '@tus/utils'
 import * as tus from 'tus-js-client'
 import { loadConfig } from '../../server/config.js'
@@ -155,8 +155,9 @@ describe('expiry on S3 (Ceph radosgw)', () => {
 
 describe('the sweep of leftovers on S3 (Ceph radosgw)', () => {
   test('multipart uploads and incomplete parts without an info object are removed and counted; uploads stay whole', async () => {
-    const { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } =
-      await import('@aws-sdk/client-s3')
+    const { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } = await import(
+      '@aws-sdk/client-s3'
+    )
     const env = await s3Env({ S3_KEY_PREFIX: 'swept/', ORPHAN_GRACE_PERIOD: '0', UPLOAD_EXPIRES_AFTER: '0' })
     const metrics = new Metrics()
     const storage = await composeStorage(loadConfig(env), { metrics, logger: capturedLogger().logger })

@@ -1,105 +1,75 @@
-import type { Request, Response } from 'express'
-import { type DataStore, ERRORS, Upload } from '@tus/utils'
-import { newUploadId } from '../../../stores/uploadId.js'
-import type { Config } from '../../config.js'
-import type { Hooks } from '../../hooks/index.js'
-import type { Logger } from '../../logger.js'
-import { requestContext } from '../../requestContext.js'
-import type { TusEndpoint } from '../createTusServer.js'
-import type { TusError } from '../errors.js'
-import { integerHeader } from '../integerHeader.js'
+import type { Request } from 'express'
+import { grantOf } from '../../auth/access.js'
+import { ERRORS, UploadError } from '../../core/errors.js'
+import { isFinalHeader } from '../../core/records.js'
+import type { CreateRequest, Written } from '../../core/types.js'
+import { uploadUrl } from '../../http/uploadUrl.js'
+import { callerOf, hasBody, integerHeader } from '../../http/request.js'
+import { checksumOf } from '../checksumHeader.js'
+import { partialsNamed } from '../concatHeader.js'
+import type { TusDeps, TusHandler } from '../deps.js'
 import { metadataOf } from '../metadataHeader.js'
-import { replyError, setTusHeaders } from '../reply.js'
-import { uploadUrl } from '../uploadUrl.js'
-import { answerWrite } from './answerWrite.js'
-import { type BodyWrite, lockForBodyWrite, roomFor } from './bodyWrite.js'
-import { receiveBody } from './receiveBody.js'
+import { answerWritten, replyError, setTusHeaders } from '../reply.js'
 
-const OFFSET_STREAM = 'application/offset+octet-stream'
-const INVALID_CONCAT: TusError = { status_code: 400, body: 'Invalid Upload-Concat: partial, or final;<url> <url> ...\n' }
-const INVALID_LENGTH: TusError = { status_code: 400, body: 'Invalid Upload-Length (a whole number of bytes) or Upload-Defer-Length (1)\n' }
+// creation-with-upload: the protocol guard let a body through only with this type.
+const withUpload = (req: Request) => req.headers['content-type']?.trim() === 'application/offset+octet-stream'
 
-/** The upload a creation request asks for; throws why it is refused. Nothing is stored either way. */
-function requestedUpload(config: Config, store: DataStore, req: Request, concatenation: boolean): Upload {
+/** The upload a plain or partial creation asks for; throws why it is refused. Nothing is stored either way. */
+function requested(req: Request, concatenation: boolean): CreateRequest {
   const concat = req.get('upload-concat')
   if (concat !== undefined) {
-    if (!concatenation) throw ERRORS.UNSUPPORTED_CONCATENATION_EXTENSION
-    if (concat.trim() !== 'partial') throw INVALID_CONCAT // a final one has its own handler (final.ts)
+    if (!concatenation) throw ERRORS.noConcatenation
+    if (concat.trim() !== 'partial') throw ERRORS.badConcat
   }
   const length = integerHeader(req.get('upload-length'))
   const deferred = req.get('upload-defer-length')
-  if (deferred !== undefined && !store.hasExtension('creation-defer-length')) throw ERRORS.UNSUPPORTED_CREATION_DEFER_LENGTH_EXTENSION
-  if ((length === undefined) === (deferred === undefined)) throw ERRORS.INVALID_LENGTH
-  if (Number.isNaN(length) || (deferred !== undefined && deferred !== '1')) throw INVALID_LENGTH
-  if (length !== undefined && config.MAX_SIZE > 0 && length > config.MAX_SIZE) throw ERRORS.ERR_MAX_SIZE_EXCEEDED
-  const upload = new Upload({ id: newUploadId(), size: length, offset: 0, metadata: metadataOf(req) })
-  // A body that cannot fit is refused before the upload exists (a chunked one is cut at the limit).
+  if ((length === undefined) === (deferred === undefined)) throw ERRORS.lengthRequired
+  if (Number.isNaN(length) || (deferred !== undefined && deferred !== '1')) throw ERRORS.badLength
   const contentLength = integerHeader(req.get('content-length'))
-  if (contentLength !== undefined && contentLength > roomFor(config, upload, 0)) throw ERRORS.ERR_SIZE_EXCEEDED
-  return upload
+  return {
+    size: length,
+    metadata: metadataOf(req),
+    concat: concat === undefined ? undefined : 'partial',
+    body: withUpload(req) ? { present: hasBody(req), contentLength: Number.isNaN(contentLength) ? undefined : contentLength, checksum: checksumOf(req) } : undefined,
+  }
 }
 
 /**
- * POST to the collection: tus creation, creation-with-upload, creation-defer-length and partial uploads
- * of concatenation (final ones are final.ts's). Ours rather than `@tus/server`'s, which bridges every
- * request to a web Request and its body to a web stream and back: a burst of a thousand creations held
- * the event loop for most of a second. The upload is prepared (reserved keys, pre-create), stored and
- * announced (post-create) under its lock; a body is written as a PATCH's (post-receive, checksum, limits);
- * an upload finished here runs pre-finish, whose answer may change the response.
+ * POST to the collection: creation, creation-with-upload, creation-defer-length, and concatenation's
+ * partial and final uploads. The 201 carries the Location, the offset reached when a body came, and the
+ * Upload-Concat of a partial or final upload.
  */
-export function postHandler(
-  config: Config,
-  tus: TusEndpoint,
-  store: DataStore,
-  concatenation: boolean,
-  logger: Logger,
-  hooks?: Hooks,
-): (req: Request, res: Response) => Promise<void> {
-  const { lifecycle, locker } = tus
-  const fail = (req: Request, res: Response, error: unknown, headers?: Record<string, string>) => replyError(logger, req, res, error, headers)
-
+export function postHandler({ config, core, logger }: TusDeps): TusHandler {
+  const concatenation = core.abilities.concatenate !== undefined
   return async (req, res) => {
     setTusHeaders(config, req, res)
-    let upload: Upload
+    const concat = req.get('upload-concat')?.trim()
+    const caller = callerOf(req, grantOf(req)?.maxSize)
+    let written: Written
     try {
-      upload = requestedUpload(config, store, req, concatenation)
-      const context = requestContext.current()
-      if (context) context.uploadId = upload.id
-      await lifecycle.prepare(req, res, upload) // pre-create may refuse, or change the id
-    } catch (error) {
-      return fail(req, res, error)
-    }
-
-    let url: string
-    let wrote = false
-    let lock: BodyWrite
-    try {
-      lock = await lockForBodyWrite(config, locker, req, upload.id, logger)
-    } catch (error) {
-      return fail(req, res, error)
-    }
-    try {
-      await store.create(upload)
-      url = uploadUrl(config, req, upload.id)
-      lifecycle.created(req, upload)
-      // creation-with-upload: the protocol guard let a body through only with this type.
-      if (req.headers['content-type']?.trim() === OFFSET_STREAM) {
-        wrote = true
-        // A post-receive's StopUpload throws the hook's answer (the upload is then gone).
-        await receiveBody(hooks, req, res, store, lock, upload, roomFor(config, upload, 0))
+      if (isFinalHeader(concat)) {
+        if (!concatenation) throw ERRORS.noConcatenation
+        if (hasBody(req)) throw new UploadError(400, 'A final upload takes no body: its bytes come from its partial uploads')
+        if (req.get('upload-length') !== undefined || req.get('upload-defer-length') !== undefined) {
+          throw new UploadError(400, 'A final upload takes no Upload-Length: its length is the sum of its partial uploads')
+        }
+        const named = partialsNamed(concat, config.TUS_PATH)
+        if ('error' in named) throw new UploadError(400, named.error)
+        written = await core.concatenate(caller, named.partials, metadataOf(req), concat)
+      } else {
+        written = await core.create(caller, requested(req, concatenation))
       }
     } catch (error) {
-      return fail(req, res, error)
-    } finally {
-      await lock.unlock()
+      return replyError(config, logger, req, res, error)
     }
-
-    await answerWrite(lifecycle, store, logger, req, res, upload, {
-      // An empty upload, or a body that was the whole upload.
-      finished: upload.offset === upload.size,
+    const url = uploadUrl(config, req, written.upload.id)
+    const wrote = withUpload(req)
+    if (written.overflowed && !written.failure) return replyError(config, logger, req, res, ERRORS.bodyTooLarge.with({ Location: url, 'Upload-Offset': String(written.upload.offset) }))
+    answerWritten(config, logger, req, res, written, core.expiration, {
       status: 201,
       headers: (status) => ({
-        ...(wrote ? { 'Upload-Offset': String(upload.offset) } : {}),
+        ...(wrote ? { 'Upload-Offset': String(written.upload.offset) } : {}),
+        ...(concat === 'partial' || isFinalHeader(concat) ? { 'Upload-Concat': concat } : {}),
         ...(status === 201 || (status >= 300 && status < 400) ? { Location: url } : {}),
       }),
     })

@@ -1,0 +1,505 @@
+import { randomUUID } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
+import path from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { type DataStore, type Lock, type Locker, Upload } from '@tus/utils'
+import { isExpired } from '../../stores/expiry.js'
+import { newUploadId } from '../../stores/uploadId.js'
+import type { Hooks } from '../hooks/index.js'
+import type { Logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import { type Feeder, type MeteredBody, meteredBodyOf } from './body.js'
+import { ERRORS, UploadError, toUploadError } from './errors.js'
+import { isFinalUpload, isPartialUpload, ownerOf, stampRecords } from './records.js'
+import type { AppendRequest, BodyRequest, Caller, CreateRequest, Written } from './types.js'
+
+/** What the core can do with the store beyond the DataStore contract. */
+export interface StoreAbilities {
+  /** Takes back the bytes past an offset (a chunk that fails its checksum is then written in place). */
+  truncate?(id: string, offset: number): Promise<void>
+  /** Fills a created final upload with its finished partials' bytes. */
+  concatenate?(finalId: string, partials: Upload[]): Promise<void>
+  /** The store supports uploads whose length comes later. */
+  deferLength: boolean
+  /** The store can remove uploads. */
+  termination: boolean
+}
+
+export interface CoreSettings {
+  /** MAX_SIZE; 0: none. */
+  maxSize: number
+  /** How long a request asked to release its lock gets to finish its body before it is cut. */
+  lockDrainTimeout: number
+  /** Uploads belong to their creator (AUTH_MODE=jwt): anyone else is told they do not exist. */
+  isolation: boolean
+  /** Where a checksummed chunk waits for its verification on a store that cannot take bytes back. */
+  stagingDir: string
+  /** Remove the partial uploads once a final upload is assembled. */
+  removePartials: boolean
+}
+
+export interface CoreDeps {
+  store: DataStore
+  abilities: StoreAbilities
+  locker: Locker
+  hooks?: Hooks
+  metrics: Metrics
+  logger: Logger
+  settings: CoreSettings
+  /** Feeds request bodies in turns (READ_SLOTS); piped as they come without it. */
+  feed?: Feeder
+}
+
+/** An upload's lock held by a request that may write its body. */
+interface WriteLock {
+  /** The body being written, cut when another request asks for the lock and LOCK_DRAIN_TIMEOUT passes. */
+  body?: MeteredBody
+  released: boolean
+  unlock(): Promise<void>
+}
+
+/** A partial upload named by a final one: its id, and the URL the client gave (for messages). */
+export interface NamedPartial {
+  id: string
+  url: string
+}
+
+/** How many partial uploads a final one may name, and how far repeating them may multiply their bytes. */
+const MAX_PARTS = 1000
+const REPEAT_FACTOR = 2
+
+const complete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size
+
+export function inconsistentLength(known: number, indicated: number): UploadError {
+  return new UploadError(400, `The request indicates a length of ${indicated} bytes, the upload's is ${known}`, {}, {
+    type: 'inconsistent-upload-length',
+    title: 'inconsistent length values for upload',
+  })
+}
+
+export function offsetMismatch(expected: number, provided: number): UploadError {
+  return new UploadError(409, `Upload-Offset ${provided} does not match the upload's offset ${expected}`, { 'Upload-Offset': String(expected) }, {
+    type: 'mismatching-upload-offset',
+    title: 'offset from request does not match offset of resource',
+    'expected-offset': expected,
+    'provided-offset': provided,
+  })
+}
+
+/**
+ * The upload operations, whatever the protocol: create, append, settle (read), terminate, concatenate.
+ * Each applies, in one place, the lock order (the id's lock before the store is touched), the limits,
+ * expiry, the checksum, ownership, hooks and metrics. The tus and IETF handlers translate their wire
+ * format onto these and their results back.
+ */
+export class UploadCore {
+  private readonly pending = new Set<Promise<unknown>>()
+
+  constructor(private readonly deps: CoreDeps) {}
+
+  /** Prepares what the core needs on disk (the checksum staging folder). */
+  async start(): Promise<void> {
+    if (!this.deps.abilities.truncate) await mkdir(this.deps.settings.stagingDir, { recursive: true })
+  }
+
+  /** Resolves once no body write is in progress (shutdown waits for them). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.pending])
+  }
+
+  get writesInProgress(): number {
+    return this.pending.size
+  }
+
+  get abilities(): StoreAbilities {
+    return this.deps.abilities
+  }
+
+  get maxSize(): number {
+    return this.deps.settings.maxSize
+  }
+
+  get expiration(): number {
+    return this.deps.store.getExpiration()
+  }
+
+  /** The upload if the caller may see it: unknown, expired and (with isolation) someone else's alike answer 404/410. */
+  async visible(caller: Caller, id: string): Promise<Upload> {
+    const upload = await this.deps.store.getUpload(id)
+    if (this.deps.settings.isolation && ownerOf(upload) !== caller.record.principal) throw ERRORS.notFound
+    return upload
+  }
+
+  /**
+   * An upload as its last writer left it, or `gone` once expired. Taking the lock asks a stale request
+   * that still holds it to let go, so a resuming client sees its final offset.
+   */
+  async settle(caller: Caller, id: string): Promise<Upload> {
+    const lock = await this.lock(caller, id, () => {})
+    const upload = await this.deps.store.getUpload(id).finally(() => lock.unlock())
+    if (isExpired(upload, this.expiration)) throw ERRORS.gone
+    return upload
+  }
+
+  /** Creates an upload, and writes its first bytes when the request carries them. */
+  async create(caller: Caller, request: CreateRequest): Promise<Written> {
+    const { abilities, settings } = this.deps
+    const { size, body } = request
+    if (size === undefined && !abilities.deferLength) throw ERRORS.noDeferLength
+    if (size !== undefined && settings.maxSize > 0 && size > settings.maxSize) throw ERRORS.tooLarge
+    const upload = new Upload({ id: newUploadId(), size, offset: 0, metadata: request.metadata })
+    // A body that cannot fit is refused before the upload exists (a chunked one is cut where it stops fitting).
+    if (body?.contentLength !== undefined && body.contentLength > this.roomFor(upload)) throw ERRORS.bodyTooLarge
+    const headers = await this.prepare(caller, upload, request.concat)
+
+    const lock = await this.writeLock(caller, upload.id)
+    let written: Written
+    try {
+      await this.createExclusive(upload)
+      this.created(caller, upload)
+      request.onCreated?.(upload)
+      written = body?.present ? await this.writeBody(caller, lock, upload, body, true) : { upload, finished: complete(upload), overflowed: false, headers: {} }
+    } finally {
+      await lock.unlock()
+    }
+    return this.finish(caller, { ...written, finished: complete(upload), headers })
+  }
+
+  /** Writes a body at the upload's offset; declares the upload's length when the request gives it. */
+  async append(caller: Caller, id: string, request: AppendRequest): Promise<Written> {
+    const lock = await this.writeLock(caller, id)
+    let written: Written
+    let wasComplete: boolean
+    try {
+      const upload = await this.deps.store.getUpload(id)
+      if (isExpired(upload, this.expiration)) throw ERRORS.gone
+      if (isFinalUpload(upload)) throw ERRORS.finalNotWritable
+      wasComplete = complete(upload)
+      if (upload.offset !== request.offset) throw offsetMismatch(upload.offset, request.offset)
+      request.check?.(upload, wasComplete)
+      if (request.length !== undefined) await this.declareLength(upload, request.length)
+      written = await this.writeBody(caller, lock, upload, request, false)
+    } finally {
+      await lock.unlock()
+    }
+    // Only the request that delivers the last byte finishes an upload (a repeated empty one does not).
+    return this.finish(caller, { ...written, finished: !wasComplete && complete(written.upload) })
+  }
+
+  /** Removes an upload: pre-terminate may refuse; post-terminate is queued before the caller answers. Resolves with pre-terminate's headers. */
+  async terminate(caller: Caller, id: string): Promise<Record<string, string>> {
+    const { store, hooks, metrics, logger, abilities } = this.deps
+    if (!abilities.termination) throw ERRORS.noTermination
+    const upload = hooks?.watchesTermination ? await store.getUpload(id) : undefined
+    const headers = upload && hooks ? await hooks.preTerminate(caller.req, upload) : {}
+    const lock = await this.lock(caller, id, () => {})
+    try {
+      await store.remove(id)
+    } finally {
+      await lock.unlock()
+    }
+    metrics.uploadsTerminated.inc()
+    logger.info('upload terminated', { requestId: caller.record.requestId, uploadId: id })
+    if (upload && hooks) await hooks.terminated(caller.req, upload)
+    return headers
+  }
+
+  /**
+   * Creates a final upload of concatenation from finished partial uploads of the caller's, in order, and
+   * assembles it. Each partial is checked before any lock is taken (someone else's answers as an unknown
+   * one, and is never locked), then again under the locks of all of them and of the final upload.
+   */
+  async concatenate(caller: Caller, named: NamedPartial[], metadata: Upload['metadata'], concat: string): Promise<Written> {
+    const { store, abilities, settings, logger } = this.deps
+    if (!abilities.concatenate) throw ERRORS.noConcatenation
+    if (named.length > MAX_PARTS) throw new UploadError(400, `Upload-Concat names more than ${MAX_PARTS} partial uploads`)
+    const distinct = [...new Map(named.map((partial) => [partial.id, partial])).values()]
+    for (const partial of distinct) await this.partial(caller, partial)
+
+    const ids = distinct.map(({ id }) => id)
+    const partialLocks = await this.lockAll(caller, ids)
+    try {
+      const checked = new Map<string, Upload>()
+      for (const partial of distinct) checked.set(partial.id, await this.partial(caller, partial))
+      const partials = named.map(({ id }) => checked.get(id) as Upload)
+      const size = partials.reduce((sum, { size }) => sum + (size ?? 0), 0)
+      const uploaded = [...checked.values()].reduce((sum, { size }) => sum + (size ?? 0), 0)
+      // Repeats may not turn a few bytes uploaded into many written.
+      if (size > REPEAT_FACTOR * uploaded) throw new UploadError(413, `A final upload may be at most ${REPEAT_FACTOR} times the bytes of the partial uploads it names`)
+      if (settings.maxSize > 0 && size > settings.maxSize) throw ERRORS.tooLarge
+      if (caller.maxSize !== undefined && size > caller.maxSize) throw new UploadError(413, `This token allows uploads of at most ${caller.maxSize} bytes`)
+
+      const upload = new Upload({ id: newUploadId(), size, offset: 0, metadata })
+      const headers = await this.prepare(caller, upload, concat)
+      const finalLock = await this.lock(caller, upload.id, () => {})
+      try {
+        await this.createExclusive(upload)
+        this.created(caller, upload)
+        try {
+          await abilities.concatenate(upload.id, partials)
+        } catch (error) {
+          // Nothing half-assembled is left behind.
+          await store.remove(upload.id).catch((e) => logger.warn('cannot remove a failed final upload', { requestId: caller.record.requestId, uploadId: upload.id, error: e }))
+          throw error
+        }
+        upload.offset = size
+        if (settings.removePartials) await this.removePartials(caller, ids)
+      } finally {
+        await finalLock.unlock()
+      }
+      return await this.finish(caller, { upload, finished: true, overflowed: false, headers })
+    } finally {
+      await Promise.allSettled(partialLocks.map((lock) => lock.unlock()))
+    }
+  }
+
+  /** A partial upload the caller may use in a final one; a 400 naming it otherwise (unknown, expired and foreign alike). */
+  private async partial(caller: Caller, { id, url }: NamedPartial): Promise<Upload> {
+    const unknown = new UploadError(400, `Partial upload not found: ${url}`)
+    const upload = await this.visible(caller, id).catch((error) => {
+      const { error: refusal } = toUploadError(error)
+      throw refusal.status === 404 ? unknown : error
+    })
+    if (isExpired(upload, this.expiration)) throw unknown
+    if (!isPartialUpload(upload)) throw new UploadError(400, `Not a partial upload (created without Upload-Concat: partial): ${url}`)
+    if (!complete(upload)) throw new UploadError(400, `Partial upload not finished: ${url}`)
+    return upload
+  }
+
+  private async removePartials(caller: Caller, ids: string[]): Promise<void> {
+    for (const id of ids) {
+      try {
+        await this.deps.store.remove(id)
+        this.deps.logger.info('partial upload removed', { requestId: caller.record.requestId, uploadId: id })
+      } catch (error) {
+        this.deps.logger.warn('cannot remove a partial upload', { requestId: caller.record.requestId, uploadId: id, error })
+      }
+    }
+  }
+
+  /** How many bytes may still be written to an upload: up to its length, else up to MAX_SIZE. */
+  private roomFor(upload: Upload): number {
+    if (upload.size !== undefined) return upload.size - upload.offset
+    const { maxSize } = this.deps.settings
+    return maxSize > 0 ? maxSize - upload.offset : Number.MAX_SAFE_INTEGER
+  }
+
+  /**
+   * Before an upload is stored: the creator and its Upload-Concat go into reserved metadata (a client's
+   * own values are dropped), so pre-create sees them; pre-create may refuse, or change the id and
+   * metadata, and the records are stamped again so that no hook can set or drop them.
+   */
+  private async prepare(caller: Caller, upload: Upload, concat: string | undefined): Promise<Record<string, string>> {
+    const records = { owner: caller.record.principal, concat }
+    caller.record.uploadId = upload.id
+    stampRecords(upload, records)
+    const headers = (await this.deps.hooks?.preCreate(caller.req, upload)) ?? {}
+    stampRecords(upload, records)
+    caller.record.uploadId = upload.id
+    return headers
+  }
+
+  /** Stores a new upload under its lock, refusing an id that is taken (a hook may choose ids). */
+  private async createExclusive(upload: Upload): Promise<void> {
+    const taken = await this.deps.store.getUpload(upload.id).then(
+      () => true,
+      (error) => {
+        if (toUploadError(error).error.status === 404) return false
+        throw error
+      },
+    )
+    if (taken) throw ERRORS.idTaken
+    await this.deps.store.create(upload)
+  }
+
+  private created(caller: Caller, upload: Upload): void {
+    this.deps.metrics.uploadsCreated.inc()
+    this.deps.logger.info('upload created', { requestId: caller.record.requestId, uploadId: upload.id, size: upload.size })
+    this.deps.hooks?.postCreate(caller.req, upload)
+  }
+
+  /** The length a request gives an upload: set once on a deferred one, never below its offset; else it must agree. */
+  private async declareLength(upload: Upload, length: number): Promise<void> {
+    if (upload.size !== undefined) {
+      if (length !== upload.size) throw inconsistentLength(upload.size, length)
+      return
+    }
+    if (length < upload.offset) throw inconsistentLength(upload.offset, length)
+    const { maxSize } = this.deps.settings
+    if (maxSize > 0 && length > maxSize) throw ERRORS.tooLarge
+    await this.deps.store.declareUploadLength(upload.id, length)
+    upload.size = length
+  }
+
+  /**
+   * Writes a request's body at the upload's offset (at most what fits) and moves `upload.offset` on,
+   * sending post-receive while it streams. A post-receive's StopUpload cuts the body; the upload is then
+   * removed, as tusd does (a stopped upload cannot be resumed), and the hook's refusal thrown.
+   */
+  private async writeBody(caller: Caller, lock: WriteLock, upload: Upload, request: BodyRequest, creating: boolean): Promise<Written> {
+    const { hooks, store, feed } = this.deps
+    const { req } = caller
+    const room = this.roomFor(upload)
+    if (request.contentLength !== undefined && request.contentLength > room) throw ERRORS.bodyTooLarge
+    let overflowed = false
+    if (request.present) {
+      const body = meteredBodyOf(req, room, request.checksum, feed)
+      lock.body = body
+      if (lock.released) body.stop()
+      let stopped: UploadError | undefined
+      const received = hooks?.receiving(req, upload, body, (rejection) => {
+        stopped = rejection
+        body.stop()
+      })
+      const start = upload.offset
+      try {
+        upload.offset = await this.store(caller, upload.id, start, body, request, creating)
+      } catch (error) {
+        throw body.failure ?? error
+      } finally {
+        received?.()
+        caller.record.bytes += upload.offset - start
+        this.deps.metrics.bytesReceived.inc(upload.offset - start)
+      }
+      if (stopped) {
+        await store.remove(upload.id)
+        await hooks?.terminated(req, upload)
+        throw stopped
+      }
+      overflowed = body.overflowed
+    }
+    const arrivedWhole = !request.present || (req.complete && !overflowed)
+    if (request.completes && arrivedWhole) {
+      if (upload.size === undefined) {
+        await store.declareUploadLength(upload.id, upload.offset)
+        upload.size = upload.offset
+        // A store that finishes an upload when a write reaches its length (S3 completes the multipart
+        // upload then) learnt the length only now: an empty write lets it finish. An empty upload has
+        // nothing to finish (S3 refuses to complete a multipart upload of no parts).
+        if (upload.offset > 0) await store.write(Readable.from([]), upload.id, upload.offset)
+      } else if (upload.offset !== upload.size) {
+        throw inconsistentLength(upload.size, upload.offset)
+      }
+    }
+    return { upload, finished: false, overflowed, headers: {} }
+  }
+
+  /**
+   * The body into the store, verified when it carries a checksum: a chunk that does not match is
+   * discarded (460), so the offset stays where the request found it. A store that can take bytes back
+   * is written in place and truncated on a mismatch; any other gets the chunk only once it is verified,
+   * staged meanwhile in a file. A creation whose first chunk fails leaves no upload behind.
+   */
+  private async store(caller: Caller, id: string, offset: number, body: MeteredBody, request: BodyRequest, creating: boolean): Promise<number> {
+    const { store, abilities, settings, logger } = this.deps
+    const writing = (async () => {
+      const { checksum } = request
+      if (checksum === undefined) return store.write(body, id, offset)
+      const verify = () => {
+        if (!body.matches(typeof checksum === 'function' ? checksum() : checksum)) throw ERRORS.checksumMismatch
+      }
+      try {
+        if (abilities.truncate) {
+          try {
+            const end = await store.write(body, id, offset)
+            verify()
+            return end
+          } catch (error) {
+            // Bytes that were not verified do not stay, whatever stopped them.
+            await abilities.truncate(id, offset)
+            throw error
+          }
+        }
+        const staged = path.join(settings.stagingDir, `tusgate-${id}-${randomUUID()}`)
+        try {
+          await pipeline(body, createWriteStream(staged, { flags: 'wx' }))
+          verify()
+          return await store.write(createReadStream(staged), id, offset)
+        } finally {
+          await rm(staged, { force: true })
+        }
+      } catch (error) {
+        const { error: refusal } = toUploadError(error)
+        if (refusal.status === 460 || refusal.status === 400) {
+          logger.info('chunk discarded', { requestId: caller.record.requestId, uploadId: id, offset, reason: refusal.message })
+          // The client, which never learnt the URL of a creation, posts again.
+          if (creating) await store.remove(id)
+        }
+        throw error
+      }
+    })()
+    this.pending.add(writing)
+    caller.record.writes?.add(writing)
+    try {
+      return await writing
+    } finally {
+      this.pending.delete(writing)
+    }
+  }
+
+  /** pre-finish (its answer may change the response; a failure answers 500 though the upload is finished), counted and logged. */
+  private async finish(caller: Caller, written: Written): Promise<Written> {
+    if (!written.finished) return written
+    const { hooks, metrics, logger } = this.deps
+    const { upload } = written
+    try {
+      written.changes = await hooks?.finishing(caller.req, upload)
+    } catch (error) {
+      written.failure = toUploadError(error).error
+      logger.error('pre-finish failed', { requestId: caller.record.requestId, uploadId: upload.id, error })
+    }
+    metrics.uploadsFinished.inc()
+    logger.info('upload finished', { requestId: caller.record.requestId, uploadId: upload.id, size: upload.size })
+    return written
+  }
+
+  /** Takes an upload's lock (rejects when the client goes away while waiting, or on the lock's timeout). */
+  private async lock(caller: Caller, id: string, requestRelease: () => void): Promise<Lock> {
+    const waiting = new AbortController()
+    const onGone = () => waiting.abort()
+    caller.req.once('close', onGone)
+    const lock = this.deps.locker.newLock(id)
+    try {
+      await lock.lock(waiting.signal, requestRelease)
+    } finally {
+      caller.req.off('close', onGone)
+    }
+    return lock
+  }
+
+  /** Locks every upload of `ids` in sorted order (two requests never wait on each other), or none. */
+  private async lockAll(caller: Caller, ids: string[]): Promise<Lock[]> {
+    const locks: Lock[] = []
+    try {
+      for (const id of [...ids].sort()) locks.push(await this.lock(caller, id, () => {}))
+    } catch (error) {
+      await Promise.allSettled(locks.map((lock) => lock.unlock()))
+      throw error
+    }
+    return locks
+  }
+
+  /**
+   * The lock for a request that will write its body. When another request (a resuming client) asks for
+   * it, what arrives within LOCK_DRAIN_TIMEOUT is kept and the body is cut there.
+   */
+  private async writeLock(caller: Caller, id: string): Promise<WriteLock> {
+    let timer: NodeJS.Timeout | undefined
+    const held: WriteLock = {
+      released: false,
+      unlock: async () => {
+        clearTimeout(timer)
+        await lock.unlock().catch((error) => this.deps.logger.warn('unlock failed', { uploadId: id, error }))
+      },
+    }
+    const lock = await this.lock(caller, id, () => {
+      timer ??= setTimeout(() => {
+        held.released = true
+        held.body?.stop()
+      }, this.deps.settings.lockDrainTimeout)
+    })
+    return held
+  }
+}
