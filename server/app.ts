@@ -3,7 +3,7 @@ import type { StoreBackend } from '../stores/types.js'
 import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
 import type { Config } from './config.js'
-import { CHECKSUM_EXTENSIONS, tusExtensions } from './core/capabilities.js'
+import { tusExtensions } from './core/capabilities.js'
 import { toUploadError, UploadError } from './core/errors.js'
 import { UploadCore } from './core/uploads.js'
 import { healthRoutes } from './health.js'
@@ -87,7 +87,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   // Express routes HEAD to GET handlers; a tus HEAD goes on to the tus handlers instead.
   const get = download(config, store, logger)
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
-  const tus = tusRouter({ config, core, logger, extensions: tusExtensions(store, [...CHECKSUM_EXTENSIONS]) })
+  const tus = tusRouter({ config, core, logger, extensions: tusExtensions(capabilities) })
   metrics.creationsWaiting(() => tus.queued)
   // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.
   const ietf = ietfRouter({ config, core, access, limits: limits.uploads, logger })

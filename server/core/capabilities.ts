@@ -1,11 +1,20 @@
-import type { StoreBackend } from '../../stores/types.js'
+import type { StoreCapabilities } from '../../stores/types.js'
 
-/** The extensions the core adds to any store: it verifies checksums itself, in place or staged. */
-export const CHECKSUM_EXTENSIONS = ['checksum', 'checksum-trailer'] as const
-
-/** Tus-Extension for a store: what it declares, concatenation where it can assemble, and what the core adds. */
-export function tusExtensions(store: Pick<StoreBackend, 'datastore' | 'concatenate'>, added: readonly string[]): string[] {
-  const extensions = [...store.datastore.extensions, ...added]
-  if (store.concatenate) extensions.push('concatenation')
-  return [...new Set(extensions)]
+/**
+ * Tus-Extension, derived from what the store declares once (its capabilities): creation with and without
+ * a body always; creation-defer-length, termination, expiration and concatenation where the store can;
+ * checksum and checksum-trailer always, since the core verifies chunks itself (in place where the store
+ * can take bytes back, staged otherwise).
+ */
+export function tusExtensions(capabilities: StoreCapabilities): string[] {
+  return [
+    'creation',
+    'creation-with-upload',
+    ...(capabilities.creationDeferLength ? ['creation-defer-length'] : []),
+    ...(capabilities.termination ? ['termination'] : []),
+    ...(capabilities.expiresAfterMs > 0 ? ['expiration'] : []),
+    ...(capabilities.concatenation ? ['concatenation'] : []),
+    'checksum',
+    'checksum-trailer',
+  ]
 }
