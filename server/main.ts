@@ -1,12 +1,31 @@
+import cluster from 'node:cluster'
 import { createApp } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import { runPrimary, workerCount } from './cluster.js'
+import { type Config, ConfigError, loadConfig } from './config.js'
 import { listen } from './httpServer.js'
-import { createLogger } from './logger.js'
+import { createLogger, type Logger } from './logger.js'
 
 /** Start-up failures end the process with one line and exit code 1, not a stack trace. */
 function die(message: string): never {
   process.stderr.write(`tusgate: ${message}\n`)
   process.exit(1)
+}
+
+/** One process serving the port: the whole instance (WORKERS=1), or one of its workers. */
+async function serve(config: Config, logger: Logger): Promise<void> {
+  const app = await createApp(config, logger).catch((error: Error) => die(`cannot start the ${config.STORE} store: ${error.message}`))
+  const running = await listen(config, app, logger).catch((error: Error) => die(`cannot listen on ${config.HOST}:${config.PORT}: ${error.message}`))
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      running.shutdown().then(
+        () => process.exit(0),
+        (error) => {
+          logger.error('shutdown failed', { error })
+          process.exit(1)
+        },
+      )
+    })
+  }
 }
 
 let config
@@ -18,17 +37,7 @@ try {
 }
 
 const logger = createLogger(config)
-const app = await createApp(config, logger).catch((error: Error) => die(`cannot start the ${config.STORE} store: ${error.message}`))
-const running = await listen(config, app, logger).catch((error: Error) => die(`cannot listen on ${config.HOST}:${config.PORT}: ${error.message}`))
-
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    running.shutdown().then(
-      () => process.exit(0),
-      (error) => {
-        logger.error('shutdown failed', { error })
-        process.exit(1)
-      },
-    )
-  })
-}
+const workers = cluster.isPrimary ? workerCount(config, logger) : 1
+if (workers > 1) runPrimary(config, logger, workers)
+// A worker's lines say which process wrote them.
+else await serve(config, cluster.isWorker ? logger.child({ pid: process.pid }) : logger)

@@ -1,8 +1,17 @@
+import cluster from 'node:cluster'
+import { statSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { ERRORS } from '@tus/utils'
 import path from 'node:path'
 import { CachedUploads } from '../cachedUploads.js'
 import type { StoreModule } from '../types.js'
 import { FileDatastore } from './FileDatastore.js'
+
+function fileSize(file: string): number {
+  const stats = statSync(file, { throwIfNoEntry: false })
+  if (!stats) throw ERRORS.FILE_NOT_FOUND
+  return stats.size
+}
 
 /** Uploads as files in a local folder (FILE_DIR): the default, needing no other service. */
 export const fileStore: StoreModule = {
@@ -11,8 +20,10 @@ export const fileStore: StoreModule = {
     const directory = path.resolve(config.FILE_DIR)
     await mkdir(directory, { recursive: true })
     const files = new FileDatastore({ directory, expirationMs: config.UPLOAD_EXPIRES_AFTER, fsync: config.FILE_FSYNC })
-    // With the memory locker this process is the only writer, so upload info can live in memory.
-    const cache = config.LOCKER === 'memory' ? new CachedUploads(files) : undefined
+    // With the memory locker this instance is the only writer, so upload info can live in memory; its
+    // workers (WORKERS > 1) share the uploads, so each reads the offset from the file (a stat on the
+    // event loop: microseconds, and never queued behind other uploads' writes on libuv's threads).
+    const cache = config.LOCKER === 'memory' ? new CachedUploads(files, undefined, cluster.isWorker ? (id) => fileSize(files.pathOf(id)) : undefined) : undefined
     return {
       datastore: cache ?? files,
       async health() {

@@ -1,5 +1,7 @@
+import cluster from 'node:cluster'
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils'
 import type { LockerModule } from '../types.js'
+import { PrimaryLocker } from './primaryLocks.js'
 
 interface Waiter {
   requestRelease: RequestRelease
@@ -90,6 +92,11 @@ export class MemoryLocker implements Locker {
 export const memoryLocker: LockerModule = {
   name: 'memory',
   async create(config) {
+    // A worker of several on one port (WORKERS > 1): the locks live in the primary (server/cluster.ts).
+    if (cluster.isWorker) {
+      const locker = new PrimaryLocker()
+      return { locker, close: async () => locker.close() }
+    }
     return { locker: new MemoryLocker(config.LOCK_TIMEOUT), close: async () => {} }
   },
 }
