@@ -4,10 +4,9 @@
 // Two loops, each one request at a time with PROBE_GAP_MS between requests:
 //  - keepAlive: one persistent connection, opened before the load (a minimal HTTP/1.1 client on a raw
 //    socket): the server's own HEAD latency under load;
-//  - fresh: Node's http client with a keep-alive agent. After a HEAD response without Content-Length,
-//    Node's client (v20) does not reuse the connection, so in practice every HEAD here opens a new
-//    TCP connection, as a Node tus client would: this adds the cost of getting a connection accepted
-//    while the load's own connections arrive.
+//  - fresh: Node's http client on a new TCP connection for every HEAD (no agent), as a client resuming
+//    after a network change would: this adds the cost of getting a connection accepted while the load's
+//    own connections arrive.
 // Env: PROBE_URLS (JSON list), PROBE_LENGTH, PROBE_GAP_MS (5).
 import http from 'node:http'
 import net from 'node:net'
@@ -132,13 +131,12 @@ class RawConnection {
   }
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
 let probes = 0
 function nodeHead(url: string, series: Series): Promise<Timing> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint()
     const requestId = `probe-${++probes}`
-    const req = http.request(url, { method: 'HEAD', agent, headers: { 'Tus-Resumable': '1.0.0', 'X-Request-Id': requestId } }, (res) => {
+    const req = http.request(url, { method: 'HEAD', agent: false, headers: { 'Tus-Resumable': '1.0.0', 'X-Request-Id': requestId } }, (res) => {
       res.resume()
       res.on('end', () => {
         try {
