@@ -34,22 +34,37 @@ class Series {
   errors = 0
   errorSamples: string[] = []
   newConnections = 0
+  /** The HEAD in flight; one still unanswered at "stop" counts with its wait so far (a lower bound). */
+  private inFlight?: { startedMs: number; sentAt: number; sentEpochMs: number }
+  pendingAtStop = 0
+  /** Counts every HEAD answered during the load (one sent just before it included) and, at "stop", the one still waiting. */
   async measure(fn: () => Promise<Timing>) {
-    const wasRecording = recording
     const sentAt = performance.now() - recordingSince
     const sentEpochMs = Date.now()
+    this.inFlight = { startedMs: performance.now(), sentAt, sentEpochMs }
     try {
       const { ms, connectMs, requestId } = await fn()
-      if (wasRecording && recording) {
+      if (recording) {
         this.latencies.push(ms)
         this.timeline.push([Math.round(sentAt), Math.round(ms * 10) / 10, sentEpochMs, connectMs === undefined ? undefined : Math.round(connectMs * 10) / 10, requestId])
       }
     } catch (error) {
-      if (wasRecording) {
+      if (recording) {
         this.errors++
         if (this.errorSamples.length < 5) this.errorSamples.push((error as Error).message)
       }
+    } finally {
+      this.inFlight = undefined
     }
+  }
+  /** At "stop": a HEAD still waiting counts, with how long it has waited. */
+  closeInFlight() {
+    if (!this.inFlight || !recording) return
+    const ms = performance.now() - this.inFlight.startedMs
+    this.latencies.push(ms)
+    this.timeline.push([Math.round(this.inFlight.sentAt), Math.round(ms * 10) / 10, this.inFlight.sentEpochMs, undefined, undefined])
+    this.pendingAtStop++
+    this.inFlight = undefined
   }
   result() {
     const sorted = [...this.latencies].sort((a, b) => a - b)
@@ -59,6 +74,7 @@ class Series {
       errors: this.errors,
       errorSamples: this.errorSamples,
       newConnections: this.newConnections,
+      pendingAtStop: this.pendingAtStop,
       p50: percentile(50),
       p90: percentile(90),
       p99: percentile(99),
@@ -178,6 +194,8 @@ lines.on('line', async (line) => {
     recordingSince = performance.now()
   }
   if (line === 'stop') {
+    keepAlive.closeInFlight()
+    fresh.closeInFlight()
     recording = false
     stopping = true
     await running

@@ -246,6 +246,8 @@ interface HeadStats {
   errors: number
   errorSamples: string[]
   newConnections: number
+  /** HEADs still unanswered when the load ended, counted with their wait until then (a lower bound). */
+  pendingAtStop?: number
   p50: number
   p90: number
   p99: number
@@ -888,6 +890,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       max: Math.max(...c.map((x) => x.head[mode].max)),
       count: c.reduce((sum, x) => sum + x.head[mode].count, 0),
       errors: c.reduce((sum, x) => sum + x.head[mode].errors, 0),
+      pending: c.reduce((sum, x) => sum + (x.head[mode].pendingAtStop ?? 0), 0),
     })
     const st = stat(s.id)
     return {
@@ -907,7 +910,8 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       failureSamples: c.flatMap((x) => x.failureSamples).slice(0, 5),
     }
   })
-  const headCell = (h: (typeof conc)[number]['keepAlive']) => `${f(h.p50, 1)} / ${f(h.p99, 1)} (${f(h.p99Worst, 0)})${h.errors ? ` ${h.errors} bad` : ''}`
+  const headCell = (h: (typeof conc)[number]['keepAlive']) =>
+    `${f(h.p50, 1)} / ${f(h.p99, 1)} (${f(h.p99Worst, 0)})${h.errors ? ` ${h.errors} bad` : ''}${h.pending ? ` ${h.pending} unanswered at end` : ''}`
   const concTable = table(
     ['scenario', 'uploads ok', 'median s', 'MB/s', 'x tusd', 'srv CPU s/GiB', 'HEAD kept-alive p50/p99 ms (worst)', 'HEAD new conn. p50/p99 ms (worst)', 'HEADs ka/new', 'srv-side HEAD p99', 'loop lag max ms', 'upload p99 ms', 'srv RSS MB idle/peak (worst)', 'RSS x tusd'],
     conc.map((c) => [
