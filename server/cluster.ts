@@ -4,8 +4,11 @@ import { serveLocks } from '../stores/lockers/primaryLocks.js'
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
 
-// Several processes on one port (WORKERS > 1), with the cluster module: the primary accepts connections
-// and hands them to the workers in turn; each worker is a whole tusgate (server/main.ts). What must be
+// Several processes on one port (WORKERS > 1), with the cluster module; each worker is a whole tusgate
+// (server/main.ts). The workers accept connections from the one listening socket themselves (SCHED_NONE):
+// with the primary handing each connection to a worker in turn (the default), a connection waits for a
+// busy worker's acknowledgement, and under a thousand uploads a HEAD on a new connection waited seconds;
+// this way the least busy worker takes it. What must be
 // one for the instance lives in the primary (the memory locker's locks) or in the store (the offset, read
 // from the file); what lives in one process and cannot be shared without Redis makes it one process.
 
@@ -34,6 +37,7 @@ export function workerCount(config: Config, logger: Logger): number {
  * worker that dies before it listens (a start-up failure) stops the instance, as one process would.
  */
 export function runPrimary(config: Config, logger: Logger, count: number): void {
+  cluster.schedulingPolicy = cluster.SCHED_NONE
   const locks = config.LOCKER === 'memory' ? new MemoryLocker(config.LOCK_TIMEOUT) : undefined
   const live = new Set<Worker>()
   let stopping = false

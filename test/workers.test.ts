@@ -4,9 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createUpload, pacedPatch, request, sha256, TUS } from './helpers/http.js'
 import { processPool, type ServerProcess } from './helpers/servers.js'
 
-// WORKERS=2: two processes on one port (the primary hands connections to them in turn). Several clients
-// race to finish one upload, each resuming from the offset a HEAD gives it, with paced PATCHes that ask
-// each other's locks to let go. Every connection is new, so requests land on both workers.
+// WORKERS=2: two processes accepting connections on one port. Several clients race to finish one upload,
+// each resuming from the offset a HEAD gives it, with paced PATCHes that ask each other's locks to let go.
+// Every connection is new, so requests land on both workers (which one, the access log's pid tells).
 
 const pool = processPool('tusgate-workers-')
 afterEach(() => pool.cleanup())
@@ -123,8 +123,7 @@ test('two workers on one port: one writer at a time per upload, and a HEAD after
   expect(written.length).toBeGreaterThan(1)
   expect(new Set(written.map((a) => a.client)).size).toBeGreaterThan(1)
 
-  // Then one client alone, piece by piece, a HEAD after each piece: with no other traffic the primary
-  // hands new connections to the workers in turn, so these HEADs also go to the worker that did not write.
+  // Then one client alone, piece by piece, two HEADs after each piece, each on a new connection.
   const quiet = await createUpload(server.url, { 'Upload-Length': 8 * 16 * 1024 })
   const quietAcks: Ack[] = []
   for (let offset = 0, piece = 0; piece < 8; piece++) {
@@ -140,7 +139,7 @@ test('two workers on one port: one writer at a time per upload, and a HEAD after
     }
   }
 
-  // Both workers answered; after acknowledged PATCHes, the other worker answered HEADs (fresh, above).
+  // Both workers answered; after acknowledged PATCHes the other worker answered HEADs (all fresh, above).
   let pids = pidsByRequestId(server)
   const ids = [...acks, ...quietAcks].flatMap((a) => [a.requestId, ...a.headIds])
   ids.push(...headIds)
