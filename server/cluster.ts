@@ -5,12 +5,12 @@ import type { Config } from './config.js'
 import type { Logger } from './logger.js'
 
 // Several processes on one port (WORKERS > 1), with the cluster module; each worker is a whole tusgate
-// (server/main.ts). The workers accept connections from the one listening socket themselves (SCHED_NONE):
-// with the primary handing each connection to a worker in turn (the default), a connection waits for a
-// busy worker's acknowledgement, and under a thousand uploads a HEAD on a new connection waited seconds;
-// this way the least busy worker takes it. What must be
-// one for the instance lives in the primary (the memory locker's locks) or in the store (the offset, read
-// from the file); what lives in one process and cannot be shared without Redis makes it one process.
+// (server/main.ts). The workers accept from the one listening socket themselves (SCHED_NONE), so the
+// least busy one takes a new connection: with the primary handing connections out in turn (the default),
+// each waited for a busy worker's acknowledgement, and under a thousand uploads a HEAD on a new
+// connection waited seconds. What must be one for the instance lives in the primary (the memory
+// locker's locks) or in the store (the offset, read from the file); what lives in one process and cannot
+// be shared without Redis makes it one process.
 
 /** Why this config needs one process, or undefined: state kept in memory per process, unless in Redis. */
 function perProcessState(config: Config): string | undefined {
@@ -33,8 +33,9 @@ export function workerCount(config: Config, logger: Logger): number {
 
 /**
  * The primary: starts `count` workers (the others once the first listens), serves them the locks
- * (LOCKER=memory), replaces one that dies while serving, and on SIGTERM or SIGINT lets each shut down gracefully and exits once all have. A
- * worker that dies before it listens (a start-up failure) stops the instance, as one process would.
+ * (LOCKER=memory), replaces one that dies while serving, and on SIGTERM or SIGINT lets each shut down
+ * gracefully and exits once all have. A worker that dies before it listens (a start-up failure) stops
+ * the instance, as one process would.
  */
 export function runPrimary(config: Config, logger: Logger, count: number): void {
   cluster.schedulingPolicy = cluster.SCHED_NONE

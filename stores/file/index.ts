@@ -1,12 +1,13 @@
 import cluster from 'node:cluster'
 import { statSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
-import { ERRORS } from '@tus/utils'
 import path from 'node:path'
+import { ERRORS } from '@tus/utils'
 import { CachedUploads } from '../cachedUploads.js'
 import type { StoreModule } from '../types.js'
 import { FileDatastore } from './FileDatastore.js'
 
+/** An upload's offset as its file's size (FILE_NOT_FOUND once it is gone). */
 function fileSize(file: string): number {
   const stats = statSync(file, { throwIfNoEntry: false })
   if (!stats) throw ERRORS.FILE_NOT_FOUND
