@@ -71,7 +71,8 @@ export interface ServerProcess {
 export async function startProcess(env: Record<string, string>, { waitMs = 15_000 } = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_FORMAT: 'json', ...env },
+    // One process unless a test asks for workers (WORKERS defaults to the machine's cores).
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_FORMAT: 'json', WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
