@@ -1,8 +1,6 @@
 import cluster from 'node:cluster'
-import { createApp } from './app.js'
 import { runPrimary, workerCount } from './cluster.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
-import { listen } from './httpServer.js'
 import { createLogger, type Logger } from './logger.js'
 
 /** Start-up failures end the process with one line and exit code 1, not a stack trace. */
@@ -13,6 +11,8 @@ function die(message: string): never {
 
 /** One process serving the port: the whole instance (WORKERS=1), or one of its workers. */
 async function serve(config: Config, logger: Logger): Promise<void> {
+  // Loaded here, so that a primary of several workers never holds the app in memory.
+  const [{ createApp }, { listen }] = await Promise.all([import('./app.js'), import('./httpServer.js')])
   const app = await createApp(config, logger).catch((error: Error) => die(`cannot start the ${config.STORE} store: ${error.message}`))
   const running = await listen(config, app, logger).catch((error: Error) => die(`cannot listen on ${config.HOST}:${config.PORT}: ${error.message}`))
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
