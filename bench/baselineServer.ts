@@ -1,4 +1,5 @@
-// The machine's baseline: a raw Node http server that pipes each request body into a new file with
+// The machine's baseline: a raw Node http server that pipes each request body (PUT, POST or PATCH, as
+// curl sends it) into a new file with
 // fs.createWriteStream. FSYNC=true flushes the file to disk (fsync, via the stream's `flush`
 // option, as tusgate's file store does) before the response. Env: DIR, PORT (0), FSYNC (false).
 import { createWriteStream } from 'node:fs'
@@ -13,7 +14,7 @@ const fsync = process.env.FSYNC === 'true'
 let count = 0
 
 const server = http.createServer(async (req, res) => {
-  if (req.method !== 'PUT' && req.method !== 'POST') {
+  if (req.method !== 'PUT' && req.method !== 'POST' && req.method !== 'PATCH') {
     res.writeHead(405).end()
     return
   }

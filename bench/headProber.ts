@@ -4,10 +4,9 @@
 // Two loops, each one request at a time with PROBE_GAP_MS between requests:
 //  - keepAlive: one persistent connection, opened before the load (a minimal HTTP/1.1 client on a raw
 //    socket): the server's own HEAD latency under load;
-//  - fresh: Node's http client with a keep-alive agent. After a HEAD response without Content-Length,
-//    Node's client (v20) does not reuse the connection, so in practice every HEAD here opens a new
-//    TCP connection, as a Node tus client would: this adds the cost of getting a connection accepted
-//    while the load's own connections arrive.
+//  - fresh: Node's http client on a new TCP connection for every HEAD (no agent), as a client resuming
+//    after a network change would: this adds the cost of getting a connection accepted while the load's
+//    own connections arrive.
 // Env: PROBE_URLS (JSON list), PROBE_LENGTH, PROBE_GAP_MS (5).
 import http from 'node:http'
 import net from 'node:net'
@@ -35,13 +34,17 @@ class Series {
   errors = 0
   errorSamples: string[] = []
   newConnections = 0
+  /** The HEAD in flight; one still unanswered at "stop" counts with its wait so far (a lower bound). */
+  private inFlight?: { startedMs: number; sentAt: number; sentEpochMs: number }
+  pendingAtStop = 0
+  /** Counts every HEAD answered during the load (one sent just before it included) and, at "stop", the one still waiting. */
   async measure(fn: () => Promise<Timing>) {
-    const wasRecording = recording
     const sentAt = performance.now() - recordingSince
     const sentEpochMs = Date.now()
+    this.inFlight = { startedMs: performance.now(), sentAt, sentEpochMs }
     try {
       const { ms, connectMs, requestId } = await fn()
-      if (wasRecording && recording) {
+      if (recording) {
         this.latencies.push(ms)
         this.timeline.push([
           Math.round(sentAt),
@@ -52,11 +55,22 @@ class Series {
         ])
       }
     } catch (error) {
-      if (wasRecording) {
+      if (recording) {
         this.errors++
         if (this.errorSamples.length < 5) this.errorSamples.push((error as Error).message)
       }
+    } finally {
+      this.inFlight = undefined
     }
+  }
+  /** At "stop": a HEAD still waiting counts, with how long it has waited. */
+  closeInFlight() {
+    if (!this.inFlight || !recording) return
+    const ms = performance.now() - this.inFlight.startedMs
+    this.latencies.push(ms)
+    this.timeline.push([Math.round(this.inFlight.sentAt), Math.round(ms * 10) / 10, this.inFlight.sentEpochMs, undefined, undefined])
+    this.pendingAtStop++
+    this.inFlight = undefined
   }
   result() {
     const sorted = [...this.latencies].sort((a, b) => a - b)
@@ -66,6 +80,7 @@ class Series {
       errors: this.errors,
       errorSamples: this.errorSamples,
       newConnections: this.newConnections,
+      pendingAtStop: this.pendingAtStop,
       p50: percentile(50),
       p90: percentile(90),
       p99: percentile(99),
@@ -143,13 +158,12 @@ class RawConnection {
   }
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
 let probes = 0
 function nodeHead(url: string, series: Series): Promise<Timing> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint()
     const requestId = `probe-${++probes}`
-    const req = http.request(url, { method: 'HEAD', agent, headers: { 'Tus-Resumable': '1.0.0', 'X-Request-Id': requestId } }, (res) => {
+    const req = http.request(url, { method: 'HEAD', agent: false, headers: { 'Tus-Resumable': '1.0.0', 'X-Request-Id': requestId } }, (res) => {
       res.resume()
       res.on('end', () => {
         try {
@@ -191,6 +205,8 @@ lines.on('line', async (line) => {
     recordingSince = performance.now()
   }
   if (line === 'stop') {
+    keepAlive.closeInFlight()
+    fresh.closeInFlight()
     recording = false
     stopping = true
     await running

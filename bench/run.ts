@@ -1,55 +1,81 @@
 // tusgate benchmark: `npm run bench` (full), `npm run bench -- --quick` (a fast check).
 //
 // Side by side in one run, in interleaved rounds (each round runs every scenario once, in an order
-// rotated from round to round):
-//   (a) the machine's baseline: a raw Node http server piping the body to a file, without and with fsync;
-//   (b) a bare @tus/server + @tus/file-store, one PATCH;
-//   (c) tusgate (its own process, compiled and run as `npm start` runs it, JSON logs to a file, metrics on)
-//       on the file store: one PATCH with FILE_FSYNC=true (the default) and =false, and tus-js-client in
-//       chunks;
-//   (d) N concurrent 1 MiB uploads (POST + PATCH) against tusgate, with a HEAD prober in its own process;
-//   (e) tusgate on S3 (a real single-node Ceph radosgw), one PATCH.
-// Every upload's SHA-256 is checked; a mismatch fails the run.
+// rotated from round to round), medians over rounds and ratios between peers:
+//   single uploads: one PATCH of SIZE bytes (a PUT/PATCH of the body for the raw baseline), sent by each
+//     client (--clients): curl -T (streams the file as curl, browsers and phones do), Node http with
+//     64 KiB writes (node) and with 1 MiB writes (node-1m); to each peer:
+//       tusd     tusd v2 with its file store (Go; `--tusd PATH`, no fsync), when given
+//       raw      a raw Node http server piping the body into fs.createWriteStream, without and with fsync
+//       bare     a bare @tus/server + @tus/file-store
+//       tusgate  compiled and run as `npm start` runs it (JSON logs to a file, metrics on, WORKERS workers),
+//                FILE_FSYNC=false and the default (fsync)
+//     and tus-js-client in CHUNK-sized PATCHes to tusgate;
+//   concurrent uploads: N uploads of 1 MiB at once (a POST and one PATCH each) to tusd, tusgate with
+//     WORKERS workers and tusgate with one, with a HEAD prober in its own process (one kept-alive
+//     connection, and a new connection per HEAD); and N PUTs of 1 MiB to the raw baseline with fsync;
+//   S3: tusgate on an S3 given by the environment (S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID,
+//     S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE, S3_PIDS: pids whose CPU counts as the store's), one PATCH.
+// Every upload's SHA-256 is checked; a mismatch fails the run. Server CPU is user + sys from /proc, of the
+// server process and its children (tusgate's workers), per GiB received.
 //
 // Options (argv `--name=value`, or the environment variable NAME):
-//   --quick              SIZE=64MiB, ROUNDS=1, CONCURRENCY=50,100, CHUNK=16MiB, no S3
+//   --quick              SIZE=128MiB, ROUNDS=1, CONCURRENCY=200, CLIENTS=curl,node-1m, CHUNK=16MiB
 //   --rounds=N           rounds (5: the machine is shared, and medians of 3 moved by 20% between runs)
-//   --size=SIZE          bytes of the single uploads (1GiB); units are binary: KiB/MiB/GiB (k/m/g alike)
-//   --concurrency=A,B    concurrent 1 MiB uploads (200,1000)
+//   --size=SIZE          bytes of the single uploads (512MiB); units are binary: KiB/MiB/GiB (k/m/g alike)
+//   --concurrency=A,B    concurrent 1 MiB uploads (1000)
+//   --clients=a,b        clients of the single uploads: curl, node, node-1m (all three)
+//   --tusd=PATH          tusd binary (e.g. ../shared/anchors/tusd/tusd-file, used by default if it exists)
+//   --workers=N          tusgate's WORKERS (the machine's cores)
 //   --chunk=SIZE         tus-js-client chunkSize (64MiB)
-//   --s3=0|1             the Ceph scenario (1 unless --quick)
-//   --profile            after the rounds, untimed: one PATCH each to tusgate and bare @tus/server, and the
-//                        largest concurrency against tusgate, under `node --cpu-prof`; self time per function
-//                        and module during the measured interval (raw profiles in bench/results/profiles/)
-//   --only=id,id         only these scenarios (debugging); ids are listed in SCENARIOS below
+//   --s3=0|1             the S3 scenario (1 when S3_ENDPOINT is set)
+//   --profile            after the rounds, untimed: one curl PATCH each to tusgate (WORKERS=1) and bare
+//                        @tus/server, and the largest concurrency against tusgate (WORKERS=1), under
+//                        `node --cpu-prof`; self time per function and module during the measured interval
+//                        (raw profiles in bench/results/profiles/)
+//   --only=id,id         only these scenarios (debugging); ids are printed at the start
 //   --out=NAME           results file name stem in bench/results/ (full: results, quick: quick)
-//   --tusgate-env=K=V,.. extra environment for every tusgate child, for diagnosis (e.g. FILE_FSYNC=false,
-//                        UV_THREADPOOL_SIZE=64); recorded in the results
-// Also CLIENT_READ_SIZE (env): the client's read size, 64 KiB by default; TUSGATE_MAIN (env, diagnosis):
+//   --tusgate-env=K=V,.. extra environment for every tusgate child, for diagnosis (e.g. READ_SLOTS=0);
+//                        recorded in the results
+// Also CLIENT_READ_SIZE (env): the node client's read size, 64 KiB by default; TUSGATE_MAIN (env, diagnosis):
 // tusgate's entry point, dist/server/main.js (built by `npm run build` at the start of the run) unless
 // given; a .ts one runs under tsx (`TUSGATE_MAIN=server/main.ts`: the sources, as the tests run them).
-
-import { spawn, spawnSync } from 'node:child_process'
 import { createHash, randomFillSync } from 'node:crypto'
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DeleteObjectsCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { DeleteObjectsCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import * as tus from 'tus-js-client'
+import { summarizeCpuProfile, type ProfileSummary } from './lib/cpuprofile.js'
 import { idOf, send, sha256File, tusCreate, tusPatch } from './lib/client.js'
-import { type ProfileSummary, summarizeCpuProfile } from './lib/cpuprofile.js'
-import { cpuSeconds, machineCpu, ROOT, RssSampler, type ServerChild, startServerChild, statusKiB, syncDisks, track, tsxArgs } from './lib/procs.js'
+import { curlPatch } from './lib/curl.js'
+import {
+  cpuSeconds,
+  machineCpu,
+  reapedChildrenCpuSeconds,
+  ROOT,
+  RssSampler,
+  type ServerChild,
+  startServerChild,
+  statusKiB,
+  syncDisks,
+  track,
+  treeCpuSeconds,
+  tsxArgs,
+} from './lib/procs.js'
 import { type Row, svgChart, table } from './lib/report.js'
 
 // ---------------------------------------------------------------------------------------------- options
 
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
-const option = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? process.env[name.toUpperCase()]
+const option = (name: string): string | undefined =>
+  argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? process.env[name.toUpperCase()]
 
 function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(text.trim())
@@ -60,12 +86,19 @@ function parseSize(text: string): number {
 }
 
 const MiB = 1024 ** 2
+const GiB = 1024 ** 3
+const CLIENT_IDS = ['curl', 'node', 'node-1m'] as const
+type ClientId = (typeof CLIENT_IDS)[number]
 const quick = flag('quick')
 const ROUNDS = Number(option('rounds') ?? (quick ? 1 : 5))
-const SIZE = parseSize(option('size') ?? (quick ? '64MiB' : '1GiB'))
-const CONCURRENCY = (option('concurrency') ?? (quick ? '50,100' : '200,1000')).split(',').map(Number)
+const SIZE = parseSize(option('size') ?? (quick ? '128MiB' : '512MiB'))
+const CONCURRENCY = (option('concurrency') ?? (quick ? '200' : '1000')).split(',').map(Number)
+const CLIENTS = (option('clients') ?? (quick ? 'curl,node-1m' : CLIENT_IDS.join(','))).split(',') as ClientId[]
 const CHUNK = parseSize(option('chunk') ?? (quick ? '16MiB' : '64MiB'))
-const WITH_S3 = (option('s3') ?? (quick ? '0' : '1')) === '1'
+const WORKERS = Number(option('workers') ?? os.availableParallelism())
+const DEFAULT_TUSD = path.resolve(ROOT, '../shared/anchors/tusd/tusd-file')
+const TUSD = option('tusd') ?? (existsSync(DEFAULT_TUSD) ? DEFAULT_TUSD : undefined)
+const WITH_S3 = (option('s3') ?? (process.env.S3_ENDPOINT ? '1' : '0')) === '1'
 const PROFILE = flag('profile') || option('profile') === '1'
 const ONLY = option('only')?.split(',')
 const OUT = option('out') ?? (quick ? 'quick' : 'results')
@@ -76,7 +109,11 @@ const TUSGATE_ENV: Record<string, string> = Object.fromEntries(
     .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
 )
 const PROBE_UPLOADS = 16
-if (!(ROUNDS >= 1) || !(SIZE >= MiB) || CONCURRENCY.some((n) => !(n >= 1))) throw new Error('bad ROUNDS, SIZE (>= 1 MiB) or CONCURRENCY')
+if (!(ROUNDS >= 1) || !(SIZE >= MiB) || CONCURRENCY.some((n) => !(n >= 1)) || !(WORKERS >= 1)) throw new Error('bad ROUNDS, SIZE (>= 1 MiB), CONCURRENCY or WORKERS')
+const badClient = CLIENTS.find((c) => !CLIENT_IDS.includes(c))
+if (badClient) throw new Error(`unknown client '${badClient}' (expected ${CLIENT_IDS.join(', ')})`)
+if (TUSD && !existsSync(TUSD)) throw new Error(`no tusd binary at ${TUSD}`)
+if (WITH_S3 && !(process.env.S3_ENDPOINT && process.env.S3_BUCKET)) throw new Error('--s3=1 needs S3_ENDPOINT and S3_BUCKET (and keys) in the environment')
 
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results')
 const benchStarted = Date.now()
@@ -131,18 +168,74 @@ async function makeSource(): Promise<{ sha: string; sliceShas: string[] }> {
 // ------------------------------------------------------------------------------------------- servers
 
 const tusgateEnv = (extra: Record<string, string>) => ({ HOST: '127.0.0.1', LOG_FORMAT: 'json', ...extra, ...TUSGATE_ENV })
+const logOf = (label: string) => path.join(work, `${label}-${++runDirs}.log`)
 
 const TUSGATE_MAIN = process.env.TUSGATE_MAIN ?? 'dist/server/main.js'
 function startTusgate(label: string, env: Record<string, string>, nodeFlags: string[] = []): Promise<ServerChild> {
   const args = TUSGATE_MAIN.endsWith('.ts') ? tsxArgs(TUSGATE_MAIN, nodeFlags) : [...nodeFlags, TUSGATE_MAIN]
-  return startServerChild(`tusgate (${label})`, args, tusgateEnv(env), path.join(work, `${label}-${++runDirs}.log`))
+  return startServerChild(`tusgate (${label})`, args, tusgateEnv(env), logOf(label))
 }
 function startBaseline(dir: string, fsync: boolean): Promise<ServerChild> {
-  return startServerChild('baseline', tsxArgs('bench/baselineServer.ts'), { DIR: dir, FSYNC: String(fsync) }, path.join(work, `baseline-${++runDirs}.log`))
+  return startServerChild('baseline', tsxArgs('bench/baselineServer.ts'), { DIR: dir, FSYNC: String(fsync) }, logOf('baseline'))
 }
-function startBareTus(dir: string, nodeFlags: string[] = []): Promise<ServerChild> {
-  return startServerChild('bare @tus/server', tsxArgs('bench/bareTusServer.ts', nodeFlags), { DIR: dir }, path.join(work, `bare-${++runDirs}.log`))
+
+/** A server the bench compares: how to start it in an empty folder, and where its uploads go. */
+interface Peer {
+  id: string
+  label: string
+  /** The chart's colour group. */
+  group: string
+  fsync: boolean
+  /** A tus server (a POST, then the PATCH), or the raw baseline (the body in one request to /upload). */
+  tus: boolean
+  /** tusgate: its JSON access log and /metrics are read in the concurrent scenario. */
+  tusgate?: boolean
+  start(dir: string, nodeFlags?: string[]): Promise<ServerChild>
+  /** The creation URL (tus) or the upload URL (raw). */
+  endpoint(server: ServerChild): string
 }
+
+const tusgatePeer = (id: string, label: string, env: Record<string, string>): Peer => ({
+  id,
+  label,
+  group: 'tusgate',
+  fsync: env.FILE_FSYNC !== 'false',
+  tus: true,
+  tusgate: true,
+  start: (dir, flags) => startTusgate(id, { FILE_DIR: dir, ...env }, flags),
+  endpoint: (s) => `${s.url}/files`,
+})
+
+const PEERS = {
+  tusd: TUSD
+    ? ({
+        id: 'tusd',
+        label: 'tusd v2 file store (Go)',
+        group: 'tusd',
+        fsync: false,
+        tus: true,
+        // tusd logs a line per request event, as tusgate logs its access log: both write to a file.
+        start: (dir) => startServerChild('tusd', [], { HOST: '127.0.0.1', TUSD_UPLOAD_DIR: dir }, logOf('tusd'), { executable: TUSD }),
+        endpoint: (s) => `${s.url}/files/`,
+      } satisfies Peer)
+    : undefined,
+  raw: { id: 'raw', label: 'raw Node http -> file', group: 'raw', fsync: false, tus: false, start: (dir) => startBaseline(dir, false), endpoint: (s) => `${s.url}/upload` } satisfies Peer,
+  rawFsync: { id: 'raw-fsync', label: 'raw Node http -> file + fsync', group: 'raw', fsync: true, tus: false, start: (dir) => startBaseline(dir, true), endpoint: (s) => `${s.url}/upload` } satisfies Peer,
+  bare: {
+    id: 'bare',
+    label: 'bare @tus/server + file-store',
+    group: 'bare',
+    fsync: false,
+    tus: true,
+    start: (dir, flags = []) => startServerChild('bare @tus/server', tsxArgs('bench/bareTusServer.ts', flags), { DIR: dir }, logOf('bare')),
+    endpoint: (s) => `${s.url}/files`,
+  } satisfies Peer,
+  tusgateNoFsync: tusgatePeer('tusgate-nofsync', `tusgate FILE_FSYNC=false, ${WORKERS} worker(s)`, { FILE_FSYNC: 'false', WORKERS: String(WORKERS) }),
+  tusgate: tusgatePeer('tusgate', `tusgate (fsync), ${WORKERS} worker(s)`, { WORKERS: String(WORKERS) }),
+  tusgateOne: tusgatePeer('tusgate-w1', 'tusgate (fsync), WORKERS=1', { WORKERS: '1' }),
+}
+/** The peer the raw baseline stands for: without fsync for servers without, with it for those with. */
+const rawFor = (peer: Peer) => (peer.fsync ? PEERS.rawFsync : PEERS.raw)
 
 // ------------------------------------------------------------------------------------ measurements
 
@@ -153,6 +246,8 @@ interface HeadStats {
   errors: number
   errorSamples: string[]
   newConnections: number
+  /** HEADs still unanswered when the load ended, counted with their wait until then (a lower bound). */
+  pendingAtStop?: number
   p50: number
   p90: number
   p99: number
@@ -163,6 +258,8 @@ interface HeadStats {
 
 interface RunResult {
   scenario: string
+  /** Server CPU seconds per GiB received. */
+  cpuPerGiB: number
   round: number
   position: number
   seconds: number
@@ -209,11 +306,12 @@ const median = (values: number[]) => {
   return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
 }
 
-/** Counters around one measured interval: server and bench CPU, everything else on the machine, RSS peaks. */
+/** Counters around one measured interval: server CPU (with its workers), the bench's and its clients', everything else on the machine, RSS peaks. */
 function meter(server: ServerChild, { sampleBench = false } = {}) {
   const machine0 = machineCpu()
-  const server0 = cpuSeconds(server.pid)
+  const server0 = treeCpuSeconds(server.pid)
   const bench0 = process.cpuUsage()
+  const reaped0 = reapedChildrenCpuSeconds()
   const benchRssBefore = process.memoryUsage.rss()
   const serverRssBefore = statusKiB(server.pid, 'VmRSS')
   const serverRss = new RssSampler(server.pid, 50)
@@ -225,9 +323,10 @@ function meter(server: ServerChild, { sampleBench = false } = {}) {
       const seconds = Number(ended - started) / 1e9
       const rss = serverRss.stop()
       const bench = benchRss?.stop()
-      const serverCpuS = cpuSeconds(server.pid) - server0
+      const serverCpuS = treeCpuSeconds(server.pid) - server0
       const b = process.cpuUsage(bench0)
-      const benchCpuS = (b.user + b.system) / 1e6
+      // The bench's own CPU and that of the clients it ran and reaped meanwhile (curl).
+      const benchCpuS = (b.user + b.system) / 1e6 + (reapedChildrenCpuSeconds() - reaped0)
       const machine = machineCpu()
       return {
         seconds,
@@ -257,65 +356,59 @@ async function verifyFile(file: string, expected: string, what: string): Promise
 
 const whole = () => ({ path: SOURCE, start: 0, length: SIZE })
 
-// (a) raw http server -> file
-async function runBaseline(fsync: boolean, ctx: Ctx): Promise<Partial<RunResult>> {
-  const dir = freshDir(`baseline-${fsync}`)
-  const server = await startBaseline(dir, fsync)
+/** The whole SOURCE as one request's body, sent by `client`: a tus PATCH at offset 0, or a raw PATCH; the raw reply. */
+async function sendWhole(url: string, client: ClientId, tusPatchOf: boolean): Promise<{ status: number; offset?: string; body: string }> {
+  if (client === 'curl') {
+    const r = await curlPatch(url, SOURCE)
+    return { status: r.status, offset: r.headers['upload-offset'], body: r.body }
+  }
+  const readSize = client === 'node-1m' ? MiB : undefined
+  if (tusPatchOf) {
+    const r = await tusPatch(url, whole(), false, readSize)
+    return { status: r.status, offset: String(r.headers['upload-offset']), body: r.body }
+  }
+  const r = await send(url, { method: 'PATCH', file: whole(), readSize })
+  return { status: r.status, body: r.body }
+}
+
+/** One upload of SIZE bytes to a fresh `peer` by `client` (after a POST for tus), timed; then the stored bytes checked. */
+async function runSingle(peer: Peer, client: ClientId, ctx: Ctx, nodeFlags: string[] = []): Promise<Partial<RunResult>> {
+  const dir = freshDir(`${peer.id}-${client}`)
+  const server = await peer.start(dir, nodeFlags)
   try {
     await settle()
+    let url = peer.endpoint(server)
+    let postMs: number | undefined
+    if (peer.tus) {
+      const created = await tusCreate(url, SIZE)
+      url = created.url
+      postMs = created.ms
+    }
     const m = meter(server)
-    const res = await send(`${server.url}/upload`, { method: 'PUT', file: whole() })
+    const res = await sendWhole(url, client, peer.tus)
     const stats = m.stop()
-    if (res.status !== 201) throw new Error(`baseline PUT: ${res.status} ${res.body}`)
-    const { name, bytes } = JSON.parse(res.body) as { name: string; bytes: number }
-    if (bytes !== SIZE) throw new VerificationError(`baseline stored ${bytes} bytes, sent ${SIZE}`)
-    await verifyFile(path.join(dir, name), ctx.sha, 'the baseline upload')
-    return { ...stats, bytes: SIZE, verified: true }
+    let stored: string
+    if (peer.tus) {
+      if (res.status !== 204 || Number(res.offset) !== SIZE) throw new Error(`PATCH ${url}: ${res.status} offset ${res.offset} ${res.body.slice(0, 200)}`)
+      stored = path.join(dir, idOf(url))
+    } else {
+      if (res.status !== 201) throw new Error(`baseline: ${res.status} ${res.body.slice(0, 200)}`)
+      const { name, bytes } = JSON.parse(res.body) as { name: string; bytes: number }
+      if (bytes !== SIZE) throw new VerificationError(`baseline stored ${bytes} bytes, sent ${SIZE}`)
+      stored = path.join(dir, name)
+    }
+    await verifyFile(stored, ctx.sha, `the upload to ${peer.id} by ${client}`)
+    return { ...stats, bytes: SIZE, postMs, verified: true }
   } finally {
     await server.stop()
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
-/** POST, then one timed PATCH of the whole file; the bytes then read back from `stored(id)`. */
-async function runSinglePatch(server: ServerChild, stored: (id: string) => string, ctx: Ctx): Promise<Partial<RunResult>> {
-  await settle()
-  const created = await tusCreate(`${server.url}/files`, SIZE)
-  const m = meter(server)
-  await tusPatch(created.url, whole())
-  const stats = m.stop()
-  await verifyFile(stored(idOf(created.url)), ctx.sha, `upload ${created.url}`)
-  return { ...stats, bytes: SIZE, postMs: created.ms, verified: true }
-}
-
-// (b) bare @tus/server
-async function runBare(ctx: Ctx, nodeFlags: string[] = []): Promise<Partial<RunResult>> {
-  const dir = freshDir('bare')
-  const server = await startBareTus(dir, nodeFlags)
-  try {
-    return await runSinglePatch(server, (id) => path.join(dir, id), ctx)
-  } finally {
-    await server.stop()
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
-
-// (c) tusgate, one PATCH
-async function runTusgatePatch(fsync: boolean, ctx: Ctx, nodeFlags: string[] = []): Promise<Partial<RunResult>> {
-  const dir = freshDir(`tusgate-${fsync}`)
-  const server = await startTusgate(`tusgate-fsync-${fsync}`, { FILE_DIR: dir, FILE_FSYNC: String(fsync) }, nodeFlags)
-  try {
-    return await runSinglePatch(server, (id) => path.join(dir, id), ctx)
-  } finally {
-    await server.stop()
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
-
-// (c) tusgate, tus-js-client in CHUNK-sized PATCHes from a file stream (read slice by slice, not held in memory)
+// tusgate, tus-js-client in CHUNK-sized PATCHes from a file stream (read slice by slice, not held in memory)
 async function runTusJs(ctx: Ctx): Promise<Partial<RunResult>> {
   const dir = freshDir('tusjs')
-  const server = await startTusgate('tusgate-tusjs', { FILE_DIR: dir })
+  const server = await startTusgate('tusgate-tusjs', { FILE_DIR: dir, WORKERS: String(WORKERS) })
   try {
     await settle()
     const { createReadStream } = await import('node:fs')
@@ -353,13 +446,7 @@ async function startProber(urls: string[], length: number) {
   const lines = createInterface({ input: child.stdout })
   const queue: string[] = []
   let waiter: ((line: string) => void) | undefined
-  lines.on('line', (line) => {
-    if (!waiter) queue.push(line)
-    else {
-      waiter(line)
-      waiter = undefined
-    }
-  })
+  lines.on('line', (line) => (waiter ? (waiter(line), (waiter = undefined)) : queue.push(line)))
   const next = () =>
     new Promise<string>((resolve, reject) => {
       if (queue.length) return resolve(queue.shift() as string)
@@ -391,8 +478,7 @@ async function scrapeMetrics(server: ServerChild): Promise<Record<string, number
         r.on('error', reject)
       })
     })
-    const wanted =
-      /^tusgate_(nodejs_eventloop_lag_(?:max|p99|p50)_seconds|nodejs_heap_size_(?:used|total)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes) (\S+)$/
+    const wanted = /^tusgate_(nodejs_eventloop_lag_(?:max|p99|p50)_seconds|nodejs_heap_size_(?:used|total)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes) (\S+)$/
     const out: Record<string, number> = {}
     for (const line of full.split('\n')) {
       const m = wanted.exec(line)
@@ -434,17 +520,18 @@ function accessLogDurations(logFile: string, fromMs: number, toMs: number) {
   return { byMethod: out, probes }
 }
 
-// (d) N concurrent 1 MiB uploads against tusgate
-async function runConcurrent(n: number, ctx: Ctx, nodeFlags: string[] = []): Promise<Partial<RunResult>> {
-  const dir = freshDir(`concurrent-${n}`)
-  const server = await startTusgate(`tusgate-c${n}`, { FILE_DIR: dir }, nodeFlags)
+// N concurrent 1 MiB uploads against a tus peer
+async function runConcurrent(peer: Peer, n: number, ctx: Ctx, nodeFlags: string[] = []): Promise<Partial<RunResult>> {
+  const dir = freshDir(`${peer.id}-c${n}`)
+  const server = await peer.start(dir, nodeFlags)
+  const endpoint = peer.endpoint(server)
   const slices = ctx.sliceShas.length
   const sliceOf = (i: number) => ({ path: SOURCE, start: (i % slices) * MiB, length: MiB })
   try {
     // Already-finished uploads for the prober to HEAD.
     const probeUrls: string[] = []
     for (let i = 0; i < PROBE_UPLOADS; i++) {
-      const { url } = await tusCreate(`${server.url}/files`, MiB)
+      const { url } = await tusCreate(endpoint, MiB)
       await tusPatch(url, sliceOf(i))
       probeUrls.push(url)
     }
@@ -452,7 +539,7 @@ async function runConcurrent(n: number, ctx: Ctx, nodeFlags: string[] = []): Pro
     const proberCpu0 = cpuSeconds(prober.pid)
     await settle()
     const agent = new http.Agent({ keepAlive: true, maxSockets: n + 16, maxFreeSockets: n + 16 })
-    await scrapeMetrics(server) // resets the event-loop delay histogram
+    if (peer.tusgate) await scrapeMetrics(server) // resets the event-loop delay histogram
     const m = meter(server)
     const loadStartMs = Date.now()
     prober.start()
@@ -460,7 +547,7 @@ async function runConcurrent(n: number, ctx: Ctx, nodeFlags: string[] = []): Pro
       Array.from({ length: n }, async (_, i) => {
         const started = process.hrtime.bigint()
         try {
-          const { url } = await tusCreate(`${server.url}/files`, MiB, agent)
+          const { url } = await tusCreate(endpoint, MiB, agent)
           await tusPatch(url, sliceOf(i), agent)
           return { ok: true as const, url, i, ms: Number(process.hrtime.bigint() - started) / 1e6 }
         } catch (error) {
@@ -473,9 +560,10 @@ async function runConcurrent(n: number, ctx: Ctx, nodeFlags: string[] = []): Pro
     const loadEndMs = Date.now()
     const head = await prober.stop()
     agent.destroy()
-    const metrics = await scrapeMetrics(server)
+    // tusgate's own view (one worker's metrics when there are several); tusd has neither.
+    const metrics = peer.tusgate ? await scrapeMetrics(server) : undefined
     await sleep(200) // the last access-log lines
-    const { byMethod: serverSide, probes } = accessLogDurations(server.logFile, loadStartMs, loadEndMs)
+    const { byMethod: serverSide, probes } = peer.tusgate ? accessLogDurations(server.logFile, loadStartMs, loadEndMs) : { byMethod: {}, probes: new Map<string, number>() }
     // For the slowest HEADs on new connections: how long after sending the server began the request. With
     // the connection made within a millisecond, the rest is the wait in the kernel's accept queue.
     for (const slow of head.fresh.slowest) {
@@ -512,7 +600,7 @@ async function runConcurrent(n: number, ctx: Ctx, nodeFlags: string[] = []): Pro
   }
 }
 
-// (a) the raw baseline (with fsync, as tusgate's default) under N concurrent 1 MiB PUTs: what plain Node
+// The raw baseline (with fsync, as tusgate's default) under N concurrent 1 MiB PUTs: what plain Node
 // costs in memory and reaches in throughput with that many streams, to read (d) against.
 async function runConcurrentBaseline(n: number, ctx: Ctx): Promise<Partial<RunResult>> {
   const dir = freshDir(`baseline-concurrent-${n}`)
@@ -549,31 +637,37 @@ async function runConcurrentBaseline(n: number, ctx: Ctx): Promise<Partial<RunRe
   }
 }
 
-// (e) tusgate on S3 (Ceph radosgw), one PATCH; the object read back with GetObject
+// tusgate on an S3 the environment names, one PATCH; the object read back with GetObject
 async function runS3(ctx: Ctx): Promise<Partial<RunResult>> {
-  const ceph = ctx.ceph
-  if (!ceph) throw new Error('no Ceph')
-  const { tusgateS3Env } = await import('../test/helpers/ceph.js')
-  const env = await tusgateS3Env(ceph.cluster)
-  delete (env as Record<string, string | undefined>).S3_PART_SIZE // tusgate's default part size
-  const server = await startTusgate('tusgate-s3', env)
-  const s3: S3Client = ceph.cluster.client()
+  const env: Record<string, string> = { STORE: 's3' }
+  for (const name of ['S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'S3_FORCE_PATH_STYLE', 'S3_PART_SIZE']) {
+    if (process.env[name]) env[name] = process.env[name] as string
+  }
+  const storePids = (process.env.S3_PIDS ?? '').split(',').filter(Boolean).map(Number)
+  const storeCpu = () => storePids.reduce((sum, pid) => sum + (cpuSeconds(pid) || 0), 0)
+  const server = await startTusgate('tusgate-s3', { ...env, WORKERS: String(WORKERS) })
+  const s3 = new S3Client({
+    endpoint: env.S3_ENDPOINT,
+    region: env.S3_REGION ?? 'us-east-1',
+    forcePathStyle: env.S3_FORCE_PATH_STYLE === 'true',
+    credentials: env.S3_ACCESS_KEY_ID ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY } : undefined,
+  })
   let id: string | undefined
   try {
     await settle()
     const created = await tusCreate(`${server.url}/files`, SIZE)
     id = idOf(created.url)
-    const cephCpu0 = ceph.cpu()
+    const store0 = storeCpu()
     const m = meter(server)
     await tusPatch(created.url, whole())
-    const cephCpuS = ceph.cpu() - cephCpu0
+    const cephCpuS = storeCpu() - store0
     const stats = m.stop(cephCpuS)
     const { Body } = await s3.send(new GetObjectCommand({ Bucket: env.S3_BUCKET, Key: id }))
     const hash = createHash('sha256')
     for await (const chunk of Body as Readable) hash.update(chunk as Buffer)
     const actual = hash.digest('hex')
     if (actual !== ctx.sha) throw new VerificationError(`SHA-256 mismatch for S3 object ${id}: ${actual}`)
-    return { ...stats, bytes: SIZE, postMs: created.ms, verified: true, cephCpuS }
+    return { ...stats, bytes: SIZE, postMs: created.ms, verified: true, cephCpuS: storePids.length ? cephCpuS : undefined }
   } finally {
     await server.stop()
     if (id) {
@@ -590,31 +684,35 @@ async function runS3(ctx: Ctx): Promise<Partial<RunResult>> {
 interface Ctx {
   sha: string
   sliceShas: string[]
-  ceph?: { cluster: Awaited<ReturnType<typeof import('../test/helpers/ceph.js').startCeph>>; cpu(): number }
 }
 
 interface Scenario {
   id: string
   label: string
-  group: 'a' | 'b' | 'c' | 'd' | 'e'
+  kind: 'single' | 'concurrent' | 'other'
+  group: string
+  peer?: Peer
+  client?: ClientId
+  n?: number
   run(ctx: Ctx): Promise<Partial<RunResult>>
 }
 
+const singlePeers: Peer[] = [PEERS.tusd, PEERS.raw, PEERS.rawFsync, PEERS.bare, PEERS.tusgateNoFsync, PEERS.tusgate].filter((p): p is Peer => p !== undefined)
+const concurrentPeers: Peer[] = [PEERS.tusd, PEERS.tusgate, PEERS.tusgateOne].filter((p): p is Peer => p !== undefined)
+const N_MAX = Math.max(...CONCURRENCY)
+
 const ALL_SCENARIOS: Scenario[] = [
-  { id: 'a-nofsync', label: '(a) raw http -> file', group: 'a', run: (c) => runBaseline(false, c) },
-  { id: 'a-fsync', label: '(a) raw http -> file + fsync', group: 'a', run: (c) => runBaseline(true, c) },
-  { id: 'b-bare', label: '(b) bare @tus/server + file-store', group: 'b', run: runBare },
-  { id: 'c-fsync', label: '(c) tusgate PATCH, FILE_FSYNC=true', group: 'c', run: (c) => runTusgatePatch(true, c) },
-  { id: 'c-nofsync', label: '(c) tusgate PATCH, FILE_FSYNC=false', group: 'c', run: (c) => runTusgatePatch(false, c) },
-  { id: 'c-tusjs', label: `(c) tusgate, tus-js-client ${CHUNK / MiB} MiB chunks`, group: 'c', run: runTusJs },
-  {
-    id: `a-c${Math.max(...CONCURRENCY)}`,
-    label: `(a) raw http + fsync, ${Math.max(...CONCURRENCY)} x 1 MiB concurrent`,
-    group: 'a',
-    run: (c) => runConcurrentBaseline(Math.max(...CONCURRENCY), c),
-  },
-  ...CONCURRENCY.map((n): Scenario => ({ id: `d-${n}`, label: `(d) tusgate, ${n} x 1 MiB concurrent`, group: 'd', run: (c) => runConcurrent(n, c) })),
-  ...(WITH_S3 ? [{ id: 'e-s3', label: '(e) tusgate on S3 (Ceph radosgw)', group: 'e' as const, run: runS3 }] : []),
+  ...CLIENTS.flatMap((client) =>
+    singlePeers.map(
+      (peer): Scenario => ({ id: `${peer.id}/${client}`, label: `${peer.label} · ${client}`, kind: 'single', group: peer.group, peer, client, run: (c) => runSingle(peer, client, c) }),
+    ),
+  ),
+  { id: 'tusgate/tus-js-client', label: `tusgate, tus-js-client ${CHUNK / MiB} MiB chunks`, kind: 'other', group: 'tusgate', run: runTusJs },
+  { id: `raw-fsync/c${N_MAX}`, label: `raw http + fsync, ${N_MAX} x 1 MiB concurrent`, kind: 'other', group: 'raw', run: (c) => runConcurrentBaseline(N_MAX, c) },
+  ...CONCURRENCY.flatMap((n) =>
+    concurrentPeers.map((peer): Scenario => ({ id: `${peer.id}/c${n}`, label: `${peer.label}, ${n} x 1 MiB`, kind: 'concurrent', group: 'concurrent', peer, n, run: (c) => runConcurrent(peer, n, c) })),
+  ),
+  ...(WITH_S3 ? [{ id: 'tusgate/s3', label: 'tusgate on S3, one PATCH', kind: 'other' as const, group: 's3', run: runS3 }] : []),
 ]
 const SCENARIOS = ALL_SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.id))
 
@@ -624,19 +722,16 @@ async function profileRun(ctx: Ctx): Promise<Record<string, ProfileSummary>> {
   const out: Record<string, ProfileSummary> = {}
   const keepDir = path.join(RESULTS_DIR, 'profiles')
   mkdirSync(keepDir, { recursive: true })
-  const n = Math.max(...CONCURRENCY)
   const jobs: [string, string, (flags: string[]) => Promise<Partial<RunResult>>][] = [
-    ['tusgate', `tusgate, 1 PATCH of ${(SIZE / MiB).toFixed(0)} MiB (FILE_FSYNC=true)`, (flags) => runTusgatePatch(true, ctx, flags)],
-    ['bare', `bare @tus/server, 1 PATCH of ${(SIZE / MiB).toFixed(0)} MiB`, (flags) => runBare(ctx, flags)],
-    [`tusgate-d${n}`, `tusgate, ${n} concurrent 1 MiB uploads`, (flags) => runConcurrent(n, ctx, flags)],
+    ['tusgate', `tusgate (WORKERS=1, fsync), 1 curl PATCH of ${(SIZE / MiB).toFixed(0)} MiB`, (flags) => runSingle(PEERS.tusgateOne, 'curl', ctx, flags)],
+    ['bare', `bare @tus/server, 1 curl PATCH of ${(SIZE / MiB).toFixed(0)} MiB`, (flags) => runSingle(PEERS.bare, 'curl', ctx, flags)],
+    [`tusgate-c${N_MAX}`, `tusgate (WORKERS=1), ${N_MAX} concurrent 1 MiB uploads`, (flags) => runConcurrent(PEERS.tusgateOne, N_MAX, ctx, flags)],
   ]
   for (const [name, what, run] of jobs) {
     const profDir = freshDir(`cpuprof-${name}`)
     const result = await run(['--cpu-prof', `--cpu-prof-dir=${profDir}`])
     // One profile per thread (tsx's loader has its own); the main thread's is the largest.
-    const files = readdirSync(profDir)
-      .filter((f) => f.endsWith('.cpuprofile'))
-      .map((f) => path.join(profDir, f))
+    const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f))
     if (!files.length) throw new Error(`no .cpuprofile written for ${name}`)
     const main = files.sort((x, y) => statSync(y).size - statSync(x).size)[0]
     const kept = path.join(keepDir, `${name}.cpuprofile`)
@@ -666,220 +761,189 @@ async function main() {
   if (!process.env.TUSGATE_MAIN && spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) {
     throw new Error('npm run build failed')
   }
-  log(`size ${SIZE} B, rounds ${ROUNDS}, concurrency ${CONCURRENCY.join('/')}, chunk ${CHUNK} B, s3 ${WITH_S3}, work dir ${work}`)
+  log(`size ${SIZE} B, rounds ${ROUNDS}, clients ${CLIENTS.join(',')}, concurrency ${CONCURRENCY.join('/')}, tusgate WORKERS=${WORKERS}, tusd ${TUSD ?? 'none'}, chunk ${CHUNK} B, s3 ${WITH_S3}, work dir ${work}`)
+  log(`scenarios: ${SCENARIOS.map((s) => s.id).join(' ')}`)
   const load1Start = os.loadavg()
   const source = await makeSource()
   log(`source ${SIZE} B sha256 ${source.sha.slice(0, 16)}...`)
   const ctx: Ctx = { ...source }
-  if (SCENARIOS.some((s) => s.group === 'e')) {
-    const { startCeph } = await import('../test/helpers/ceph.js')
-    // memstore keeps objects in RAM; each round's object is deleted after it is checked.
-    const cluster = await startCeph({ memstoreBytes: Math.max(4 * 1024 ** 3, 3 * SIZE + 2 * 1024 ** 3) })
-    ctx.ceph = { cluster, cpu: () => Object.values(cluster.pids).reduce((sum, pid) => sum + cpuSeconds(pid), 0) }
-    log(`Ceph up in ${cluster.startupMs} ms at ${cluster.endpoint}`)
-  }
 
   const runs: RunResult[] = []
   let fatal: Error | undefined
   let profiles: Record<string, ProfileSummary> | undefined
   const shift = Math.max(1, Math.ceil(SCENARIOS.length / ROUNDS))
-  try {
-    for (let round = 0; round < ROUNDS && !fatal; round++) {
-      const k = (round * shift) % SCENARIOS.length
-      const order = [...SCENARIOS.slice(k), ...SCENARIOS.slice(0, k)]
-      for (const [position, scenario] of order.entries()) {
-        const load1Before = os.loadavg()[0]
-        let result: RunResult
-        try {
-          const r = await scenario.run(ctx)
-          result = { scenario: scenario.id, round, position, load1Before, mbps: (r.bytes ?? 0) / 1e6 / (r.seconds ?? NaN), ...r } as RunResult
-        } catch (error) {
-          result = {
-            scenario: scenario.id,
-            round,
-            position,
-            load1Before,
-            seconds: NaN,
-            bytes: 0,
-            mbps: NaN,
-            verified: false,
-            error: (error as Error).message,
-          } as RunResult
-          if (error instanceof VerificationError) fatal = error
-        }
-        runs.push(result)
-        const extra = result.concurrency
-          ? ` ${result.concurrency.completed}/${result.concurrency.n} ok, HEAD p50/p99 kept-alive ${result.concurrency.head.keepAlive.p50?.toFixed(1)}/${result.concurrency.head.keepAlive.p99?.toFixed(1)} ms, new connection ${result.concurrency.head.fresh.p50?.toFixed(1)}/${result.concurrency.head.fresh.p99?.toFixed(1)} ms, RSS ${((result.serverHwmBytes ?? 0) / 1e6).toFixed(0)} MB`
-          : ''
-        log(
-          `round ${round + 1}/${ROUNDS} ${scenario.id}: ${result.error ? `FAILED ${result.error}` : `${result.seconds.toFixed(2)} s ${result.mbps.toFixed(0)} MB/s${extra}`} (server CPU ${result.serverCpuS?.toFixed(1)} s, other CPU ${result.otherCpuS?.toFixed(1)} s, load ${load1Before.toFixed(2)})`,
-        )
-        if (fatal) break
+  for (let round = 0; round < ROUNDS && !fatal; round++) {
+    const k = (round * shift) % SCENARIOS.length
+    const order = [...SCENARIOS.slice(k), ...SCENARIOS.slice(0, k)]
+    for (const [position, scenario] of order.entries()) {
+      const load1Before = os.loadavg()[0]
+      let result: RunResult
+      try {
+        const r = await scenario.run(ctx)
+        const cpuPerGiB = (r.serverCpuS ?? NaN) / ((r.bytes ?? NaN) / GiB)
+        result = { scenario: scenario.id, round, position, load1Before, mbps: (r.bytes ?? 0) / 1e6 / (r.seconds ?? NaN), cpuPerGiB, ...r } as RunResult
+      } catch (error) {
+        result = { scenario: scenario.id, round, position, load1Before, seconds: NaN, bytes: 0, mbps: NaN, cpuPerGiB: NaN, verified: false, error: (error as Error).message } as RunResult
+        if (error instanceof VerificationError) fatal = error
       }
+      runs.push(result)
+      const extra = result.concurrency
+        ? ` ${result.concurrency.completed}/${result.concurrency.n} ok, HEAD p50/p99 kept-alive ${result.concurrency.head.keepAlive.p50?.toFixed(1)}/${result.concurrency.head.keepAlive.p99?.toFixed(1)} ms, new connection ${result.concurrency.head.fresh.p50?.toFixed(1)}/${result.concurrency.head.fresh.p99?.toFixed(1)} ms, RSS ${(Math.max(result.serverHwmBytes ?? 0, result.serverPeakRssBytes ?? 0) / 1e6).toFixed(0)} MB`
+        : ''
+      log(
+        `round ${round + 1}/${ROUNDS} ${scenario.id}: ${result.error ? `FAILED ${result.error}` : `${result.seconds.toFixed(2)} s ${result.mbps.toFixed(0)} MB/s${extra}`} (server CPU ${result.serverCpuS?.toFixed(1)} s, ${result.cpuPerGiB?.toFixed(2)} s/GiB, other CPU ${result.otherCpuS?.toFixed(1)} s, load ${load1Before.toFixed(2)})`,
+      )
+      if (fatal) break
     }
-    if (PROFILE && !fatal) profiles = await profileRun(ctx)
-  } finally {
-    await ctx.ceph?.cluster.stop().catch((error: Error) => log(`stopping Ceph: ${error.message}`))
   }
+  if (PROFILE && !fatal) profiles = await profileRun(ctx)
   report(runs, load1Start, profiles, fatal)
 }
 
 function report(runs: RunResult[], load1Start: number[], profiles: Record<string, ProfileSummary> | undefined, fatal: Error | undefined) {
   const of = (id: string) => runs.filter((r) => r.scenario === id && !r.error)
-  const summary = new Map<string, { seconds: number; mbps: number; min: number; max: number }>()
-  for (const s of SCENARIOS) {
-    const ok = of(s.id)
+  const failedRuns = (id: string) => runs.filter((r) => r.scenario === id && r.error).length
+  const f = (v: number | undefined, d = 2) => (v === undefined || !Number.isFinite(v) ? '' : v.toFixed(d))
+  /** Medians over the rounds that succeeded; MB/s from the median bytes and seconds. */
+  const stat = (id: string) => {
+    const ok = of(id)
     const seconds = median(ok.map((r) => r.seconds))
-    const bytes = median(ok.map((r) => r.bytes))
     const mbpsAll = ok.map((r) => r.mbps)
-    summary.set(s.id, { seconds, mbps: bytes / 1e6 / seconds, min: Math.min(...mbpsAll), max: Math.max(...mbpsAll) })
-  }
-  const mbps = (id: string) => summary.get(id)?.mbps ?? NaN
-  const ratio = (c: string, x: string) => (summary.has(c) && summary.has(x) ? mbps(c) / mbps(x) : undefined)
-  const vsA: Record<string, string> = { 'c-fsync': 'a-fsync', 'c-nofsync': 'a-nofsync', 'c-tusjs': 'a-fsync' }
-
-  const rows: Row[] = SCENARIOS.map((s) => {
-    const ok = of(s.id)
-    const sm = summary.get(s.id)!
-    const aRef = vsA[s.id]
     return {
-      id: s.id,
-      label: s.label,
-      group: s.group,
-      medianSeconds: sm.seconds,
-      mbps: sm.mbps,
-      minMbps: sm.min,
-      maxMbps: sm.max,
-      vsA: aRef ? ratio(s.id, aRef) : undefined,
-      vsALabel: aRef ? `/${aRef}` : undefined,
-      vsB: s.group === 'c' ? ratio(s.id, 'b-bare') : undefined,
+      ok: ok.length,
+      runs: ok.length + failedRuns(id),
+      seconds,
+      mbps: median(ok.map((r) => r.bytes)) / 1e6 / seconds,
+      min: Math.min(...mbpsAll),
+      max: Math.max(...mbpsAll),
+      cpuPerGiB: median(ok.map((r) => r.cpuPerGiB)),
       serverCpuS: median(ok.map((r) => r.serverCpuS)),
-      peakRssMB: Math.max(...ok.map((r) => Math.max(r.serverHwmBytes ?? 0, r.serverPeakRssBytes ?? 0) / 1e6)),
-      load1: median(runs.filter((r) => r.scenario === s.id).map((r) => r.load1Before)),
+      clientCpuS: median(ok.map((r) => r.benchCpuS)),
+      otherCpuS: median(ok.map((r) => r.otherCpuS)),
+      rssMB: median(ok.map((r) => Math.max(r.serverHwmBytes ?? 0, r.serverPeakRssBytes ?? 0) / 1e6)),
+      rssMBWorst: Math.max(...ok.map((r) => Math.max(r.serverHwmBytes ?? 0, r.serverPeakRssBytes ?? 0) / 1e6)),
+      rssIdleMB: median(ok.map((r) => (r.serverRssBeforeBytes ?? NaN) / 1e6)),
+      load1: median(runs.filter((r) => r.scenario === id).map((r) => r.load1Before)),
+    }
+  }
+  const has = (id: string) => SCENARIOS.some((s) => s.id === id) && of(id).length > 0
+  const ratio = (a: string, b: string, pick: (x: ReturnType<typeof stat>) => number = (x) => x.mbps) =>
+    has(a) && has(b) && a !== b ? pick(stat(a)) / pick(stat(b)) : undefined
+  /** Per-round ratios of two scenarios run in the same round: median and range. */
+  const paired = (a: string, b: string) => {
+    const values: number[] = []
+    for (let round = 0; round < ROUNDS; round++) {
+      const ra = of(a).find((r) => r.round === round)
+      const rb = of(b).find((r) => r.round === round)
+      if (ra && rb) values.push(ra.mbps / rb.mbps)
+    }
+    return { median: median(values), min: Math.min(...values), max: Math.max(...values), n: values.length }
+  }
+
+  // Single uploads: per client, every peer, with ratios to tusd, to the raw baseline (with fsync for a
+  // server that fsyncs) and to bare @tus/server.
+  const singles = SCENARIOS.filter((s) => s.kind === 'single')
+  const singleRows = singles.map((s) => {
+    const peer = s.peer as Peer
+    const client = s.client as ClientId
+    const st = stat(s.id)
+    const raw = `${rawFor(peer).id}/${client}`
+    return {
+      s,
+      st,
+      xTusd: peer.id !== 'tusd' ? ratio(s.id, `tusd/${client}`) : undefined,
+      xRaw: peer.group !== 'raw' ? ratio(s.id, raw) : undefined,
+      xBare: peer.group === 'tusgate' ? ratio(s.id, `bare/${client}`) : undefined,
+      cpuXRaw: peer.group !== 'raw' ? ratio(s.id, raw, (x) => x.cpuPerGiB) : undefined,
+      rawId: raw,
     }
   })
-  const f = (v: number | undefined, d = 2) => (v === undefined || !Number.isFinite(v) ? '' : v.toFixed(d))
-  const failedRuns = (id: string) => runs.filter((r) => r.scenario === id && r.error).length
-  const main = table(
-    [
-      'scenario',
-      'median s',
-      'MB/s',
-      'min..max MB/s',
-      '(c)/(a)',
-      '(c)/(b)',
-      'srv CPU s',
-      'client CPU s',
-      'other CPU s',
-      'srv RSS MB idle/peak',
-      'load1',
-      'runs ok',
-    ],
-    rows.map((r) => [
-      `${r.id}  ${r.label}`,
-      f(r.medianSeconds),
-      f(r.mbps, 0),
-      `${f(r.minMbps, 0)}..${f(r.maxMbps, 0)}`,
-      r.vsA !== undefined ? `${f(r.vsA)} vs ${vsA[r.id]}` : '',
-      f(r.vsB),
-      f(r.serverCpuS, 1),
-      f(median(of(r.id).map((x) => x.benchCpuS)), 1),
-      f(median(of(r.id).map((x) => x.otherCpuS)), 1),
-      `${f(median(of(r.id).map((x) => (x.serverRssBeforeBytes ?? NaN) / 1e6)), 0)} / ${f(r.peakRssMB, 0)}`,
-      f(r.load1),
-      `${of(r.id).length}/${of(r.id).length + failedRuns(r.id)}`,
+  const singleTable = table(
+    ['scenario', 'MB/s', 'min..max', 'srv CPU s/GiB', 'x tusd', 'x raw', 'x bare', 'CPU/GiB x raw', 'client CPU s', 'other CPU s', 'srv RSS MB', 'load1', 'runs ok'],
+    singleRows.map(({ s, st, xTusd, xRaw, xBare, cpuXRaw }) => [
+      s.id,
+      f(st.mbps, 0),
+      `${f(st.min, 0)}..${f(st.max, 0)}`,
+      f(st.cpuPerGiB),
+      f(xTusd),
+      f(xRaw),
+      f(xBare),
+      f(cpuXRaw),
+      f(st.clientCpuS, 1),
+      f(st.otherCpuS, 1),
+      f(st.rssMBWorst, 0),
+      f(st.load1),
+      `${st.ok}/${st.runs}`,
     ]),
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   )
 
-  const dIds = SCENARIOS.filter((s) => s.group === 'd').map((s) => s.id)
-  const conc = dIds.map((id) => {
-    const rs = of(id)
+  const concurrents = SCENARIOS.filter((s) => s.kind === 'concurrent')
+  const conc = concurrents.map((s) => {
+    const rs = of(s.id)
     const c = rs.map((r) => r.concurrency!)
-    const n = c[0]?.n ?? Number(id.slice(2))
+    const n = s.n as number
     const head = (mode: 'keepAlive' | 'fresh') => ({
       p50: median(c.map((x) => x.head[mode].p50)),
       p99: median(c.map((x) => x.head[mode].p99)),
       p99Worst: Math.max(...c.map((x) => x.head[mode].p99)),
       max: Math.max(...c.map((x) => x.head[mode].max)),
-      count: c.reduce((s, x) => s + x.head[mode].count, 0),
-      errors: c.reduce((s, x) => s + x.head[mode].errors, 0),
-      newConnections: c.reduce((s, x) => s + x.head[mode].newConnections, 0),
-      // Of the slowest HEADs' time, the share that passed before the server began them (new connections: the accept queue).
-      waitedShare: (() => {
-        const slow = c.flatMap((x) => x.head[mode].slowest).filter((h) => h.serverBeganAfterMs !== undefined && h.ms >= 50)
-        const total = slow.reduce((sum, h) => sum + h.ms, 0)
-        return total > 0 ? slow.reduce((sum, h) => sum + (h.serverBeganAfterMs ?? 0), 0) / total : NaN
-      })(),
+      count: c.reduce((sum, x) => sum + x.head[mode].count, 0),
+      errors: c.reduce((sum, x) => sum + x.head[mode].errors, 0),
+      pending: c.reduce((sum, x) => sum + (x.head[mode].pendingAtStop ?? 0), 0),
     })
+    const st = stat(s.id)
     return {
-      id,
+      id: s.id,
+      peer: s.peer as Peer,
       n,
-      rounds: rs.length,
-      failedUploads: c.reduce((s, x) => s + x.failed, 0) + failedRuns(id) * n,
-      totalUploads: c.reduce((s, x) => s + x.n, 0) + failedRuns(id) * n,
-      seconds: median(rs.map((r) => r.seconds)),
-      mbps: median(rs.map((r) => r.mbps)),
+      st,
+      failedUploads: c.reduce((sum, x) => sum + x.failed, 0) + failedRuns(s.id) * n,
+      totalUploads: c.reduce((sum, x) => sum + x.n, 0) + failedRuns(s.id) * n,
       keepAlive: head('keepAlive'),
       fresh: head('fresh'),
       serverHeadP99: median(c.map((x) => x.serverSide.HEAD?.p99 ?? NaN)),
       loopLagMaxMs: median(c.map((x) => (x.metrics?.nodejs_eventloop_lag_max_seconds ?? NaN) * 1000)),
       uploadP99: median(c.map((x) => x.uploadMsP99)),
-      rssIdleMB: median(rs.map((r) => (r.serverRssBeforeBytes ?? NaN) / 1e6)),
-      rssMB: median(rs.map((r) => (r.serverHwmBytes ?? r.serverPeakRssBytes ?? NaN) / 1e6)),
-      rssMBWorst: Math.max(...rs.map((r) => Math.max(r.serverHwmBytes ?? 0, r.serverPeakRssBytes ?? 0) / 1e6)),
-      benchCpuS: median(rs.map((r) => r.benchCpuS)),
-      serverCpuS: median(rs.map((r) => r.serverCpuS)),
+      xTusd: s.peer?.id !== 'tusd' ? ratio(s.id, `tusd/c${n}`) : undefined,
+      rssXTusd: s.peer?.id !== 'tusd' ? ratio(s.id, `tusd/c${n}`, (x) => x.rssMB) : undefined,
       failureSamples: c.flatMap((x) => x.failureSamples).slice(0, 5),
     }
   })
-  const headCell = (h: (typeof conc)[number]['keepAlive']) => `${f(h.p50, 1)} / ${f(h.p99, 1)} (${f(h.p99Worst, 0)})${h.errors ? ` ${h.errors} bad` : ''}`
+  const headCell = (h: (typeof conc)[number]['keepAlive']) =>
+    `${f(h.p50, 1)} / ${f(h.p99, 1)} (${f(h.p99Worst, 0)})${h.errors ? ` ${h.errors} bad` : ''}${h.pending ? ` ${h.pending} unanswered at end` : ''}`
   const concTable = table(
-    [
-      'scenario',
-      'uploads ok',
-      'median s',
-      'MB/s',
-      'HEAD kept-alive p50/p99 ms (worst)',
-      'HEAD new conn. p50/p99 ms (worst)',
-      'HEADs ka/new',
-      'srv-side HEAD p99',
-      'loop lag max ms',
-      'upload p99 ms',
-      'srv RSS MB idle/peak (worst)',
-      'srv CPU s',
-      'client CPU s',
-    ],
+    ['scenario', 'uploads ok', 'median s', 'MB/s', 'x tusd', 'srv CPU s/GiB', 'HEAD kept-alive p50/p99 ms (worst)', 'HEAD new conn. p50/p99 ms (worst)', 'HEADs ka/new', 'srv-side HEAD p99', 'loop lag max ms', 'upload p99 ms', 'srv RSS MB idle/peak (worst)', 'RSS x tusd'],
     conc.map((c) => [
       c.id,
       `${c.totalUploads - c.failedUploads}/${c.totalUploads}`,
-      f(c.seconds),
-      f(c.mbps, 0),
+      f(c.st.seconds),
+      f(c.st.mbps, 0),
+      f(c.xTusd),
+      f(c.st.cpuPerGiB),
       headCell(c.keepAlive),
       headCell(c.fresh),
       `${c.keepAlive.count}/${c.fresh.count}`,
       f(c.serverHeadP99, 1),
       f(c.loopLagMaxMs, 0),
       f(c.uploadP99, 0),
-      `${f(c.rssIdleMB, 0)} / ${f(c.rssMB, 0)} (${f(c.rssMBWorst, 0)})`,
-      f(c.serverCpuS, 1),
-      f(c.benchCpuS, 1),
+      `${f(c.st.rssIdleMB, 0)} / ${f(c.st.rssMB, 0)} (${f(c.st.rssMBWorst, 0)})`,
+      f(c.rssXTusd),
     ]),
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   )
 
-  /** Per-round ratios of two scenarios that ran close together in the same round: median and range. */
-  const paired = (c: string, x: string) => {
-    const values: number[] = []
-    for (let round = 0; round < ROUNDS; round++) {
-      const rc = of(c).find((r) => r.round === round)
-      const rx = of(x).find((r) => r.round === round)
-      if (rc && rx) values.push(rc.mbps / rx.mbps)
-    }
-    return { median: median(values), min: Math.min(...values), max: Math.max(...values), n: values.length }
-  }
+  const others = SCENARIOS.filter((s) => s.kind === 'other')
+  const otherTable = table(
+    ['scenario', 'MB/s', 'min..max', 'srv CPU s/GiB', 'client CPU s', 'other CPU s', 'srv RSS MB', 'runs ok'],
+    others.map((s) => {
+      const st = stat(s.id)
+      return [s.id, f(st.mbps, 0), `${f(st.min, 0)}..${f(st.max, 0)}`, f(st.cpuPerGiB), f(st.clientCpuS, 1), f(st.otherCpuS, 1), f(st.rssMBWorst, 0), `${st.ok}/${st.runs}`]
+    }),
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+  )
 
-  const big = conc.at(-1)
+  // The issue's targets, where this run has the scenarios to judge them.
   type Target = { name: string; value: string; met: boolean | undefined; note?: string }
   const target = (name: string, v: number | undefined, ok: (v: number) => boolean, d = 2, note?: string): Target => ({
     name,
@@ -887,93 +951,58 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
     met: v === undefined || !Number.isFinite(v) ? undefined : ok(v),
     note,
   })
-  const ratioTarget = (name: string, c: string, x: string, min: number) => {
-    const p = paired(c, x)
+  const ratioTarget = (name: string, a: string, b: string, min: number) => {
+    const p = paired(a, b)
     const straddles = p.n > 1 && p.min < min && p.max >= min
-    return target(
-      name,
-      ratio(c, x),
-      (v) => v >= min,
-      2,
-      p.n
-        ? `per-round paired ratios: median ${f(p.median)}, range ${f(p.min)}..${f(p.max)}${straddles ? ' (the range straddles the target: within noise)' : ''}`
-        : undefined,
-    )
+    const note = p.n ? `per-round paired ratios: median ${f(p.median)}, range ${f(p.min)}..${f(p.max)}${straddles ? ' (the range straddles the target: within noise)' : ''}` : undefined
+    return target(name, ratio(a, b), (v) => v >= min, 2, note)
   }
-  const targets: Target[] = [
-    ratioTarget('(c)/(a) >= 0.90: tusgate FILE_FSYNC=true / raw + fsync', 'c-fsync', 'a-fsync', 0.9),
-    ratioTarget('(c)/(a) >= 0.90: tusgate FILE_FSYNC=false / raw, no fsync', 'c-nofsync', 'a-nofsync', 0.9),
-    ratioTarget('(c)/(b) >= 1.0: tusgate FILE_FSYNC=false / bare @tus/server (neither fsyncs)', 'c-nofsync', 'b-bare', 1),
-    ratioTarget('(c)/(b) >= 1.0: tusgate default (fsync) / bare @tus/server (no fsync)', 'c-fsync', 'b-bare', 1),
-  ]
-  if (big) {
+  const targets: Target[] = []
+  if (CLIENTS.includes('curl')) {
     targets.push(
-      {
-        name: `${big.n} concurrent: every upload completes (all rounds)`,
-        value: `${big.totalUploads - big.failedUploads}/${big.totalUploads}`,
-        met: big.rounds > 0 && big.failedUploads === 0,
-      },
-      target(
-        `${big.n} concurrent: server peak RSS < 300 MB (worst round, VmHWM)`,
-        big.rssMBWorst,
-        (v) => v < 300,
-        0,
-        `median of rounds ${f(big.rssMB, 0)}, idle before the load ${f(big.rssIdleMB, 0)}`,
-      ),
-      target(
-        `${big.n} concurrent: HEAD p99 < 50 ms, kept-alive connection (median of rounds)`,
-        big.keepAlive.p99,
-        (v) => v < 50,
-        1,
-        `worst round ${f(big.keepAlive.p99Worst, 1)}`,
-      ),
-      target(
-        `${big.n} concurrent: HEAD p99 < 50 ms, new connection per HEAD (median of rounds)`,
-        big.fresh.p99,
-        (v) => v < 50,
-        1,
-        `worst round ${f(big.fresh.p99Worst, 1)}; of the slowest (>= 50 ms), ${f(big.fresh.waitedShare * 100, 0)} % of the time passed before tusgate began the request`,
-      ),
+      ratioTarget('curl, no fsync: tusgate MB/s >= 0.9x raw Node http -> file', 'tusgate-nofsync/curl', 'raw/curl', 0.9),
+      target('curl, no fsync: tusgate CPU s/GiB <= 1.25x raw Node http -> file', ratio('tusgate-nofsync/curl', 'raw/curl', (x) => x.cpuPerGiB), (v) => v <= 1.25),
+      ratioTarget('curl: tusgate with the default fsync >= 0.9x itself with FILE_FSYNC=false', 'tusgate/curl', 'tusgate-nofsync/curl', 0.9),
     )
   }
-  const targetText = targets
-    .map((t) => `  [${t.met === undefined ? ' n/a ' : t.met ? ' met ' : 'MISSED'}] ${t.name}: ${t.value}${t.note ? `\n           ${t.note}` : ''}`)
-    .join('\n')
+  const big = conc.filter((c) => c.n === N_MAX)
+  const bigGate = big.find((c) => c.peer.id === 'tusgate')
+  const bigTusd = big.find((c) => c.peer.id === 'tusd')
+  if (bigGate) {
+    targets.push(
+      ratioTarget(`${N_MAX} concurrent: tusgate MB/s >= 1.0x tusd`, `tusgate/c${N_MAX}`, `tusd/c${N_MAX}`, 1),
+      {
+        name: `${N_MAX} concurrent: every upload completes and matches (all rounds)`,
+        value: big.map((c) => `${c.peer.id} ${c.totalUploads - c.failedUploads}/${c.totalUploads}`).join(', '),
+        met: big.every((c) => c.totalUploads > 0 && c.failedUploads === 0),
+      },
+      target(`${N_MAX} concurrent: tusgate peak RSS <= 2x tusd's`, bigGate.rssXTusd, (v) => v <= 2, 2, `tusgate ${f(bigGate.st.rssMB, 0)} MB, tusd ${f(bigTusd?.st.rssMB, 0)} MB (medians of rounds)`),
+      target(`${N_MAX} concurrent: tusgate HEAD p99 <= 50 ms, kept-alive connection`, bigGate.keepAlive.p99, (v) => v <= 50, 1, `worst round ${f(bigGate.keepAlive.p99Worst, 1)}; tusd ${f(bigTusd?.keepAlive.p99, 1)}`),
+      target(`${N_MAX} concurrent: tusgate HEAD p99 <= 200 ms, new connection`, bigGate.fresh.p99, (v) => v <= 200, 1, `worst round ${f(bigGate.fresh.p99Worst, 1)}; tusd ${f(bigTusd?.fresh.p99, 1)}`),
+    )
+  }
+  const targetText = targets.map((t) => `  [${t.met === undefined ? ' n/a ' : t.met ? ' met ' : 'MISSED'}] ${t.name}: ${t.value}${t.note ? `\n           ${t.note}` : ''}`).join('\n')
 
   const loadEnd = os.loadavg()
   const env = environment()
   const header = [
-    `tusgate bench, ${new Date().toISOString()}, ${quick ? 'quick' : 'full'}: ${ROUNDS} round(s), single uploads ${SIZE} B (${(SIZE / MiB).toFixed(0)} MiB), concurrency ${CONCURRENCY.join('/')} x 1 MiB, tus-js-client chunk ${CHUNK / MiB} MiB`,
+    `tusgate bench, ${new Date().toISOString()}, ${quick ? 'quick' : 'full'}: ${ROUNDS} round(s), single uploads ${SIZE} B (${(SIZE / MiB).toFixed(0)} MiB) by ${CLIENTS.join(', ')}, concurrency ${CONCURRENCY.join('/')} x 1 MiB, tusgate WORKERS=${WORKERS}, tusd ${TUSD ? 'yes' : 'no'}`,
     `node ${env.node}, ${env.cpus} CPUs (${env.cpuModel}), ${env.memGiB} GiB, commit ${env.commit.slice(0, 12)}${env.modifiedFiles.length ? ` + ${env.modifiedFiles.length} modified file(s) in server/ stores/` : ''}`,
-    `load average at start ${load1Start.map((v) => v.toFixed(2)).join(' ')}, at end ${loadEnd.map((v) => v.toFixed(2)).join(' ')}; MB = 10^6 bytes; ratios are throughput_c / throughput_x`,
+    `load average at start ${load1Start.map((v) => v.toFixed(2)).join(' ')}, at end ${loadEnd.map((v) => v.toFixed(2)).join(' ')}; MB = 10^6 bytes; server CPU = user + sys of the server and its workers`,
+    `ratios: MB/s of the row / MB/s of the peer with the same client (raw: with fsync for a server that fsyncs); CPU/GiB x raw: the same for CPU seconds per GiB`,
   ]
-  const text = [
-    ...header,
-    '',
-    main,
-    ...(conc.length
-      ? [
-          '',
-          'Concurrent uploads (POST + PATCH of 1 MiB each). HEADs to finished uploads during the load, from a separate prober process: on one',
-          "kept-alive connection, and with Node's http client, which opens a new connection for every HEAD (tusgate's HEAD has no Content-Length).",
-          'srv-side: from the access log; loop lag: prom-client event-loop delay over the load.',
-          concTable,
-        ]
-      : []),
-    '',
-    'Targets:',
-    targetText,
-  ]
-  const tusjs = of('c-tusjs')
-  if (tusjs.length) {
+  const text = [...header, '', 'Single uploads (one request with the whole body):', singleTable]
+  if (conc.length) {
     text.push(
       '',
-      `Bench process (client) RSS during tus-js-client: ${f(median(tusjs.map((r) => (r.benchRssBeforeBytes ?? NaN) / 1e6)), 0)} MB before, ` +
-        `${f(Math.max(...tusjs.map((r) => (r.benchPeakRssBytes ?? NaN) / 1e6)), 0)} MB peak (fs.ReadStream source, read slice by slice)`,
+      'Concurrent uploads (POST + PATCH of 1 MiB each). HEADs to finished uploads during the load, from a separate prober process: on one',
+      'kept-alive connection, and on a new connection each. srv-side: from the access log; loop lag: prom-client (one worker of tusgate).',
+      concTable,
     )
   }
-  if (conc.some((c) => c.failureSamples.length))
-    text.push('', 'Failed uploads, samples:', ...conc.flatMap((c) => c.failureSamples.map((s) => `  ${c.id}: ${s}`)))
+  if (others.length) text.push('', 'Other scenarios:', otherTable)
+  text.push('', 'Targets:', targetText)
+  if (conc.some((c) => c.failureSamples.length)) text.push('', 'Failed uploads, samples:', ...conc.flatMap((c) => c.failureSamples.map((s) => `  ${c.id}: ${s}`)))
   const errors = runs.filter((r) => r.error)
   if (errors.length) text.push('', 'Failed runs:', ...errors.map((r) => `  round ${r.round + 1} ${r.scenario}: ${r.error}`))
   if (profiles) {
@@ -981,23 +1010,11 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       text.push(
         '',
         `CPU profile of the server, ${p.what} (${p.windowed ? 'samples during the measured interval' : 'whole process'}, ${p.seconds?.toFixed(2)} s under the profiler; ${p.file}): total ${(p.totalMs / 1000).toFixed(2)} s, idle ${(p.idleMs / 1000).toFixed(2)} s, GC ${(p.gcMs / 1000).toFixed(2)} s, (program) ${(p.programMs / 1000).toFixed(2)} s`,
-        table(
-          ['self ms', '%', 'function', 'where'],
-          p.topFunctions.slice(0, 15).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.name, t.where]),
-          ['r', 'r', 'l', 'l'],
-        ),
+        table(['self ms', '%', 'function', 'where'], p.topFunctions.slice(0, 15).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.name, t.where]), ['r', 'r', 'l', 'l']),
         '  by category:',
-        table(
-          ['self ms', '%', 'category'],
-          p.byCategory.slice(0, 14).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.category]),
-          ['r', 'r', 'l'],
-        ),
+        table(['self ms', '%', 'category'], p.byCategory.slice(0, 14).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.category]), ['r', 'r', 'l']),
         '  by module:',
-        table(
-          ['self ms', '%', 'module'],
-          p.byModule.slice(0, 12).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.module]),
-          ['r', 'r', 'l'],
-        ),
+        table(['self ms', '%', 'module'], p.byModule.slice(0, 12).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.module]), ['r', 'r', 'l']),
       )
     }
   }
@@ -1008,20 +1025,12 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
   const json = {
     date: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
-    options: {
-      rounds: ROUNDS,
-      size: SIZE,
-      concurrency: CONCURRENCY,
-      chunk: CHUNK,
-      s3: WITH_S3,
-      probeUploads: PROBE_UPLOADS,
-      tusgateEnv: TUSGATE_ENV,
-      tusgateMain: TUSGATE_MAIN,
-      clientReadSize: Number(process.env.CLIENT_READ_SIZE ?? 65536),
-    },
+    command: `npm run bench -- ${argv.join(' ')}`.trim(),
+    options: { rounds: ROUNDS, size: SIZE, concurrency: CONCURRENCY, clients: CLIENTS, workers: WORKERS, tusd: TUSD, chunk: CHUNK, s3: WITH_S3, probeUploads: PROBE_UPLOADS, tusgateEnv: TUSGATE_ENV, tusgateMain: TUSGATE_MAIN, clientReadSize: Number(process.env.CLIENT_READ_SIZE ?? 65536) },
     environment: { ...env, loadavgStart: load1Start, loadavgEnd: loadEnd },
-    summary: rows,
-    concurrency: conc,
+    single: singleRows.map(({ s, st, xTusd, xRaw, xBare, cpuXRaw }) => ({ id: s.id, peer: s.peer?.id, client: s.client, ...st, xTusd, xRaw, xBare, cpuXRaw })),
+    concurrency: conc.map(({ peer, ...c }) => ({ ...c, peer: peer.id })),
+    other: others.map((s) => ({ id: s.id, ...stat(s.id) })),
     targets,
     runs,
     profiles,
@@ -1029,11 +1038,28 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
     durationSeconds: (Date.now() - benchStarted) / 1000,
   }
   writeFileSync(path.join(RESULTS_DIR, `${OUT}.json`), `${JSON.stringify(json, null, 2)}\n`)
+  const chartRows: Row[] = [
+    ...singleRows.map(({ s, st, xTusd, xRaw }) => ({
+      id: s.id,
+      label: s.label,
+      group: s.group,
+      mbps: st.mbps,
+      minMbps: st.min,
+      maxMbps: st.max,
+      cpuPerGiB: st.cpuPerGiB,
+      ratios: [xTusd !== undefined ? `x tusd ${f(xTusd)}` : '', xRaw !== undefined ? `x raw ${f(xRaw)}` : ''].filter(Boolean).join('  '),
+    })),
+    ...conc.map((c) => ({ id: c.id, label: `${c.peer.label}, ${c.n} x 1 MiB`, group: 'concurrent', mbps: c.st.mbps, minMbps: c.st.min, maxMbps: c.st.max, cpuPerGiB: c.st.cpuPerGiB, ratios: c.xTusd !== undefined ? `x tusd ${f(c.xTusd)}` : '' })),
+    ...others.map((s) => {
+      const st = stat(s.id)
+      return { id: s.id, label: s.label, group: s.group, mbps: st.mbps, minMbps: st.min, maxMbps: st.max, cpuPerGiB: st.cpuPerGiB }
+    }),
+  ]
   const svgSub = [
-    `${ROUNDS} round(s), ${(SIZE / MiB).toFixed(0)} MiB single uploads, node ${env.node}, ${env.cpus} CPUs, load avg ${load1Start[0].toFixed(2)} -> ${loadEnd[0].toFixed(2)}`,
+    `${ROUNDS} round(s), ${(SIZE / MiB).toFixed(0)} MiB single uploads, node ${env.node}, ${env.cpus} CPUs, tusgate WORKERS=${WORKERS}, load avg ${load1Start[0].toFixed(2)} -> ${loadEnd[0].toFixed(2)}`,
     ...targets.map((t) => `${t.met === undefined ? 'n/a' : t.met ? 'met' : 'MISSED'}: ${t.name}: ${t.value}`),
   ]
-  writeFileSync(path.join(RESULTS_DIR, `${OUT}.svg`), svgChart(rows, `tusgate bench (${json.date.slice(0, 16).replace('T', ' ')} UTC)`, svgSub))
+  writeFileSync(path.join(RESULTS_DIR, `${OUT}.svg`), svgChart(chartRows, `tusgate bench (${json.date.slice(0, 16).replace('T', ' ')} UTC)`, svgSub))
   log(`wrote bench/results/${OUT}.json and bench/results/${OUT}.svg in ${elapsed()}`)
   if (fatal || errors.length) process.exitCode = 1
 }

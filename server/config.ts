@@ -1,4 +1,4 @@
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import bytes from 'bytes'
 import ms from 'ms'
 import { z } from 'zod'
@@ -70,6 +70,8 @@ const mimePatterns = z.string().transform((text, ctx) => {
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(1080),
   HOST: z.string().min(1).default('0.0.0.0'),
+  // Processes serving the port (Node runs JavaScript on one core per process); 1: a single process.
+  WORKERS: z.coerce.number().int().min(1).max(1024).default(availableParallelism()),
   TUS_PATH: z
     .string()
     .regex(/^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~-]$/, "expected a path like /files (leading '/', no trailing '/')")

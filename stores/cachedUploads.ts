@@ -28,11 +28,15 @@ function copy(upload: Upload): Upload {
  * the PATCH's offset check need no disk: under load the store's file reads queue behind the writes
  * and fsyncs of every other upload on libuv's few threads.
  *
- * Correct only while this process is the uploads' only writer: every change goes through here
+ * Correct while this process is the uploads' only writer: every change goes through here
  * (create, write, declareUploadLength, remove), and an offset is recorded once its write has
  * completed (flushed to disk, with FILE_FSYNC). A miss, after a restart or an eviction, reads the
  * store. Hence used with the file store and the memory locker only, which already rule out a second
- * process on the same FILE_DIR (with LOCKER=redis the store is read every time).
+ * instance on the same FILE_DIR (with LOCKER=redis the store is read every time).
+ *
+ * With `offsetOf` (workers of one instance writing the same uploads, WORKERS > 1) only what cannot
+ * change is kept: an upload's info once its length is known; its offset is read from the store each
+ * time (another worker may have written), and one another worker removed is gone here too.
  *
  * Least recently used entries go first once the entries' estimated size passes the budget.
  */
@@ -45,6 +49,8 @@ export class CachedUploads extends DataStore {
   constructor(
     private readonly store: DataStore,
     private readonly budgetBytes = DEFAULT_BUDGET_BYTES,
+    /** The upload's offset now, from the store itself (throws for an upload that is gone). */
+    private readonly offsetOf?: (id: string) => number,
   ) {
     super()
     this.extensions = store.extensions
@@ -56,7 +62,7 @@ export class CachedUploads extends DataStore {
       // Most recently used goes last; eviction takes the first.
       this.entries.delete(id)
       this.entries.set(id, entry)
-      return copy(entry.upload)
+      return this.fresh(copy(entry.upload))
     }
     let read = this.reads.get(id)
     if (!read) {
@@ -75,7 +81,19 @@ export class CachedUploads extends DataStore {
         },
       )
     }
-    return copy(await read)
+    // A shared read may have begun before another worker's write.
+    return this.fresh(copy(await read))
+  }
+
+  private fresh(upload: Upload): Upload {
+    if (!this.offsetOf) return upload
+    try {
+      upload.offset = this.offsetOf(upload.id)
+    } catch (error) {
+      this.forget(upload.id)
+      throw error
+    }
+    return upload
   }
 
   override async create(upload: Upload): Promise<Upload> {
@@ -140,6 +158,8 @@ export class CachedUploads extends DataStore {
 
   private remember(upload: Upload): void {
     this.forget(upload.id)
+    // Another worker may declare the length: such an upload's info is read afresh every time.
+    if (this.offsetOf && upload.size === undefined) return
     const entry = { upload: copy(upload), bytes: weigh(upload) }
     this.entries.set(upload.id, entry)
     this.bytes += entry.bytes

@@ -44,6 +44,11 @@ export interface Orphan {
 export interface StoreBackend {
   datastore: DataStore
   capabilities: StoreCapabilities
+  /**
+   * An upload's offset read from the store itself, at once (the file store: its file's size). Optional:
+   * where several processes share the uploads, a cache of upload info then keeps all but the offset.
+   */
+  offsetOf?(id: string): number
   /** Resolves when the store can take writes; rejects with the reason otherwise. */
   health(): Promise<void>
   /** Unfinished uploads whose expiry has passed, for the sweep (which rechecks each under its lock). */

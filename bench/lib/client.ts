@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import http from 'node:http'
 
-// The one client every single-upload scenario uses, so the client's cost is the same for the raw
-// baseline, bare @tus/server and tusgate: Node http, the file streamed with fs.createReadStream
-// piped into http.request, in reads of CLIENT_READ_SIZE bytes (default 64 KiB, fs.createReadStream's own).
+// The Node client of the bench, the same for every server: Node http, the file streamed with
+// fs.createReadStream piped into http.request, in reads of `readSize` bytes (64 KiB by default,
+// fs.createReadStream's own; CLIENT_READ_SIZE changes the default).
 
 const READ_SIZE = Number(process.env.CLIENT_READ_SIZE ?? 64 * 1024)
 
@@ -22,9 +22,11 @@ export interface SendOptions {
   file?: { path: string; start: number; length: number }
   agent?: http.Agent | false
   timeoutMs?: number
+  /** Bytes per read of the file, each one write to the socket. */
+  readSize?: number
 }
 
-export function send(url: string, { method, headers = {}, file, agent = false, timeoutMs = 300_000 }: SendOptions): Promise<Reply> {
+export function send(url: string, { method, headers = {}, file, agent = false, timeoutMs = 300_000, readSize = READ_SIZE }: SendOptions): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint()
     const all = { ...headers, 'Content-Length': file ? file.length : 0 }
@@ -43,7 +45,7 @@ export function send(url: string, { method, headers = {}, file, agent = false, t
       req.end()
       return
     }
-    const source = createReadStream(file.path, { start: file.start, end: file.start + file.length - 1, highWaterMark: READ_SIZE })
+    const source = createReadStream(file.path, { start: file.start, end: file.start + file.length - 1, highWaterMark: readSize })
     source.on('error', (error) => req.destroy(error))
     source.pipe(req)
   })
@@ -59,12 +61,13 @@ export async function tusCreate(endpoint: string, length: number, agent: http.Ag
 }
 
 /** One PATCH at offset 0 carrying the whole file slice; throws unless 204 with the full offset. */
-export async function tusPatch(url: string, file: { path: string; start: number; length: number }, agent: http.Agent | false = false): Promise<Reply> {
+export async function tusPatch(url: string, file: { path: string; start: number; length: number }, agent: http.Agent | false = false, readSize?: number): Promise<Reply> {
   const res = await send(url, {
     method: 'PATCH',
     headers: { ...TUS, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': 0 },
     file,
     agent,
+    readSize,
   })
   if (res.status !== 204 || Number(res.headers['upload-offset']) !== file.length) {
     throw new Error(`PATCH ${url}: ${res.status} offset ${res.headers['upload-offset']} ${res.body}`)

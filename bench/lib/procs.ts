@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { closeSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { freePort } from '../../test/helpers/redis.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -40,6 +39,19 @@ export interface ServerChild {
   stop(graceMs?: number): Promise<void>
 }
 
+
+/** A port free on 127.0.0.1 now (the kernel's pick), for a child to listen on. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
 const accepts = (port: number) =>
   new Promise<boolean>((resolve) => {
     const socket = net.connect(port, '127.0.0.1')
@@ -52,18 +64,19 @@ const accepts = (port: number) =>
 
 /**
  * A server as its own process on a free port (given to it as PORT), with stdout and stderr going to
- * `logFile` (as a deployment would log to a file); ready once the port accepts connections.
+ * `logFile` (as a deployment would log to a file); ready once the port accepts connections. `args` go
+ * to this Node unless `executable` names another program (tusd).
  */
 export async function startServerChild(
   name: string,
-  nodeArgs: string[],
+  args: string[],
   env: Record<string, string>,
   logFile: string,
-  { timeoutMs = 30_000 } = {},
+  { timeoutMs = 30_000, executable = process.execPath } = {},
 ): Promise<ServerChild> {
   const port = await freePort()
   const fd = openSync(logFile, 'a')
-  const child = spawn(process.execPath, nodeArgs, {
+  const child = spawn(executable, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, PORT: String(port) },
     stdio: ['ignore', fd, fd],
@@ -75,8 +88,7 @@ export async function startServerChild(
   void exited.then(() => children.delete(child))
   const started = Date.now()
   while (!(await accepts(port))) {
-    if (!alive(child))
-      throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before listening:\n${readFileSync(logFile, 'utf8').slice(-3000)}`)
+    if (!alive(child)) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before listening:\n${readFileSync(logFile, 'utf8').slice(-3000)}`)
     if (Date.now() - started > timeoutMs) {
       child.kill('SIGKILL')
       throw new Error(`${name} did not listen within ${timeoutMs} ms:\n${readFileSync(logFile, 'utf8').slice(-3000)}`)
@@ -131,6 +143,39 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** A process and its descendants (a server's workers), from /proc/<pid>/task/<tid>/children. */
+export function processTree(pid: number): number[] {
+  const out = [pid]
+  for (let i = 0; i < out.length && i < 1000; i++) {
+    let tasks: string[]
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`)
+    } catch {
+      continue
+    }
+    for (const task of tasks) {
+      try {
+        for (const child of readFileSync(`/proc/${out[i]}/task/${task}/children`, 'utf8').split(' ')) if (child.trim()) out.push(Number(child))
+      } catch {
+        // the task ended meanwhile
+      }
+    }
+  }
+  return out
+}
+
+/** CPU seconds of a process and its descendants alive now (a worker that died meanwhile is not counted). */
+export const treeCpuSeconds = (pid: number): number =>
+  processTree(pid).reduce((sum, p) => sum + (Number.isFinite(cpuSeconds(p)) ? cpuSeconds(p) : 0), 0)
+
+/** CPU seconds of this process's children that have ended and been waited for (curl), from /proc/self/stat. */
+export function reapedChildrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // cutime 16, cstime 17 (1-based) -> index 13 and 14 here
+  return (Number(fields[13]) + Number(fields[14])) / CLK_TCK
+}
+
 /** Whole-machine busy and total CPU seconds (/proc/stat), to tell how much other work ran meanwhile. */
 export function machineCpu(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]
@@ -140,18 +185,25 @@ export function machineCpu(): { busy: number; total: number } {
   return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK }
 }
 
-/** Samples a process's VmRSS every `everyMs` until stopped; peak in bytes, plus the kernel's VmHWM at stop. */
+/**
+ * Samples the VmRSS of a process and its descendants, summed, every `everyMs` until stopped; the peak in
+ * bytes, plus the kernel's VmHWM at stop for a single process (for several, the sampled sum is what counts).
+ */
 export class RssSampler {
   private timer: NodeJS.Timeout
   private peakKiB = 0
+  private processes = 1
   samples = 0
   constructor(
     private readonly pid: number,
     everyMs = 50,
   ) {
     const sample = () => {
-      const kib = this.pid === process.pid ? process.memoryUsage.rss() / 1024 : statusKiB(this.pid, 'VmRSS')
-      if (kib !== undefined) {
+      const tree = this.pid === process.pid ? [this.pid] : processTree(this.pid)
+      this.processes = Math.max(this.processes, tree.length)
+      let kib = 0
+      for (const p of tree) kib += p === process.pid ? process.memoryUsage.rss() / 1024 : (statusKiB(p, 'VmRSS') ?? 0)
+      if (kib > 0) {
         this.samples++
         if (kib > this.peakKiB) this.peakKiB = kib
       }
@@ -161,7 +213,7 @@ export class RssSampler {
   }
   stop(): { peakBytes: number; hwmBytes: number | undefined; samples: number } {
     clearInterval(this.timer)
-    const hwm = statusKiB(this.pid, 'VmHWM')
+    const hwm = this.processes === 1 ? statusKiB(this.pid, 'VmHWM') : undefined
     return { peakBytes: this.peakKiB * 1024, hwmBytes: hwm === undefined ? undefined : hwm * 1024, samples: this.samples }
   }
 }

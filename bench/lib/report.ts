@@ -4,17 +4,13 @@ export interface Row {
   id: string
   label: string
   group: string
-  medianSeconds: number
   mbps: number
   minMbps: number
   maxMbps: number
-  vsA?: number
-  vsB?: number
-  vsALabel?: string
-  serverCpuS?: number
-  peakRssMB?: number
-  load1?: number
-  note?: string
+  /** Server CPU seconds per GiB received. */
+  cpuPerGiB?: number
+  /** Written after the figures, e.g. "x tusd 0.61  x raw 0.80". */
+  ratios?: string
 }
 
 export function table(headers: string[], rows: (string | number | undefined)[][], align: ('l' | 'r')[] = []): string {
@@ -25,13 +21,13 @@ export function table(headers: string[], rows: (string | number | undefined)[][]
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
-const COLORS: Record<string, string> = { a: '#8c8c8c', b: '#4f81bd', c: '#2e9e5b', d: '#e08a1e', e: '#8064a2' }
+const COLORS: Record<string, string> = { raw: '#8c8c8c', bare: '#4f81bd', tusgate: '#2e9e5b', concurrent: '#e08a1e', tusd: '#8064a2', s3: '#c0504d' }
 
-/** Horizontal bars: median MB/s per scenario, a whisker for the min..max over rounds, ratios written at the end. */
+/** Horizontal bars: median MB/s per scenario, a whisker for the min..max over rounds, CPU per GiB and ratios written at the end. */
 export function svgChart(rows: Row[], title: string, subtitle: string[]): string {
-  const labelW = 300
-  const barW = 460
-  const rightW = 270
+  const labelW = 360
+  const barW = 420
+  const rightW = 340
   const rowH = 30
   const top = 56 + subtitle.length * 16
   const width = labelW + barW + rightW
@@ -65,10 +61,8 @@ export function svgChart(rows: Row[], title: string, subtitle: string[]): string
         out.push(`<line x1="${x(r.minMbps).toFixed(1)}" y1="${cy}" x2="${x(r.maxMbps).toFixed(1)}" y2="${cy}" stroke="#222"/>`)
         for (const v of [r.minMbps, r.maxMbps]) out.push(`<line x1="${x(v).toFixed(1)}" y1="${cy - 5}" x2="${x(v).toFixed(1)}" y2="${cy + 5}" stroke="#222"/>`)
       }
-      const ratios = [r.vsA !== undefined ? `${r.vsALabel ?? '/a'} ${r.vsA.toFixed(2)}` : '', r.vsB !== undefined ? `/b ${r.vsB.toFixed(2)}` : '']
-        .filter(Boolean)
-        .join('  ')
-      out.push(`<text x="${labelW + barW + 8}" y="${y + rowH / 2 + 4}">${esc(`${r.mbps.toFixed(0)} MB/s${ratios ? `  ${ratios}` : ''}`)}</text>`)
+      const cpu = r.cpuPerGiB !== undefined && Number.isFinite(r.cpuPerGiB) ? `  ${r.cpuPerGiB.toFixed(1)} CPU-s/GiB` : ''
+      out.push(`<text x="${labelW + barW + 8}" y="${y + rowH / 2 + 4}">${esc(`${r.mbps.toFixed(0)} MB/s${cpu}${r.ratios ? `  ${r.ratios}` : ''}`)}</text>`)
     } else {
       out.push(`<text x="${labelW + 6}" y="${y + rowH / 2 + 4}" fill="#b00">failed</text>`)
     }

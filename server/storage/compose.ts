@@ -1,3 +1,4 @@
+import cluster from 'node:cluster'
 import type { DataStore, Locker } from '@tus/utils'
 import { CachedUploads } from '../../stores/cachedUploads.js'
 import { openLocker, openStore } from '../../stores/registry.js'
@@ -76,7 +77,9 @@ function refuseUnfitMetadata(config: Config, { maxInfoSize }: StoreCapabilities)
 
 /** The store with its upload info kept in memory; a change made past the cache (assembly, truncation) drops it. */
 function withUploadCache(store: StoreBackend): StoreBackend {
-  const cache = new CachedUploads(store.datastore)
+  // Workers of one instance (WORKERS > 1) share the uploads: each reads the offset from the store.
+  const offsetOf = cluster.isWorker && store.offsetOf ? store.offsetOf.bind(store) : undefined
+  const cache = new CachedUploads(store.datastore, undefined, offsetOf)
   const { concatenate, truncate } = store
   return {
     ...store,

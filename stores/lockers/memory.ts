@@ -1,5 +1,7 @@
+import cluster from 'node:cluster'
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils'
 import type { LockerModule } from '../types.js'
+import { PrimaryLocker } from './primaryLocks.js'
 
 interface Waiter {
   requestRelease: RequestRelease
@@ -98,6 +100,11 @@ export interface MemoryLockerSettings {
 export const memoryLocker: LockerModule<MemoryLockerSettings> = {
   name: 'memory',
   async create(settings) {
+    // A worker of several on one port (WORKERS > 1): the locks live in the primary (server/cluster.ts).
+    if (cluster.isWorker) {
+      const locker = new PrimaryLocker()
+      return { locker, close: async () => locker.close() }
+    }
     return { locker: new MemoryLocker(settings.timeoutMs), close: async () => {} }
   },
 }

@@ -107,7 +107,8 @@ export async function startProcess(env: Record<string, string>, { waitMs = 15_00
   const [command, ...args] = openFiles ? ['/bin/sh', '-c', `ulimit -n ${openFiles} && exec "$@"`, 'sh', ...node] : node
   const child = spawn(command, args, {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_FORMAT: 'json', ...env },
+    // One process unless a test asks for workers (WORKERS defaults to the machine's cores).
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_FORMAT: 'json', WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
