@@ -54,8 +54,9 @@ export class FileDatastore extends FileStore {
     const file = createWriteStream(this.pathOf(id), { flags: 'r+', start: offset, flush: this.fsync })
     try {
       await pipeline(readable, file)
-    } catch {
-      throw ERRORS.FILE_WRITE_ERROR
+    } catch (error) {
+      // The cause (ENOSPC, EDQUOT) says what the client is told.
+      throw { ...ERRORS.FILE_WRITE_ERROR, cause: error }
     }
     return offset + file.bytesWritten
   }
