@@ -9,6 +9,12 @@ import http from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { S3ServiceException } from '@aws-sdk/client-s3'
+import { RestError } from '@azure/storage-blob'
+import { ApiError } from '@google-cloud/storage'
+import { ERRORS as STORE_ERRORS } from '@tus/utils'
+import { toUploadError } from '../server/core/errors.js'
+import { RedisUnavailableError } from '../stores/redis/client.js'
 import { type Azurite, startAzurite } from './helpers/azurite.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { startHookReceiver } from './helpers/hookReceiver.js'
@@ -98,6 +104,44 @@ async function resume(url: string, data: Buffer): Promise<void> {
 
 const idOf = (url: string) => url.split('/').pop() as string
 const figure = (line: string) => process.stdout.write(`[faults] ${line}\n`)
+
+// ---------------------------------------------------------------------------------------------------
+
+describe('every failure shape of the stores reaches its answer', () => {
+  const system = (code: string) => Object.assign(new Error(`${code} happened`), { code })
+  const gcs = (code: number, message: string) => Object.assign(new ApiError(message), { code })
+  const s3 = (name: string, httpStatusCode: number) => new S3ServiceException({ name, $fault: 'server', $metadata: { httpStatusCode } })
+  const cases: Array<[string, unknown, number, string]> = [
+    ['the file store out of room (its write error keeps the cause)', { ...STORE_ERRORS.FILE_WRITE_ERROR, cause: system('ENOSPC') }, 507, 'no-space'],
+    ['a creation out of room', system('ENOSPC'), 507, 'no-space'],
+    ['a quota', system('EDQUOT'), 507, 'no-space'],
+    ['S3 quota exceeded', s3('QuotaExceeded', 403), 507, 'no-space'],
+    ['S3 refused (radosgw down)', system('ECONNREFUSED'), 503, 'unavailable'],
+    ['S3 cut mid-part', system('EPIPE'), 503, 'unavailable'],
+    ['S3 SlowDown', s3('SlowDown', 503), 503, 'unavailable'],
+    ['S3 InternalError', s3('InternalError', 500), 503, 'unavailable'],
+    ['S3 socket timeout', Object.assign(new Error('timed out'), { name: 'TimeoutError' }), 503, 'unavailable'],
+    ['Azure refused', new RestError('connect ECONNREFUSED', { code: 'ECONNREFUSED' }), 503, 'unavailable'],
+    ['Azure request not sent', new RestError('send failed', { code: 'REQUEST_SEND_ERROR' }), 503, 'unavailable'],
+    ['Azure ServerBusy', new RestError('busy', { code: 'ServerBusy', statusCode: 503 }), 503, 'unavailable'],
+    ['Azure 500 after its retries', new RestError('internal', { statusCode: 500 }), 503, 'unavailable'],
+    ['GCS 503', gcs(503, 'backend error'), 503, 'unavailable'],
+    ['GCS rate limit', gcs(429, 'rateLimitExceeded'), 503, 'unavailable'],
+    ['fetch failed (undici) to a gone host', Object.assign(new TypeError('fetch failed'), { cause: system('ECONNREFUSED') }), 503, 'unavailable'],
+    ['Redis unreachable', new RedisUnavailableError('cannot reach Redis', { cause: system('ECONNREFUSED') }), 503, 'unavailable'],
+    ['too many open files', system('EMFILE'), 503, 'busy'],
+    ['anything else', new Error('disk on fire'), 500, 'internal'],
+  ]
+  test.each(cases)('%s', (_what, failure, status, fault) => {
+    const { error } = toUploadError(failure)
+    expect({ status: error.status, fault: error.fault }).toEqual({ status, fault })
+    if (status !== 500) expect(error.headers['Retry-After']).toMatch(/^\d+$/)
+  })
+  test('a client error or a 4xx of a back end is no fault of ours', () => {
+    expect(toUploadError(STORE_ERRORS.FILE_NOT_FOUND).error.fault).toBeUndefined()
+    expect(toUploadError(gcs(404, 'No such object')).error.status).toBe(500)
+  })
+})
 
 // ---------------------------------------------------------------------------------------------------
 
@@ -253,6 +297,7 @@ describe('Azure (Azurite) stopped and restarted mid-PATCH', () => {
     expect(await status(`${server.url}/healthz`)).toBe(200)
     const resumed = Date.now()
     await azurite.resume()
+    const restartMs = Date.now() - resumed
     const readyAfter = await until('/readyz after the restart', 15_000, async () => (await status(`${server.url}/readyz`)) === 200)
     const answer = await cut
     // The SDK retries a refused connection for about 16 s: an outage shorter than that is bridged.
@@ -263,7 +308,7 @@ describe('Azure (Azurite) stopped and restarted mid-PATCH', () => {
     if (answer.status === 204) expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
     else await resume(url, data)
     figure(
-      `Azure: /readyz 503 while stopped (${ready.body.toString().trim()}); PATCH ${answer.status}; ready ${readyAfter} ms after Azurite answered again (restart took ${Date.now() - resumed - readyAfter} ms)`,
+      `Azure: /readyz 503 while stopped (${ready.body.toString().trim()}); PATCH ${answer.status}; ready ${readyAfter} ms after Azurite answered again (its restart took ${restartMs} ms)`,
     )
   }, 90_000)
 })
