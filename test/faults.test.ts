@@ -339,6 +339,8 @@ describe('Redis killed and restarted under LOCKER=redis with two instances', () 
       expectFault(refused, 503)
       expectFault(await request(url, { method: 'HEAD', headers: TUS }), 503)
       expect(await status(`${a.url}/healthz`)).toBe(200)
+      // The store is fine: the instance stays in the balancer, its lock-taking requests answer 503.
+      expect(await status(`${a.url}/readyz`)).toBe(200)
       expect(await faults(b, 'unavailable')).toBe(1)
       expect(await faults(a, 'unavailable')).toBe(1)
       expectLoggedOnce(b, id, 1, 'unavailable', /Redis|ECONNREFUSED/)
