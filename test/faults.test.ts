@@ -129,6 +129,8 @@ describe('every failure shape of the stores reaches its answer', () => {
     ['GCS rate limit', gcs(429, 'rateLimitExceeded'), 503, 'unavailable'],
     ['fetch failed (undici) to a gone host', Object.assign(new TypeError('fetch failed'), { cause: system('ECONNREFUSED') }), 503, 'unavailable'],
     ['Redis unreachable', new RedisUnavailableError('cannot reach Redis', { cause: system('ECONNREFUSED') }), 503, 'unavailable'],
+    ['Redis gone under a cache (ioredis, no offline queue)', new Error("Stream isn't writeable and enableOfflineQueue options is false"), 503, 'unavailable'],
+    ['Redis gone mid-command', new Error('Connection is closed.'), 503, 'unavailable'],
     ['too many open files', system('EMFILE'), 503, 'busy'],
     ['anything else', new Error('disk on fire'), 500, 'internal'],
   ]
@@ -273,6 +275,27 @@ describe('S3 (Ceph radosgw) killed and restarted mid-PATCH', () => {
       `S3: kept ${kept} of ${acknowledged} acknowledged bytes; PATCH 503 ${answeredIn} ms after the kill, HEAD 503, /readyz 503; ready ${Date.now() - restarted} ms after the restart began (${readyAfter} ms after radosgw answered)`,
     )
   }, 90_000)
+
+  test('with upload info in Redis (REDIS_URL), Redis killed: 503 with Retry-After, then the upload resumes', async () => {
+    const redis = await startRedis()
+    try {
+      const server = await pool.launch(pool.newDir(), await tusgateS3Env(ceph, { REDIS_URL: redis.url }))
+      const data = randomData(6 * MiB, 7)
+      const url = await createUpload(server.url, { 'Upload-Length': data.length })
+      expect((await patch(url, 0, data.subarray(0, MiB))).status).toBe(204)
+      await redis.stop()
+      expectFault(await request(url, { method: 'HEAD', headers: TUS }), 503)
+      expectFault(await patch(url, MiB, data.subarray(MiB, 2 * MiB)), 503)
+      expect(await faults(server, 'internal')).toBe(0)
+      expectLoggedOnce(server, idOf(url), 2, 'unavailable', /./)
+      await redis.start()
+      const back = await until('HEAD after Redis returned', 10_000, async () => (await request(url, { method: 'HEAD', headers: TUS })).status === 200)
+      await resume(url, data)
+      figure(`S3 with upload info in Redis: HEAD and PATCH 503 while Redis is down; HEAD 200 ${back} ms after its restart`)
+    } finally {
+      await redis.dispose()
+    }
+  }, 60_000)
 })
 
 // ---------------------------------------------------------------------------------------------------

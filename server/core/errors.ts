@@ -105,6 +105,8 @@ const UNAVAILABLE = new Set([
   'ServerBusy',
 ])
 const BUSY = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM'])
+/** ioredis' failures of a server it cannot reach, plain Errors without a code. */
+const REDIS_GONE = /^(Stream isn't writeable|Connection is closed|Command timed out)/
 
 /** An HTTP status a back end answered: the AWS SDK's `$metadata`, Azure's `statusCode`, GCS' numeric `code`. */
 function backendStatus(value: object): number | undefined {
@@ -129,7 +131,7 @@ const FROM_STORE = new Map<unknown, UploadError>([
  */
 function byCause(value: unknown): UploadError | undefined {
   for (let cause = value, depth = 0; typeof cause === 'object' && cause !== null && depth < 4; cause = (cause as { cause?: unknown }).cause, depth++) {
-    const { kind, code, name } = cause as { kind?: unknown; code?: unknown; name?: unknown }
+    const { kind, code, name, message } = cause as { kind?: unknown; code?: unknown; name?: unknown; message?: unknown }
     if (kind === 'exists') return ERRORS.idTaken
     if (kind === 'no-space') return ERRORS.noSpace
     if (kind === 'unavailable') return ERRORS.unavailable
@@ -139,6 +141,7 @@ function byCause(value: unknown): UploadError | undefined {
       if (UNAVAILABLE.has(label)) return ERRORS.unavailable
       if (BUSY.has(label)) return ERRORS.busy
     }
+    if (name === 'MaxRetriesPerRequestError' || (typeof message === 'string' && REDIS_GONE.test(message))) return ERRORS.unavailable
     // A back end's 5xx or 429 is its outage or throttling (AWS and Azure ask to retry their 500s too).
     const status = backendStatus(cause)
     if (status !== undefined && (status === 429 || (status >= 500 && status < 600))) return ERRORS.unavailable

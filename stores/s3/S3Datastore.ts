@@ -37,6 +37,20 @@ export class S3Datastore extends S3Store {
   }
 
   /**
+   * Upstream answers "not found" for any failure to read the upload's info, a back end that is down
+   * included; only a missing info object is. (The info is cached: upstream's read that follows is a hit.)
+   */
+  override async getUpload(id: string): Promise<Upload> {
+    try {
+      await this.getMetadata(id)
+    } catch (error) {
+      const { name, $metadata } = error as Error & { $metadata?: { httpStatusCode?: number } }
+      throw name === 'NoSuchKey' || $metadata?.httpStatusCode === 404 ? ERRORS.FILE_NOT_FOUND : error
+    }
+    return super.getUpload(id)
+  }
+
+  /**
    * Upstream reports a finished upload as not found when terminated (its multipart upload is gone,
    * so aborting it fails) and leaves the object behind; a finished upload's objects are removed here.
    */
