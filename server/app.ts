@@ -4,17 +4,17 @@ import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
 import type { Config } from './config.js'
 import { tusExtensions } from './core/capabilities.js'
-import { toUploadError, UploadError } from './core/errors.js'
+import { UploadError } from './core/errors.js'
 import { UploadCore } from './core/uploads.js'
 import { healthRoutes } from './health.js'
 import { Hooks } from './hooks/index.js'
+import { failureAnswer } from './http/failure.js'
 import { ietfRouter } from './ietf/router.js'
 import { bodyLimits } from './limits/bodies.js'
 import { uploadLimits } from './limits/index.js'
 import type { Logger } from './logger.js'
 import { Metrics, metricsRoute } from './metrics.js'
 import { trustsHop } from './proxyTrust.js'
-import { requestContext } from './requestContext.js'
 import { securityHeadersOutside } from './securityHeaders.js'
 import { composeStorage } from './storage/compose.js'
 import type { Sweeper } from './storage/sweeper.js'
@@ -98,11 +98,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   })
 
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
-    const context = requestContext.current()
     // Express's own errors (a malformed URL) carry a 4xx; anything else is answered as the catalogue says.
     const clientError = typeof error.status === 'number' && error.status >= 400 && error.status < 500
-    const { error: refusal, unexpected } = clientError ? { error: new UploadError(error.status, error.message), unexpected: false } : toUploadError(error)
-    if (unexpected) logger.error('request failed', { requestId: context?.requestId, uploadId: context?.uploadId, error })
+    const refusal = clientError ? new UploadError(error.status, error.message) : failureAnswer(logger, res, error)
     if (res.headersSent) return res.destroy()
     res.status(refusal.status).set(refusal.headers).type('text/plain').send(refusal.body)
   }

@@ -1,18 +1,40 @@
 import { Router } from 'express'
 import type { StoreBackend } from '../stores/types.js'
 
-/** /healthz: the process answers. /readyz: the store takes writes, else 503 with the reason. */
-export function healthRoutes(backend: StoreBackend): Router {
+/** How long /readyz waits for the store's check: a back end that does not answer is not ready either. */
+const READY_TIMEOUT_MS = 5_000
+
+/** Resolves as `check` does, or rejects once `ms` pass without an answer. */
+async function within(check: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`the store did not answer within ${ms} ms`)), ms)
+  })
+  try {
+    await Promise.race([check, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * /healthz: the process answers. /readyz: the store takes writes (checked afresh on every call, so it is
+ * ready again by itself once the fault is gone), else 503 with the reason.
+ */
+export function healthRoutes(backend: StoreBackend, readyTimeoutMs = READY_TIMEOUT_MS): Router {
   const router = Router()
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' })
   })
   router.get('/readyz', async (_req, res) => {
     try {
-      await backend.health()
+      await within(backend.health(), readyTimeoutMs)
       res.json({ status: 'ready' })
     } catch (error) {
-      res.status(503).json({ status: 'unavailable', reason: (error as Error).message })
+      res
+        .status(503)
+        .set('Retry-After', '5')
+        .json({ status: 'unavailable', reason: (error as Error).message })
     }
   })
   return router

@@ -3,8 +3,11 @@ import type { Server } from 'node:http'
 import { type RequestHandler, Router } from 'express'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { Config } from './config.js'
+import type { Fault } from './core/errors.js'
+import { requestContext } from './requestContext.js'
 
 const PREFIX = 'tusgate_'
+const FAULTS: Fault[] = ['no-space', 'unavailable', 'busy', 'internal']
 const SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 
 /** Every Prometheus metric of one tusgate process, under the `tusgate_` prefix. */
@@ -35,6 +38,12 @@ export class Metrics {
   readonly uploadsTerminated = this.counter('uploads_terminated_total', 'Uploads terminated by their client')
   readonly uploadsExpired = this.counter('uploads_expired_total', 'Unfinished uploads removed by the expiry sweep')
   readonly orphansRemoved = this.counter('orphans_removed_total', 'Leftovers of creations or terminations cut between two steps, removed by the sweep')
+  readonly uploadErrors = new Counter({
+    name: `${PREFIX}upload_errors_total`,
+    help: 'Requests answered for a fault of ours, by cause: no-space (507), unavailable (a back end gone or throttling, 503), busy (resource pressure, 503), internal (500)',
+    labelNames: ['cause'],
+    registers: this.registers,
+  })
   readonly lockWait = new Histogram({
     name: `${PREFIX}lock_wait_seconds`,
     help: 'Time to acquire an upload lock',
@@ -65,6 +74,8 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
+    // Every cause from the start, so a rate over them is defined before the first fault.
+    for (const cause of FAULTS) this.uploadErrors.inc({ cause }, 0)
   }
 
   /** Uploads with a write in progress, read from `count` at each scrape. */
@@ -112,13 +123,15 @@ export class Metrics {
     })
   }
 
-  /** Counts every request when it ends (status 499 when the client hung up first). */
+  /** Counts every request when it ends (status 499 when the client hung up first), and the fault its answer reported. */
   middleware(): RequestHandler {
     return (req, res, next) => {
       const stop = this.requestDuration.startTimer({ method: req.method })
+      const record = requestContext.current()
       res.once('close', () => {
         stop()
         this.requests.inc({ method: req.method, status: res.writableFinished ? res.statusCode : 499 })
+        if (record?.fault) this.uploadErrors.inc({ cause: record.fault })
       })
       next()
     }

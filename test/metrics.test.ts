@@ -23,6 +23,8 @@ describe('/metrics', () => {
     expect(value(text, 'tusgate_process_resident_memory_bytes')).toBeGreaterThan(10_000_000)
     expect(value(text, 'tusgate_open_connections')).toBeGreaterThanOrEqual(1)
     expect(value(text, 'tusgate_uploads_in_progress')).toBe(0)
+    // Every cause of a fault is there from the start (test/faults.test.ts counts them under real faults).
+    for (const cause of ['no-space', 'unavailable', 'busy', 'internal']) expect(value(text, `tusgate_upload_errors_total{cause="${cause}"}`)).toBe(0)
   })
 
   test('counts uploads, bytes, requests, store operations and lock waits', async () => {

@@ -8,6 +8,13 @@ export interface Problem {
 }
 
 /**
+ * What failed on the service's side, when an answer is not the client's doing: the store is full, a back
+ * end cannot be reached or throttles, the process is short of resources, or something unforeseen. Counted
+ * in metrics and logged by it.
+ */
+export type Fault = 'no-space' | 'unavailable' | 'busy' | 'internal'
+
+/**
  * The one error of the upload layer: what the client is told (status, short text, headers, the draft's
  * problem where one applies). Handlers of both protocols answer it as it says; anything that is not
  * one is turned into one by `toUploadError`.
@@ -24,6 +31,9 @@ export class UploadError extends Error {
     super(message.trim())
   }
 
+  /** Set on the catalogue's answers to a fault of ours (never on a refusal of the client's request). */
+  fault?: Fault
+
   /** The text body of the answer. */
   get body(): string {
     return this.exactBody ?? `${this.message}\n`
@@ -31,11 +41,15 @@ export class UploadError extends Error {
 
   /** The same refusal with more headers (an offset, a Retry-After). */
   with(headers: Record<string, string>): UploadError {
-    return new UploadError(this.status, this.message, { ...this.headers, ...headers }, this.problem, this.exactBody)
+    const copy = new UploadError(this.status, this.message, { ...this.headers, ...headers }, this.problem, this.exactBody)
+    copy.fault = this.fault
+    return copy
   }
 }
 
 const error = (status: number, message: string, headers?: Record<string, string>) => new UploadError(status, message, headers)
+const faultError = (fault: Fault, status: number, message: string, headers?: Record<string, string>) =>
+  Object.assign(new UploadError(status, message, headers), { fault })
 
 /** Every refusal of the upload layer, in one place. */
 export const ERRORS = {
@@ -58,22 +72,48 @@ export const ERRORS = {
   noConcatenation: error(501, 'Concatenation extension is not supported by this store'),
   noDeferLength: error(501, 'creation-defer-length extension is not supported by this store'),
   noTermination: error(501, 'termination extension is not supported by this store'),
-  noSpace: error(507, 'Insufficient storage: the store is full; retry later', { 'Retry-After': '60' }),
-  unavailable: error(503, 'The store cannot be reached right now; retry shortly', { 'Retry-After': '5' }),
-  busy: error(503, 'The server is short of resources; retry shortly', { 'Retry-After': '5' }),
-  internal: error(500, 'Internal server error'),
+  noSpace: faultError('no-space', 507, 'Insufficient storage: the store is full; retry later', { 'Retry-After': '60' }),
+  unavailable: faultError('unavailable', 503, 'The store cannot be reached right now; retry shortly', { 'Retry-After': '5' }),
+  busy: faultError('busy', 503, 'The server is short of resources; retry shortly', { 'Retry-After': '5' }),
+  internal: faultError('internal', 500, 'Internal server error'),
 } as const
 
 type Shaped = { status_code: number; body: string }
 const isShaped = (value: unknown): value is Shaped =>
   typeof value === 'object' && value !== null && typeof (value as Shaped).status_code === 'number' && typeof (value as Shaped).body === 'string'
 
-const codeOf = (value: unknown): string | undefined => (typeof value === 'object' && value !== null ? (value as { code?: string }).code : undefined)
-
-/** Codes of the system's and the stores' failures that mean the same thing to a client. */
+/** Codes and names of the system's and the stores' failures that mean the same thing to a client. */
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT', 'QuotaExceeded', 'InsufficientStorage'])
-const UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ServiceUnavailable', 'SlowDown'])
+const UNAVAILABLE = new Set([
+  // the system's, Node's and undici's, for a peer that is gone, refuses or does not answer
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  // the AWS SDK's (a socket timeout, S3's throttling and outage) and Azure's (a request that could not be sent, throttling)
+  'TimeoutError',
+  'ServiceUnavailable',
+  'SlowDown',
+  'REQUEST_SEND_ERROR',
+  'ServerBusy',
+])
 const BUSY = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM'])
+/** ioredis' failures of a server it cannot reach, plain Errors without a code. */
+const REDIS_GONE = /^(Stream isn't writeable|Connection is closed|Command timed out)/
+
+/** An HTTP status a back end answered: the AWS SDK's `$metadata`, Azure's `statusCode`, GCS' numeric `code`. */
+function backendStatus(value: object): number | undefined {
+  const { $metadata, statusCode, code } = value as { $metadata?: { httpStatusCode?: number }; statusCode?: unknown; code?: unknown }
+  const status = $metadata?.httpStatusCode ?? statusCode ?? code
+  return typeof status === 'number' ? status : undefined
+}
 
 /** What the storage contract (`@tus/utils`' ERRORS) and our stores throw, in the catalogue's terms. */
 const FROM_STORE = new Map<unknown, UploadError>([
@@ -85,19 +125,26 @@ const FROM_STORE = new Map<unknown, UploadError>([
   [STORE_ERRORS.INVALID_METADATA, ERRORS.badMetadata],
 ])
 
-/** A store error's kind (stores/errors.ts) or a system error's code, as the catalogue's refusal; undefined when neither. */
+/**
+ * A store error's kind (stores/errors.ts), a system error's code, or a back end's error name or status, as
+ * the catalogue's refusal, looking through wrappers (`cause`); undefined when none says.
+ */
 function byCause(value: unknown): UploadError | undefined {
-  for (let cause = value, depth = 0; cause && depth < 4; cause = (cause as { cause?: unknown }).cause, depth++) {
-    const kind = (cause as { kind?: string }).kind
+  for (let cause = value, depth = 0; typeof cause === 'object' && cause !== null && depth < 4; cause = (cause as { cause?: unknown }).cause, depth++) {
+    const { kind, code, name, message } = cause as { kind?: unknown; code?: unknown; name?: unknown; message?: unknown }
     if (kind === 'exists') return ERRORS.idTaken
     if (kind === 'no-space') return ERRORS.noSpace
     if (kind === 'unavailable') return ERRORS.unavailable
-    const code = codeOf(cause) ?? (cause as { name?: string }).name
-    if (code && NO_SPACE.has(code)) return ERRORS.noSpace
-    if (code && UNAVAILABLE.has(code)) return ERRORS.unavailable
-    if (code && BUSY.has(code)) return ERRORS.busy
-    const status = (cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? (cause as { statusCode?: number }).statusCode
-    if (status === 503 || status === 429) return ERRORS.unavailable
+    for (const label of [code, name]) {
+      if (typeof label !== 'string') continue
+      if (NO_SPACE.has(label)) return ERRORS.noSpace
+      if (UNAVAILABLE.has(label)) return ERRORS.unavailable
+      if (BUSY.has(label)) return ERRORS.busy
+    }
+    if (name === 'MaxRetriesPerRequestError' || (typeof message === 'string' && REDIS_GONE.test(message))) return ERRORS.unavailable
+    // A back end's 5xx or 429 is its outage or throttling (AWS and Azure ask to retry their 500s too).
+    const status = backendStatus(cause)
+    if (status !== undefined && (status === 429 || (status >= 500 && status < 600))) return ERRORS.unavailable
   }
   return undefined
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Upload } from '@tus/utils'
 import type { ExpectedChecksum } from './body.js'
-import type { UploadError } from './errors.js'
+import type { Fault, UploadError } from './errors.js'
 
 /** What one request records of itself for its log line: its ids, its principal, the bytes it stored. */
 export interface RequestRecord {
@@ -13,6 +13,8 @@ export interface RequestRecord {
   bytes: number
   /** Its store writes in progress: the log line waits for them (a client that hangs up closes the response first). */
   writes?: Set<Promise<unknown>>
+  /** The fault of ours its answer reported, if any (counted in metrics when the request ends). */
+  fault?: Fault
 }
 
 /** Who asks for an operation: the request (its body, and what hooks report of it) and its record. */

@@ -1,10 +1,11 @@
+import { STATUS_CODES } from 'node:http'
 import type { Request, Response } from 'express'
 import type { Config } from '../config.js'
-import { toUploadError, UploadError } from '../core/errors.js'
+import { UploadError } from '../core/errors.js'
 import type { Written } from '../core/types.js'
 import { corsHeaders } from '../cors.js'
+import { failureAnswer } from '../http/failure.js'
 import type { Logger } from '../logger.js'
-import { requestContext } from '../requestContext.js'
 import { uploadLimit } from './limits.js'
 import { completenessHeader, type Dialect } from './versions.js'
 
@@ -32,10 +33,8 @@ export function replier(config: Config, logger: Logger): Replier {
   })
 
   const fail = (req: Request, res: Response, dialect: Dialect, failure: unknown) => {
+    const error = failureAnswer(logger, res, failure)
     if (res.headersSent || res.destroyed) return
-    const { error, unexpected } = toUploadError(failure)
-    const record = requestContext.current()
-    if (unexpected) logger.error('upload failed', { requestId: record?.requestId, uploadId: record?.uploadId, error: failure })
     // An unread body cannot be skipped on a kept-alive connection.
     res.set({ ...common(req, dialect), ...completenessHeader(dialect, false) })
     if (!req.complete) res.setHeader('Connection', 'close')
@@ -44,8 +43,14 @@ export function replier(config: Config, logger: Logger): Replier {
     res.status(error.status).set(error.headers)
     const { problem } = error
     const typed = problem && dialect.problems && (problem.type !== 'completed-upload' || dialect.completedUploadProblem)
-    const body = typed ? JSON.stringify({ ...problem, type: `${PROBLEM_TYPES}${problem.type}`, detail: error.message }) : error.body
-    res.setHeader('Content-Type', typed ? 'application/problem+json' : 'text/plain; charset=utf-8')
+    // A fault of ours has no type of the draft's: RFC 9457's about:blank, titled by its status.
+    const untyped = !typed && error.fault && dialect.problems
+    const body = typed
+      ? JSON.stringify({ ...problem, type: `${PROBLEM_TYPES}${problem.type}`, detail: error.message })
+      : untyped
+        ? JSON.stringify({ type: 'about:blank', title: STATUS_CODES[error.status], status: error.status, detail: error.message })
+        : error.body
+    res.setHeader('Content-Type', typed || untyped ? 'application/problem+json' : 'text/plain; charset=utf-8')
     res.setHeader('Content-Length', Buffer.byteLength(body))
     res.end(body)
   }

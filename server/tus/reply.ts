@@ -1,13 +1,12 @@
-import type { Request, Response } from 'express'
 import { TUS_RESUMABLE } from '@tus/utils'
+import type { Request, Response } from 'express'
 import { expiresAt } from '../../stores/expiry.js'
 import type { Config } from '../config.js'
-import { toUploadError } from '../core/errors.js'
 import type { Written } from '../core/types.js'
 import { corsHeaders } from '../cors.js'
+import { failureAnswer } from '../http/failure.js'
 import { hasBody } from '../http/request.js'
 import type { Logger } from '../logger.js'
-import { requestContext } from '../requestContext.js'
 
 type CorsConfig = Pick<Config, 'CORS_ORIGINS' | 'CORS_CREDENTIALS'>
 
@@ -33,12 +32,9 @@ export function tusReply(config: CorsConfig, req: Request, res: Response, status
   sendText(req, res, status, message.endsWith('\n') ? message : `${message}\n`, headers, hasBody(req) || !req.complete)
 }
 
-/** A failed tus request: the error as the catalogue says (logged when unexpected), unless an answer already went out. */
+/** A failed tus request: the error as the catalogue says (reported once), unless an answer already went out. */
 export function replyError(config: CorsConfig, logger: Logger, req: Request, res: Response, failure: unknown): void {
-  const { error, unexpected } = toUploadError(failure)
-  const record = requestContext.current()
-  if (unexpected) logger.error('upload failed', { requestId: record?.requestId, uploadId: record?.uploadId, error: failure })
-  else if (error.status >= 500) logger.warn('upload failed', { requestId: record?.requestId, uploadId: record?.uploadId, status: error.status, reason: error.message })
+  const error = failureAnswer(logger, res, failure)
   if (res.headersSent || res.destroyed) return
   setTusHeaders(config, req, res)
   sendText(req, res, error.status, error.body, error.headers)

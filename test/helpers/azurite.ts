@@ -21,7 +21,7 @@ export interface Azurite {
   /** `http://127.0.0.1:<port>/devstoreaccount1`, the account's blob endpoint. */
   endpoint: string
   port: number
-  pid: number
+  readonly pid: number
   /** What tusgate needs to use this account (add AZURE_CONTAINER). */
   env: Record<string, string>
   /** An SDK client on this account. */
@@ -31,6 +31,10 @@ export interface Azurite {
   output(): string
   /** Ends the process by its PID (SIGTERM, then SIGKILL) and removes its directory. Safe to call twice. */
   stop(): Promise<void>
+  /** Stops the service (SIGTERM, then SIGKILL), keeping its data, for faults. */
+  pause(): Promise<void>
+  /** Starts it again on the same port and data; resolves once it answers. */
+  resume(): Promise<void>
 }
 
 const alive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null
@@ -49,45 +53,63 @@ function answers(url: string): Promise<boolean> {
 
 export async function startAzurite({ startTimeoutMs = 20_000 } = {}): Promise<Azurite> {
   const temp = tempDir('tusgate-azurite-')
-  const child = spawn(
-    process.execPath,
-    [
-      ENTRY,
-      '--blobHost', '127.0.0.1',
-      '--blobPort', '0',
-      '--location', temp.dir,
-      '--silent',
-      '--skipApiVersionCheck',
-      '--loose',
-      '--disableTelemetry',
-    ],
-    { cwd: temp.dir, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
   let out = ''
-  child.stdout?.on('data', (c) => (out += c))
-  child.stderr?.on('data', (c) => (out += c))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const launch = (port: number) => {
+    const proc = spawn(
+      process.execPath,
+      [
+        ENTRY,
+        '--blobHost',
+        '127.0.0.1',
+        '--blobPort',
+        String(port),
+        '--location',
+        temp.dir,
+        '--silent',
+        '--skipApiVersionCheck',
+        '--loose',
+        '--disableTelemetry',
+      ],
+      { cwd: temp.dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    proc.stdout?.on('data', (c) => (out += c))
+    proc.stderr?.on('data', (c) => (out += c))
+    return { proc, exited: new Promise<void>((resolve) => proc.once('exit', () => resolve())) }
+  }
+  let { proc: child, exited } = launch(0)
   // Should the test process end without stop(), the service must not outlive it.
   const onExit = () => {
     if (alive(child)) child.kill('SIGKILL')
   }
   process.once('exit', onExit)
 
+  /** Ends the process by its PID: SIGTERM (Azurite saves its state), then SIGKILL. */
+  const end = async () => {
+    if (!alive(child)) return
+    child.kill('SIGTERM')
+    const killed = await Promise.race([exited.then(() => true), sleep(3_000, false, { ref: false })])
+    if (!killed && alive(child)) {
+      child.kill('SIGKILL')
+      await exited
+    }
+  }
   let stopped: Promise<void> | undefined
   const stop = () => {
     stopped ??= (async () => {
       process.off('exit', onExit)
-      if (alive(child)) {
-        child.kill('SIGTERM')
-        const killed = await Promise.race([exited.then(() => true), sleep(3_000, false, { ref: false })])
-        if (!killed && alive(child)) {
-          child.kill('SIGKILL')
-          await exited
-        }
-      }
+      await end()
       temp.remove()
     })()
     return stopped
+  }
+
+  /** Resolves once the service answers at `endpoint` (any HTTP answer), within the start-up budget. */
+  const answering = async (endpoint: string, deadline: number) => {
+    while (!(await answers(`${endpoint}?comp=list`))) {
+      if (!alive(child)) throw new Error(`azurite exited with ${child.exitCode ?? child.signalCode}`)
+      if (Date.now() > deadline) throw new Error(`azurite did not answer within ${startTimeoutMs} ms`)
+      await sleep(50)
+    }
   }
 
   try {
@@ -101,21 +123,25 @@ export async function startAzurite({ startTimeoutMs = 20_000 } = {}): Promise<Az
       else await sleep(50)
     }
     const endpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`
-    while (!(await answers(`${endpoint}?comp=list`))) {
-      if (!alive(child)) throw new Error(`azurite exited with ${child.exitCode ?? child.signalCode}`)
-      if (Date.now() > deadline) throw new Error(`azurite did not answer within ${startTimeoutMs} ms`)
-      await sleep(50)
-    }
-    const pid = child.pid as number
+    await answering(endpoint, deadline)
+    const chosen = port
     return {
       endpoint,
       port,
-      pid,
+      get pid() {
+        return child.pid as number
+      },
       env: { AZURE_ACCOUNT_NAME: AZURITE_ACCOUNT, AZURE_ACCOUNT_KEY: AZURITE_KEY, AZURE_ENDPOINT: endpoint },
       client: () => new BlobServiceClient(endpoint, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY)),
       containerName: () => `tusgate-${randomBytes(6).toString('hex')}`,
       output: () => out,
       stop,
+      pause: end,
+      async resume() {
+        if (alive(child)) return
+        ;({ proc: child, exited } = launch(chosen))
+        await answering(endpoint, Date.now() + startTimeoutMs)
+      },
     }
   } catch (error) {
     await stop()

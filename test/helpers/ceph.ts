@@ -48,6 +48,12 @@ export interface CephCluster {
   logTail(lines?: number): string
   /** Ends the daemons (SIGTERM, then SIGKILL) and removes the directory. Safe to call twice. */
   stop(): Promise<void>
+  /** radosgw alone, for faults: killed (SIGKILL, as a crash) and started again on the same port. */
+  gateway: {
+    kill(): Promise<void>
+    /** Resolves once the gateway answers HTTP again (rejects after `timeoutMs`). */
+    start(timeoutMs?: number): Promise<void>
+  }
 }
 
 const REGION = 'us-east-1'
@@ -186,8 +192,7 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
   // Hard-death cleanup: a detached shell that waits for this process to go, then kills the
   // daemons listed in daemons.pids and removes the directory. stop() ends it first.
   const watchdogScript =
-    'while kill -0 "$1" 2>/dev/null; do sleep 1; done; ' +
-    'for p in $(cat "$2/daemons.pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; rm -rf "$2"'
+    'while kill -0 "$1" 2>/dev/null; do sleep 1; done; ' + 'for p in $(cat "$2/daemons.pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; rm -rf "$2"'
   const watchdog = spawn('/bin/sh', ['-c', watchdogScript, 'ceph-watchdog', String(process.pid), dir], {
     stdio: 'ignore',
     detached: true,
@@ -242,6 +247,10 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
 
   const startDaemon = (name: string, file: string, args: string[]) => {
     check()
+    return spawnDaemon(name, file, args)
+  }
+
+  const spawnDaemon = (name: string, file: string, args: string[]) => {
     const out = openSync(path.join(dir, 'log', `${name}.out`), 'a')
     const child = spawn(file, ['-f', '-c', conf, ...args], { env, stdio: ['ignore', out, out] })
     closeSync(out)
@@ -306,8 +315,14 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
     const accessKeyId = `TUSGATE${randomBytes(8).toString('hex').toUpperCase()}`
     const secretAccessKey = randomBytes(20).toString('hex')
     await command('radosgw-admin', [
-      '-c', conf, 'user', 'create', '--uid=tusgate', '--display-name=tusgate',
-      `--access-key=${accessKeyId}`, `--secret=${secretAccessKey}`,
+      '-c',
+      conf,
+      'user',
+      'create',
+      '--uid=tusgate',
+      '--display-name=tusgate',
+      `--access-key=${accessKeyId}`,
+      `--secret=${secretAccessKey}`,
     ])
 
     const clientConfig = {
@@ -351,6 +366,31 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
       },
       dir,
       pids: { mon, osd, rgw },
+      gateway: {
+        async kill() {
+          for (const d of daemons) {
+            if (d.name !== 'client.rgw' || !running(d.child)) continue
+            d.child.kill('SIGKILL')
+            if (!(await within(d.exited, KILL_WAIT_MS))) throw new Error(`radosgw (pid ${d.child.pid}) did not exit after SIGKILL`)
+          }
+        },
+        async start(timeoutMs = 30_000) {
+          spawnDaemon('client.rgw', 'radosgw', ['-n', 'client.rgw'])
+          const deadline = Date.now() + timeoutMs
+          for (;;) {
+            const ok = await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(2_000) }).then(
+              async (res) => {
+                await res.arrayBuffer()
+                return res.ok
+              },
+              () => false,
+            )
+            if (ok) return
+            if (Date.now() > deadline) throw new Error(`radosgw did not answer within ${timeoutMs} ms after its restart\n${logTail(20)}`)
+            await sleep(100)
+          }
+        },
+      },
       startupMs: Date.now() - started,
       logTail,
       stop,
@@ -360,12 +400,9 @@ export async function startCeph(options: CephOptions = {}): Promise<CephCluster>
     const cause = abort.signal.aborted && error !== abort.signal.reason ? `${(abort.signal.reason as Error).message}; ` : ''
     const logs = logTail(40)
     await stop().catch(() => {})
-    throw new CephStartError(
-      `Ceph did not start (step: ${step}; after ${Date.now() - started} ms): ${cause}${(error as Error).message}\n${logs}`,
-      dir,
-      step,
-      { cause: error },
-    )
+    throw new CephStartError(`Ceph did not start (step: ${step}; after ${Date.now() - started} ms): ${cause}${(error as Error).message}\n${logs}`, dir, step, {
+      cause: error,
+    })
   }
 }
 

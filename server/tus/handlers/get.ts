@@ -4,6 +4,7 @@ import type { RequestHandler } from 'express'
 import parseRange from 'range-parser'
 import type { Upload } from '@tus/utils'
 import type { Config } from '../../config.js'
+import { toUploadError } from '../../core/errors.js'
 import { corsHeaders } from '../../cors.js'
 import type { Logger } from '../../logger.js'
 import { requestContext } from '../../requestContext.js'
@@ -52,7 +53,12 @@ export function download(config: Config, backend: StoreBackend, logger: Logger):
     const context = requestContext.current()
     if (context) context.uploadId = id
 
-    const upload = await backend.datastore.getUpload(id).catch(() => undefined)
+    // A store that cannot answer is not an unknown upload: its fault is answered as such (503, 507).
+    const upload = await backend.datastore.getUpload(id).catch((error) => {
+      const { fault } = toUploadError(error).error
+      if (fault && fault !== 'internal') throw error
+      return undefined
+    })
     if (!upload) return fail(404, 'Upload not found')
     if (upload.size === undefined || upload.offset !== upload.size) return fail(404, 'Upload is not finished')
 
