@@ -91,7 +91,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const collection = config.TUS_PATH
   app.use(collection, access.authenticate)
   // Express routes HEAD to GET handlers; a tus HEAD goes on to the tus handlers instead.
-  const get = download(config, store, logger)
+  const get = download(config, store, core, logger)
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tus = tusRouter({ config, core, logger, extensions: tusExtensions(store, [...CHECKSUM_EXTENSIONS]) })
   metrics.creationsWaiting(() => tus.queued)

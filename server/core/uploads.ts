@@ -8,6 +8,7 @@ import { type DataStore, type Lock, type Locker, Upload } from '@tus/utils'
 import { isExpired } from '../../stores/expiry.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import type { Hooks } from '../hooks/index.js'
+import type { AccessMode } from '../hooks/types.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { type Feeder, type MeteredBody, meteredBodyOf } from './body.js'
@@ -137,6 +138,7 @@ export class UploadCore {
    * that still holds it to let go, so a resuming client sees its final offset.
    */
   async settle(caller: Caller, id: string): Promise<Upload> {
+    await this.access(caller, id, 'read')
     const lock = await this.lock(caller, id, () => {})
     const upload = await this.deps.store.getUpload(id).finally(() => lock.unlock())
     if (isExpired(upload, this.expiration)) throw ERRORS.gone
@@ -169,6 +171,7 @@ export class UploadCore {
 
   /** Writes a body at the upload's offset; declares the upload's length when the request gives it. */
   async append(caller: Caller, id: string, request: AppendRequest): Promise<Written> {
+    await this.access(caller, id, 'write')
     const lock = await this.writeLock(caller, id)
     let written: Written
     let wasComplete: boolean
@@ -192,7 +195,8 @@ export class UploadCore {
   async terminate(caller: Caller, id: string): Promise<Record<string, string>> {
     const { store, hooks, metrics, logger, abilities } = this.deps
     if (!abilities.termination) throw ERRORS.noTermination
-    const upload = hooks?.watchesTermination ? await store.getUpload(id) : undefined
+    const accessed = await this.access(caller, id, 'write')
+    const upload = accessed ?? (hooks?.watchesTermination ? await store.getUpload(id) : undefined)
     const headers = upload && hooks ? await hooks.preTerminate(caller.req, upload) : {}
     const lock = await this.lock(caller, id, () => {})
     try {
@@ -216,7 +220,7 @@ export class UploadCore {
     if (!abilities.concatenate) throw ERRORS.noConcatenation
     if (named.length > MAX_PARTS) throw new UploadError(400, `Upload-Concat names more than ${MAX_PARTS} partial uploads`)
     const distinct = [...new Map(named.map((partial) => [partial.id, partial])).values()]
-    for (const partial of distinct) await this.partial(caller, partial)
+    for (const partial of distinct) await this.checkAccess(caller, await this.partial(caller, partial), 'write')
 
     const ids = distinct.map(({ id }) => id)
     const partialLocks = await this.lockAll(caller, ids)
@@ -253,6 +257,22 @@ export class UploadCore {
     } finally {
       await Promise.allSettled(partialLocks.map((lock) => lock.unlock()))
     }
+  }
+
+  /**
+   * pre-access: whether the caller may read or write an existing upload, asked before any lock is taken
+   * or byte read. Every operation on an existing upload passes here, of both protocols and downloads.
+   */
+  async checkAccess(caller: Caller, upload: Upload, mode: AccessMode): Promise<void> {
+    await this.deps.hooks?.preAccess(caller.req, upload, mode, caller.record.principal)
+  }
+
+  /** checkAccess for an upload by its id, read only when pre-access is on; resolves with what it read. */
+  private async access(caller: Caller, id: string, mode: AccessMode): Promise<Upload | undefined> {
+    if (!this.deps.hooks?.enabled('pre-access')) return undefined
+    const upload = await this.deps.store.getUpload(id)
+    await this.checkAccess(caller, upload, mode)
+    return upload
   }
 
   /** A partial upload the caller may use in a final one; a 400 naming it otherwise (unknown, expired and foreign alike). */
