@@ -9,6 +9,7 @@ import { toUploadError, UploadError } from './core/errors.js'
 import { UploadCore } from './core/uploads.js'
 import { healthRoutes } from './health.js'
 import { Hooks } from './hooks/index.js'
+import { createIdempotencyKeys } from './idempotency/index.js'
 import { ietfRouter } from './ietf/router.js'
 import { bodyLimits } from './limits/bodies.js'
 import { uploadLimits } from './limits/index.js'
@@ -49,6 +50,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   instrumentStore(store.datastore, metrics)
   const hooks = await Hooks.create(config, logger, metrics)
   const slots = readSlotsOf(config)
+  const idempotency = await createIdempotencyKeys(config)
   const core = new UploadCore({
     store: store.datastore,
     abilities: {
@@ -69,6 +71,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       removePartials: config.CONCAT_REMOVE_PARTIALS,
     },
     feed: slots && ((req, sink) => slots.feed(req, sink)),
+    idempotency,
   })
   await core.start()
   metrics.uploadsInProgress(() => core.writesInProgress)
@@ -124,7 +127,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     async close() {
       await sweeper.stop()
       await hooks?.close()
-      await Promise.all([store.close(), closeLocker(), limits.close()])
+      await Promise.all([store.close(), closeLocker(), limits.close(), idempotency?.close()])
     },
   }
 }

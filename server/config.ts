@@ -193,6 +193,8 @@ const schema = z.object({
   HOOKS_OUTBOX_DIR: z.string().min(1).optional(),
   // How long a pre-access answer is reused for the same upload, mode and caller; 0: ask every time.
   HOOKS_ACCESS_CACHE: duration.prefault('0'),
+  // How long a creation's Idempotency-Key is remembered (in Redis with REDIS_URL); 0: the header is ignored.
+  IDEMPOTENCY_TTL: duration.prefault('24h'),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   SHUTDOWN_TIMEOUT: duration.prefault('30s'),

@@ -237,7 +237,7 @@ describe('config: hooks', () => {
       AUTH_MODE: 'hook',
       HOOKS_ENABLED: ['pre-create', 'post-create', 'post-receive', 'post-finish', 'post-terminate', 'pre-access'],
     })
-    expect(loadConfig({ HOOKS_URL: 'http://hooks' })).toMatchObject({ HOOKS_ACCESS_CACHE: 0 })
+    expect(loadConfig({ HOOKS_URL: 'http://hooks' })).toMatchObject({ HOOKS_ACCESS_CACHE: 0, IDEMPOTENCY_TTL: 86_400_000 })
   })
 
   test.each<[Record<string, string>, RegExp]>([

@@ -62,6 +62,9 @@ export const ERRORS = {
   unavailable: error(503, 'The store cannot be reached right now; retry shortly', { 'Retry-After': '5' }),
   busy: error(503, 'The server is short of resources; retry shortly', { 'Retry-After': '5' }),
   internal: error(500, 'Internal server error'),
+  badIdempotencyKey: error(400, 'Invalid Idempotency-Key: a quoted string (or a token) of 1 to 255 visible characters'),
+  idempotencyKeyReused: error(422, 'This Idempotency-Key was used for a different request'),
+  idempotencyKeyRunning: error(409, 'A request with this Idempotency-Key is still being processed; retry shortly', { 'Retry-After': '1' }),
 } as const
 
 type Shaped = { status_code: number; body: string }

@@ -57,6 +57,8 @@ export interface CreateRequest {
   body?: BodyRequest
   /** Called once the upload is stored, before its body is read (the IETF draft's 104 goes out here). */
   onCreated?(upload: Upload): void
+  /** The request's Idempotency-Key: a repeat answers with the upload the first made. */
+  idempotencyKey?: string
 }
 
 /** What a write did, for the answer. */
@@ -72,4 +74,6 @@ export interface Written {
   overflowed: boolean
   /** Headers a hook asked for on the answer (pre-create). */
   headers: Record<string, string>
+  /** A repeated creation (same Idempotency-Key): nothing was created or written; `upload` is the first one's. */
+  replayed?: boolean
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { type Feeder, type MeteredBody, meteredBodyOf } from './body.js'
 import { ERRORS, UploadError, toUploadError } from './errors.js'
+import { fingerprintOf, type IdempotencyKeys, scopedKey } from './idempotency.js'
 import { isFinalUpload, isPartialUpload, ownerOf, stampRecords } from './records.js'
 import type { AppendRequest, BodyRequest, Caller, CreateRequest, Written } from './types.js'
 
@@ -51,6 +52,8 @@ export interface CoreDeps {
   settings: CoreSettings
   /** Feeds request bodies in turns (READ_SLOTS); piped as they come without it. */
   feed?: Feeder
+  /** Where creations' Idempotency-Keys are remembered; without it the key is ignored. */
+  idempotency?: IdempotencyKeys
 }
 
 /** An upload's lock held by a request that may write its body. */
@@ -154,12 +157,19 @@ export class UploadCore {
     const upload = new Upload({ id: newUploadId(), size, offset: 0, metadata: request.metadata })
     // A body that cannot fit is refused before the upload exists (a chunked one is cut where it stops fitting).
     if (body?.contentLength !== undefined && body.contentLength > this.roomFor(upload)) throw ERRORS.bodyTooLarge
+    const fingerprint = fingerprintOf({ kind: 'create', size, metadata: request.metadata, concat: request.concat })
+    return this.once(caller, request.idempotencyKey, fingerprint, (stored) => this.createNew(caller, upload, request, stored))
+  }
+
+  private async createNew(caller: Caller, upload: Upload, request: CreateRequest, stored: (id: string) => void): Promise<Written> {
+    const { body } = request
     const headers = await this.prepare(caller, upload, request.concat)
 
     const lock = await this.writeLock(caller, upload.id)
     let written: Written
     try {
       await this.createExclusive(upload)
+      stored(upload.id)
       this.created(caller, upload)
       request.onCreated?.(upload)
       written = body?.present ? await this.writeBody(caller, lock, upload, body, true) : { upload, finished: complete(upload), overflowed: false, headers: {} }
@@ -215,10 +225,16 @@ export class UploadCore {
    * assembles it. Each partial is checked before any lock is taken (someone else's answers as an unknown
    * one, and is never locked), then again under the locks of all of them and of the final upload.
    */
-  async concatenate(caller: Caller, named: NamedPartial[], metadata: Upload['metadata'], concat: string): Promise<Written> {
+  async concatenate(caller: Caller, named: NamedPartial[], metadata: Upload['metadata'], concat: string, idempotencyKey?: string): Promise<Written> {
+    if (!this.deps.abilities.concatenate) throw ERRORS.noConcatenation
+    if (named.length > MAX_PARTS) throw new UploadError(400, `Upload-Concat names more than ${MAX_PARTS} partial uploads`)
+    const fingerprint = fingerprintOf({ kind: 'final', metadata, concat: named.map(({ id }) => id) })
+    return this.once(caller, idempotencyKey, fingerprint, (stored) => this.assemble(caller, named, metadata, concat, stored))
+  }
+
+  private async assemble(caller: Caller, named: NamedPartial[], metadata: Upload['metadata'], concat: string, stored: (id: string) => void): Promise<Written> {
     const { store, abilities, settings, logger } = this.deps
     if (!abilities.concatenate) throw ERRORS.noConcatenation
-    if (named.length > MAX_PARTS) throw new UploadError(400, `Upload-Concat names more than ${MAX_PARTS} partial uploads`)
     const distinct = [...new Map(named.map((partial) => [partial.id, partial])).values()]
     for (const partial of distinct) await this.checkAccess(caller, await this.partial(caller, partial), 'write')
 
@@ -249,6 +265,7 @@ export class UploadCore {
           throw error
         }
         upload.offset = size
+        stored(upload.id)
         if (settings.removePartials) await this.removePartials(caller, ids)
       } finally {
         await finalLock.unlock()
@@ -273,6 +290,40 @@ export class UploadCore {
     const upload = await this.deps.store.getUpload(id)
     await this.checkAccess(caller, upload, mode)
     return upload
+  }
+
+  /**
+   * A creation under an Idempotency-Key: the first request with the key runs; a repeat of it (same
+   * principal, key and fingerprint) gets the upload it made without anything being created or any hook
+   * sent, a different request 422, a repeat while the first runs 409. A first request that fails frees
+   * the key unless its upload exists (a retry then resumes it).
+   */
+  private async once(caller: Caller, key: string | undefined, fingerprint: string, run: (stored: (id: string) => void) => Promise<Written>): Promise<Written> {
+    const keys = this.deps.idempotency
+    if (!keys || key === undefined) return run(() => {})
+    const claim = await keys.claim(scopedKey(caller.record.principal, key), fingerprint)
+    if ('replay' in claim) return this.replay(caller, claim.replay)
+    const unsettled = (error: unknown) => this.deps.logger.warn('cannot settle an Idempotency-Key', { requestId: caller.record.requestId, error })
+    let made: string | undefined
+    try {
+      const written = await run((id) => {
+        made = id
+      })
+      await claim.done(written.upload.id).catch(unsettled)
+      return written
+    } catch (error) {
+      const exists = made !== undefined && (await this.deps.store.getUpload(made).then(() => true, () => false))
+      await (exists ? claim.done(made as string) : claim.release()).catch(unsettled)
+      throw error
+    }
+  }
+
+  /** The answer to a repeated creation: the upload the first one made, as it is now. */
+  private async replay(caller: Caller, id: string): Promise<Written> {
+    caller.record.uploadId = id
+    const upload = await this.deps.store.getUpload(id).catch(() => new Upload({ id, offset: 0 }))
+    this.deps.logger.info('creation repeated', { requestId: caller.record.requestId, uploadId: id })
+    return { upload, finished: false, overflowed: false, headers: {}, replayed: true }
   }
 
   /** A partial upload the caller may use in a final one; a 400 naming it otherwise (unknown, expired and foreign alike). */

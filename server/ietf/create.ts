@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express'
 import { Metadata } from '@tus/utils'
 import { ERRORS } from '../core/errors.js'
+import { idempotencyKeyOf } from '../http/idempotencyKey.js'
 import { uploadUrl } from '../http/uploadUrl.js'
 import { callerOf, hasBody, integerHeader } from '../http/request.js'
 import { metadataProblem } from '../limits/metadata.js'
@@ -88,6 +89,7 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
     size: creation.length,
     metadata: creation.metadata,
     body: { present, contentLength: integerHeader(req.get('content-length')) || undefined, completes: creation.completes },
+    idempotencyKey: idempotencyKeyOf(req),
     onCreated: (upload) => {
       location = uploadUrl(config, req, upload.id)
       const limit = uploadLimit(config, dialect, core.expiration, upload)
@@ -96,6 +98,8 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
     },
   })
   const { upload } = written
+  // A repeated creation (Idempotency-Key) announced nothing: the first one's upload.
+  if (written.replayed) location = uploadUrl(config, req, upload.id)
   const complete = upload.size !== undefined && upload.offset === upload.size
   if (written.overflowed) throw refuse(413, "upload's size exceeded", { Location: location, 'Upload-Offset': String(upload.offset) })
   reply.written(req, res, dialect, written, 201, {
