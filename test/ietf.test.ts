@@ -543,3 +543,71 @@ describe('IETF resumable uploads: limits, ownership, HTTP details', () => {
     }
   })
 })
+
+/** A request whose body goes `piece` bytes every `delayMs`; resolves with the final response and the interim ones before it. */
+function pacedRequest(url: string, method: string, headers: Record<string, string | number>, body: Buffer, { piece, delayMs }: { piece: number; delayMs: number }) {
+  return new Promise<RawResponse>((resolve, reject) => {
+    const informational: RawResponse['informational'] = []
+    const req = http.request(url, { method, agent: false, headers: { ...headers, 'Content-Length': body.length } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), informational }))
+    })
+    req.on('information', (info) => informational.push({ status: info.statusCode, headers: info.headers }))
+    req.on('error', reject)
+    void (async () => {
+      for (let at = 0; at < body.length; at += piece) {
+        req.write(body.subarray(at, at + piece))
+        await sleep(delayMs)
+      }
+      req.end()
+    })()
+  })
+}
+
+describe('IETF progress: interim 104s with Upload-Offset while content streams', () => {
+  const server = useServer()
+  const data = randomData(3_000, 61)
+  const paced = { piece: 300, delayMs: 300 }
+
+  /** The offsets of progress 104s: more than none, rising, within the content, never with a Location. */
+  const progressOf = (res: RawResponse, from: number) => {
+    const progress = res.informational.filter((info) => info.headers['upload-offset'] !== undefined)
+    expect(progress.every((info) => info.status === 104 && info.headers.location === undefined)).toBe(true)
+    const offsets = progress.map((info) => Number(info.headers['upload-offset']))
+    expect(offsets.length).toBeGreaterThan(0)
+    expect(offsets).toEqual([...offsets].sort((a, b) => a - b))
+    expect(new Set(offsets).size).toBe(offsets.length)
+    expect(offsets.every((offset) => offset > from && offset <= from + data.length)).toBe(true)
+  }
+
+  test('an append reports the offset reached about every second, then answers as usual', async () => {
+    const created = await request(`${server.url}/files`, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0' }, body: 'ab' })
+    const location = new URL(created.headers.location as string, server.url).toString()
+    const headers = { ...v(8), ...PARTIAL, 'Upload-Offset': 2, 'Upload-Complete': '?1' }
+    const res = await pacedRequest(location, 'PATCH', headers, data, paced)
+    expect([res.status, res.headers['upload-offset']]).toEqual([204, String(2 + data.length)])
+    progressOf(res, 2)
+    expect((await sha256OfDownload(location)).sha).toBe(sha256(Buffer.concat([Buffer.from('ab'), data])))
+  }, 15_000)
+
+  test('a creation with content: its 104 with the Location, then progress 104s', async () => {
+    const res = await pacedRequest(`${server.url}/files`, 'POST', { ...v(6), 'Upload-Complete': '?1' }, data, paced)
+    expect(res.status).toBe(201)
+    expect(res.informational[0]).toMatchObject({ status: 104, headers: { location: res.headers.location } })
+    progressOf({ ...res, informational: res.informational.slice(1) }, 0)
+  }, 15_000)
+
+  test('none with INTERIM_RESPONSES=false, nor for interop version 3', async () => {
+    const quiet = await startServer({ INTERIM_RESPONSES: 'false' })
+    try {
+      const res = await pacedRequest(`${quiet.url}/files`, 'POST', { ...v(8), 'Upload-Complete': '?1' }, data, paced)
+      expect([res.status, res.informational]).toEqual([201, []])
+    } finally {
+      await quiet.stop()
+    }
+    const v3 = await pacedRequest(`${server.url}/files`, 'POST', { ...v(3), 'Upload-Incomplete': '?0' }, data, paced)
+    expect(v3.status).toBe(201)
+    expect(v3.informational.map((info) => info.headers['upload-offset'])).toEqual([undefined])
+  }, 20_000)
+})

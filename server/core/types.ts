@@ -36,6 +36,8 @@ export interface BodyRequest {
    * without a length gets the offset reached as its length, and one with a length must have reached it.
    */
   completes?: boolean
+  /** Told the offset reached, about every second while the body streams and the offset moves (the IETF draft's progress 104s). */
+  progress?(offset: number): void
 }
 
 /** An append: a body at `offset`, maybe with the upload's length. */

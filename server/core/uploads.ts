@@ -74,6 +74,9 @@ export interface NamedPartial {
 const MAX_PARTS = 1000
 const REPEAT_FACTOR = 2
 
+/** How often a streaming body's progress is reported (BodyRequest.progress). */
+const PROGRESS_INTERVAL = 1000
+
 const complete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size
 
 export function inconsistentLength(known: number, indicated: number): UploadError {
@@ -425,11 +428,13 @@ export class UploadCore {
         body.stop()
       })
       const start = upload.offset
+      const progress = request.progress && this.reporting(start, body, request.progress)
       try {
         upload.offset = await this.store(caller, upload.id, start, body, request, creating)
       } catch (error) {
         throw body.failure ?? error
       } finally {
+        clearInterval(progress)
         received?.()
         caller.record.bytes += upload.offset - start
         this.deps.metrics.bytesReceived.inc(upload.offset - start)
@@ -508,6 +513,17 @@ export class UploadCore {
     } finally {
       this.pending.delete(writing)
     }
+  }
+
+  /** Tells `progress` the offset a body has reached, every PROGRESS_INTERVAL while it moves; clear the interval it returns. */
+  private reporting(start: number, body: MeteredBody, progress: (offset: number) => void): NodeJS.Timeout {
+    let reported = start
+    return setInterval(() => {
+      const offset = start + body.passed
+      if (offset === reported) return
+      reported = offset
+      progress(offset)
+    }, PROGRESS_INTERVAL)
   }
 
   /** pre-finish (its answer may change the response; a failure answers 500 though the upload is finished), counted and logged. */

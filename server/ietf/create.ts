@@ -7,7 +7,7 @@ import { callerOf, hasBody, integerHeader } from '../http/request.js'
 import { metadataProblem } from '../limits/metadata.js'
 import { parseMetadata } from '../../stores/metadata.js'
 import type { IetfDeps } from './deps.js'
-import { sendUploadResumptionSupported } from './informational.js'
+import { progressReport, sendUploadResumptionSupported } from './informational.js'
 import { uploadLimit } from './limits.js'
 import { refuse } from './reply.js'
 import { completesUpload, indicatedLength } from './requestFields.js'
@@ -88,7 +88,7 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
   const written = await core.create(callerOf(req), {
     size: creation.length,
     metadata: creation.metadata,
-    body: { present, contentLength: integerHeader(req.get('content-length')) || undefined, completes: creation.completes },
+    body: { present, contentLength: integerHeader(req.get('content-length')) || undefined, completes: creation.completes, progress: progressReport(config, dialect, res) },
     idempotencyKey: idempotencyKeyOf(req),
     onCreated: (upload) => {
       location = uploadUrl(config, req, upload.id)
