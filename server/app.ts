@@ -58,6 +58,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       concatenate: store.concatenate?.bind(store),
       deferLength: store.datastore.hasExtension('creation-defer-length'),
       termination: store.datastore.hasExtension('termination'),
+      read: (id) => store.download(id),
     },
     locker,
     hooks,

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Upload } from '@tus/utils'
 import type { ExpectedChecksum } from './body.js'
+import type { ReprAlgorithm, Representation } from './representation.js'
 import type { UploadError } from './errors.js'
 
 /** What one request records of itself for its log line: its ids, its principal, the bytes it stored. */
@@ -36,6 +37,8 @@ export interface BodyRequest {
    * without a length gets the offset reached as its length, and one with a length must have reached it.
    */
   completes?: boolean
+  /** Repr-Digest and Want-Repr-Digest: verified and computed over the whole upload when this request completes it. */
+  representation?: Representation
   /** Told the offset reached, about every second while the body streams and the offset moves (the IETF draft's progress 104s). */
   progress?(offset: number): void
 }
@@ -76,6 +79,8 @@ export interface Written {
   overflowed: boolean
   /** Headers a hook asked for on the answer (pre-create). */
   headers: Record<string, string>
+  /** The whole upload's digests, when this request completed it and asked (Repr-Digest, Want-Repr-Digest). */
+  digests?: Map<ReprAlgorithm, Buffer>
   /** A repeated creation (same Idempotency-Key): nothing was created or written; `upload` is the first one's. */
   replayed?: boolean
 }

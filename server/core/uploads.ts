@@ -14,6 +14,7 @@ import type { Metrics } from '../metrics.js'
 import { type Feeder, type MeteredBody, meteredBodyOf } from './body.js'
 import { ERRORS, UploadError, toUploadError } from './errors.js'
 import { fingerprintOf, type IdempotencyKeys, scopedKey } from './idempotency.js'
+import { digestsOf, matches, type Representation } from './representation.js'
 import { isFinalUpload, isPartialUpload, ownerOf, stampRecords } from './records.js'
 import type { AppendRequest, BodyRequest, Caller, CreateRequest, Written } from './types.js'
 
@@ -27,6 +28,8 @@ export interface StoreAbilities {
   deferLength: boolean
   /** The store can remove uploads. */
   termination: boolean
+  /** An upload's bytes, for verifying a Repr-Digest; without it one is refused (501). */
+  read?(id: string): Promise<Readable>
 }
 
 export interface CoreSettings {
@@ -176,6 +179,7 @@ export class UploadCore {
       this.created(caller, upload)
       request.onCreated?.(upload)
       written = body?.present ? await this.writeBody(caller, lock, upload, body, true) : { upload, finished: complete(upload), overflowed: false, headers: {} }
+      if (body?.representation && complete(upload)) written.digests = await this.representation(caller, upload, body.representation)
     } finally {
       await lock.unlock()
     }
@@ -197,6 +201,7 @@ export class UploadCore {
       request.check?.(upload, wasComplete)
       if (request.length !== undefined) await this.declareLength(upload, request.length)
       written = await this.writeBody(caller, lock, upload, request, false)
+      if (request.representation && !wasComplete && complete(upload)) written.digests = await this.representation(caller, upload, request.representation)
     } finally {
       await lock.unlock()
     }
@@ -513,6 +518,22 @@ export class UploadCore {
     } finally {
       this.pending.delete(writing)
     }
+  }
+
+  /**
+   * The digests of an upload the request has just completed, read back from the store. One that differs
+   * from the request's Repr-Digest fails the upload: it is removed (post-terminate follows) and never
+   * finished, and the request is refused.
+   */
+  private async representation(caller: Caller, upload: Upload, representation: Representation): Promise<Written['digests']> {
+    const { abilities, store, hooks, logger } = this.deps
+    if (!abilities.read) throw new UploadError(501, 'This store cannot verify Repr-Digest')
+    const digests = await digestsOf(await abilities.read(upload.id), representation)
+    if (matches(representation, digests)) return digests
+    logger.info('upload failed its Repr-Digest', { requestId: caller.record.requestId, uploadId: upload.id })
+    await store.remove(upload.id)
+    await hooks?.terminated(caller.req, upload)
+    throw ERRORS.reprDigestMismatch
   }
 
   /** Tells `progress` the offset a body has reached, every PROGRESS_INTERVAL while it moves; clear the interval it returns. */

@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express'
 import { UploadError } from '../core/errors.js'
+import { reprDigestField, representationOf } from '../core/representation.js'
 import { callerOf, hasBody, integerHeader } from '../http/request.js'
 import type { IetfDeps } from './deps.js'
 import { progressReport } from './informational.js'
@@ -30,6 +31,7 @@ export async function appendToUpload(deps: IetfDeps, dialect: Dialect, id: strin
     contentLength: integerHeader(req.get('content-length')) || undefined,
     completes,
     progress: progressReport(deps.config, dialect, res),
+    representation: representationOf(req.get('repr-digest'), req.get('want-repr-digest')),
     check: (_upload, complete) => {
       if (complete && (present || !completes)) throw COMPLETED
     },
@@ -37,5 +39,9 @@ export async function appendToUpload(deps: IetfDeps, dialect: Dialect, id: strin
   const { upload } = written
   const complete = upload.size !== undefined && upload.offset === upload.size
   if (written.overflowed) throw refuse(413, "upload's size exceeded", { 'Upload-Offset': String(upload.offset) })
-  reply.written(req, res, dialect, written, dialect.appendStatus, { 'Upload-Offset': String(upload.offset), ...completenessHeader(dialect, complete) })
+  reply.written(req, res, dialect, written, dialect.appendStatus, {
+    'Upload-Offset': String(upload.offset),
+    ...completenessHeader(dialect, complete),
+    ...(written.digests ? { 'Repr-Digest': reprDigestField(written.digests) } : {}),
+  })
 }

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express'
 import { Metadata } from '@tus/utils'
 import { ERRORS } from '../core/errors.js'
+import { reprDigestField, representationOf } from '../core/representation.js'
 import { idempotencyKeyOf } from '../http/idempotencyKey.js'
 import { uploadUrl } from '../http/uploadUrl.js'
 import { callerOf, hasBody, integerHeader } from '../http/request.js'
@@ -88,7 +89,13 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
   const written = await core.create(callerOf(req), {
     size: creation.length,
     metadata: creation.metadata,
-    body: { present, contentLength: integerHeader(req.get('content-length')) || undefined, completes: creation.completes, progress: progressReport(config, dialect, res) },
+    body: {
+      present,
+      contentLength: integerHeader(req.get('content-length')) || undefined,
+      completes: creation.completes,
+      progress: progressReport(config, dialect, res),
+      representation: representationOf(req.get('repr-digest'), req.get('want-repr-digest')),
+    },
     idempotencyKey: idempotencyKeyOf(req),
     onCreated: (upload) => {
       location = uploadUrl(config, req, upload.id)
@@ -107,5 +114,6 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
     'Upload-Offset': String(upload.offset),
     ...completenessHeader(dialect, complete),
     ...uploadLimit(config, dialect, core.expiration, upload),
+    ...(written.digests ? { 'Repr-Digest': reprDigestField(written.digests) } : {}),
   })
 }

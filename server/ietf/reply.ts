@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express'
 import type { Config } from '../config.js'
-import { toUploadError, UploadError } from '../core/errors.js'
+import { ERRORS, toUploadError, UploadError } from '../core/errors.js'
 import type { Written } from '../core/types.js'
 import { corsHeaders } from '../cors.js'
 import type { Logger } from '../logger.js'
@@ -44,8 +44,14 @@ export function replier(config: Config, logger: Logger): Replier {
     res.status(error.status).set(error.headers)
     const { problem } = error
     const typed = problem && dialect.problems && (problem.type !== 'completed-upload' || dialect.completedUploadProblem)
-    const body = typed ? JSON.stringify({ ...problem, type: `${PROBLEM_TYPES}${problem.type}`, detail: error.message }) : error.body
-    res.setHeader('Content-Type', typed ? 'application/problem+json' : 'text/plain; charset=utf-8')
+    // A failed Repr-Digest has no registered problem type: RFC 9457's about:blank, in the same shape.
+    const blank = !typed && dialect.problems && error === ERRORS.reprDigestMismatch
+    const body = typed
+      ? JSON.stringify({ ...problem, type: `${PROBLEM_TYPES}${problem.type}`, detail: error.message })
+      : blank
+        ? JSON.stringify({ type: 'about:blank', title: 'Bad Request', status: error.status, detail: error.message })
+        : error.body
+    res.setHeader('Content-Type', typed || blank ? 'application/problem+json' : 'text/plain; charset=utf-8')
     res.setHeader('Content-Length', Buffer.byteLength(body))
     res.end(body)
   }
