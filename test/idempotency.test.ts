@@ -19,6 +19,13 @@ const uploadsIn = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n
 /** An absolute Location's path: the same upload on any instance. */
 const pathOf = (location: string | undefined) => new URL(location as string).pathname
 
+/** Resolves once `check` holds, polling every 20 ms; rejects after 5 s. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (const deadline = Date.now() + 5_000; !check(); await sleep(20)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+  }
+}
+
 const post = (base: string, headers: Record<string, string | number>, body?: Buffer | string) =>
   request(`${base}/files`, { method: 'POST', headers: { ...TUS, ...headers }, body })
 
@@ -62,8 +69,9 @@ describe('in the process', () => {
   test('a key whose first request still runs answers 409; once it is done, its upload', async () => {
     const data = randomData(2_000, 7)
     const headers = { 'Upload-Length': String(data.length), 'Idempotency-Key': '"k-3"' }
-    const first = pacedPatch(`${server.url}/files`, undefined, data, { method: 'POST', piece: 200, delayMs: 50, holdMs: 0, headers })
-    await sleep(200)
+    const before = uploadsIn(server.dir)
+    const first = pacedPatch(`${server.url}/files`, undefined, data, { method: 'POST', piece: 200, delayMs: 100, holdMs: 0, headers })
+    await until(() => uploadsIn(server.dir) > before, 'the first creation to store its upload')
     const during = await post(server.url, headers)
     expect([during.status, during.headers['retry-after']]).toEqual([409, '1'])
     const created = await first
@@ -197,8 +205,8 @@ describe('in Redis, across two server processes', () => {
 
     const data = randomData(2_000, 9)
     const slow = { 'Upload-Length': String(data.length), 'Idempotency-Key': '"slow"' }
-    const running = pacedPatch(`${a.url}/files`, undefined, data, { method: 'POST', piece: 200, delayMs: 50, holdMs: 0, headers: slow })
-    await sleep(200)
+    const running = pacedPatch(`${a.url}/files`, undefined, data, { method: 'POST', piece: 200, delayMs: 100, holdMs: 0, headers: slow })
+    await until(() => uploadsIn(path.join(dir, 'data')) === 2, 'the first creation to store its upload')
     expect((await post(b.url, slow)).status).toBe(409)
     const created = await running
     expect(created.status).toBe(201)
