@@ -359,6 +359,30 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     expect((await sha256OfDownload(url)).sha).toBe(sha256(data))
   })
 
+  test('Repr-Digest is checked against the whole upload read back from this store; a mismatch removes it', async () => {
+    const data = randomData(300_000, 42)
+    const whole = (algorithm: string, bytes: Buffer) => createHash(algorithm).update(bytes).digest('base64')
+    const start = async () => {
+      const created = await request(files, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0' }, body: data.subarray(0, 100_000) })
+      return created.headers.location as string
+    }
+    const complete = (url: string, digest: string) =>
+      request(url, {
+        method: 'PATCH',
+        headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 100_000, 'Upload-Complete': '?1', 'Repr-Digest': `sha-256=:${digest}:`, 'Want-Repr-Digest': 'sha-512=1' },
+        body: data.subarray(100_000),
+      })
+    const good = await start()
+    const verified = await complete(good, whole('sha256', data))
+    expect([verified.status, verified.headers['repr-digest']]).toEqual([204, `sha-256=:${whole('sha256', data)}:, sha-512=:${whole('sha512', data)}:`])
+    expect((await sha256OfDownload(good)).sha).toBe(sha256(data))
+
+    const bad = await start()
+    const refused = await complete(bad, whole('sha256', data.subarray(1)))
+    expect([refused.status, refused.headers['upload-complete']]).toEqual([400, '?0'])
+    expect((await head(bad, 8)).status).toBe(404)
+  })
+
   test('interop 5 and 6: the vocabulary of their drafts', async () => {
     // 5: appends need no media type, no Upload-Limit, a mismatch is plain text.
     const five = await request(files, { method: 'POST', headers: { ...v(5), 'Upload-Complete': '?0', 'Upload-Length': 6 }, body: 'abc' })
