@@ -369,7 +369,14 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     const complete = (url: string, digest: string) =>
       request(url, {
         method: 'PATCH',
-        headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 100_000, 'Upload-Complete': '?1', 'Repr-Digest': `sha-256=:${digest}:`, 'Want-Repr-Digest': 'sha-512=1' },
+        headers: {
+          ...v(8),
+          ...PARTIAL,
+          'Upload-Offset': 100_000,
+          'Upload-Complete': '?1',
+          'Repr-Digest': `sha-256=:${digest}:`,
+          'Want-Repr-Digest': 'sha-512=1',
+        },
         body: data.subarray(100_000),
       })
     const good = await start()
@@ -571,7 +578,13 @@ describe('IETF resumable uploads: limits, ownership, HTTP details', () => {
 })
 
 /** A request whose body goes `piece` bytes every `delayMs`; resolves with the final response and the interim ones before it. */
-function pacedRequest(url: string, method: string, headers: Record<string, string | number>, body: Buffer, { piece, delayMs }: { piece: number; delayMs: number }) {
+function pacedRequest(
+  url: string,
+  method: string,
+  headers: Record<string, string | number>,
+  body: Buffer,
+  { piece, delayMs }: { piece: number; delayMs: number },
+) {
   return new Promise<RawResponse>((resolve, reject) => {
     const informational: RawResponse['informational'] = []
     const req = http.request(url, { method, agent: false, headers: { ...headers, 'Content-Length': body.length } }, (res) => {
@@ -643,12 +656,21 @@ describe('IETF Repr-Digest (RFC 9530) on the request that completes an upload', 
   const data = randomData(40_000, 71)
   const digest = (algorithm: 'sha256' | 'sha512', bytes: Buffer) => createHash(algorithm).update(bytes).digest('base64')
   const fields = (header: string | string[] | undefined) =>
-    Object.fromEntries(String(header).split(', ').map((member) => /^([a-z0-9-]+)=:(.*):$/.exec(member)?.slice(1) ?? [member, '']))
+    Object.fromEntries(
+      String(header)
+        .split(', ')
+        .map((member) => /^([a-z0-9-]+)=:(.*):$/.exec(member)?.slice(1) ?? [member, '']),
+    )
 
   test('a matching digest on a creation with all content; Want-Repr-Digest is answered', async () => {
     const res = await request(`${server.url}/files`, {
       method: 'POST',
-      headers: { ...v(8), 'Upload-Complete': '?1', 'Repr-Digest': `sha-256=:${digest('sha256', data)}:, md5=:AAAA:`, 'Want-Repr-Digest': 'sha-512=3, sha-256=1' },
+      headers: {
+        ...v(8),
+        'Upload-Complete': '?1',
+        'Repr-Digest': `sha-256=:${digest('sha256', data)}:, md5=:AAAA:`,
+        'Want-Repr-Digest': 'sha-512=3, sha-256=1',
+      },
       body: data,
     })
     expect(res.status).toBe(201)
@@ -708,7 +730,12 @@ describe('IETF Repr-Digest mismatch: the upload fails', () => {
       body: data.subarray(5_000),
     })
     expect([last.status, last.headers['upload-complete']]).toEqual([400, '?0'])
-    expect(problemOf(last)).toEqual({ type: 'about:blank', title: 'Bad Request', status: 400, detail: "Repr-Digest does not match the upload's content: the upload failed and is removed" })
+    expect(problemOf(last)).toEqual({
+      type: 'about:blank',
+      title: 'Bad Request',
+      status: 400,
+      detail: "Repr-Digest does not match the upload's content: the upload failed and is removed",
+    })
     expect((await request(location, { method: 'HEAD', headers: v(8) })).status).toBe(404)
     await receiver.waitFor(() => receiver.of('post-terminate', id).length === 1, 5_000, 'post-terminate of the failed upload')
     expect([receiver.of('pre-finish', id), receiver.of('post-finish', id)]).toEqual([[], []])

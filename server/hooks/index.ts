@@ -236,5 +236,7 @@ export class Hooks {
 /** What identifies a pre-access question: upload, mode, and who asks. */
 function accessKey(req: IncomingMessage, id: string, mode: AccessMode, principal: string | undefined): string {
   const who = [principal ?? '', req.headers.authorization ?? '', req.headers.cookie ?? '', req.socket.remoteAddress ?? '']
-  return createHash('sha256').update(JSON.stringify([id, mode, ...who])).digest('base64url')
+  return createHash('sha256')
+    .update(JSON.stringify([id, mode, ...who]))
+    .digest('base64url')
 }
