@@ -9,6 +9,7 @@ import { UploadCore } from './core/uploads.js'
 import { healthRoutes } from './health.js'
 import { Hooks } from './hooks/index.js'
 import { failureAnswer } from './http/failure.js'
+import { createIdempotencyKeys } from './idempotency/index.js'
 import { ietfRouter } from './ietf/router.js'
 import { bodyLimits } from './limits/bodies.js'
 import { uploadLimits } from './limits/index.js'
@@ -45,6 +46,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const { backend: store, locker, sweeper, capabilities } = storage
   const hooks = await Hooks.create(config, logger, metrics)
   const slots = readSlotsOf(config)
+  const idempotency = await createIdempotencyKeys(config)
   const core = new UploadCore({
     store: store.datastore,
     abilities: {
@@ -52,6 +54,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       concatenate: store.concatenate?.bind(store),
       deferLength: capabilities.creationDeferLength,
       termination: capabilities.termination,
+      read: (id) => store.download(id),
     },
     locker,
     hooks,
@@ -65,6 +68,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       removePartials: config.CONCAT_REMOVE_PARTIALS,
     },
     feed: slots && ((req, sink) => slots.feed(req, sink)),
+    idempotency,
   })
   await core.start()
   metrics.uploadsInProgress(() => core.writesInProgress)
@@ -85,7 +89,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const collection = config.TUS_PATH
   app.use(collection, access.authenticate)
   // Express routes HEAD to GET handlers; a tus HEAD goes on to the tus handlers instead.
-  const get = download(config, store, logger)
+  const get = download(config, store, core, logger)
   app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
   const tus = tusRouter({ config, core, logger, extensions: tusExtensions(capabilities) })
   metrics.creationsWaiting(() => tus.queued)
@@ -116,7 +120,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     async close() {
       await sweeper.stop()
       await hooks?.close()
-      await Promise.all([storage.close(), limits.close()])
+      await Promise.all([storage.close(), limits.close(), idempotency?.close()])
     },
   }
 }

@@ -180,7 +180,7 @@ const schema = z.object({
   // When set, /metrics wants `Authorization: Bearer <token>`.
   METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
   // Who may upload: 'none' (anyone), 'jwt' (a bearer token signed with JWT_SECRET or a key of JWT_JWKS_URL)
-  // or 'hook' (the pre-create hook decides each creation).
+  // or 'hook' (the pre-create hook decides each creation, the pre-access hook every other request on an upload).
   AUTH_MODE: z.enum(['none', 'jwt', 'hook']).default('none'),
   // HS256; never trimmed or echoed in an error.
   JWT_SECRET: z
@@ -224,6 +224,10 @@ const schema = z.object({
     .optional(),
   HOOKS_POST_RECEIVE_INTERVAL: duration.refine((v) => v >= 100, 'expected at least 100ms').prefault('1s'),
   HOOKS_OUTBOX_DIR: z.string().min(1).optional(),
+  // How long a pre-access answer is reused for the same upload, mode and caller; 0: ask every time.
+  HOOKS_ACCESS_CACHE: duration.prefault('0'),
+  // How long a creation's Idempotency-Key is remembered (in Redis with REDIS_URL); 0: the header is ignored.
+  IDEMPOTENCY_TTL: duration.prefault('24h'),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   SHUTDOWN_TIMEOUT: duration.prefault('30s'),
@@ -272,8 +276,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   // Under AUTH_MODE=hook requests carry no principal, so the list could not be narrowed to one.
   if (raw.UPLOAD_LIST && raw.AUTH_MODE === 'hook') throw new ConfigError('invalid UPLOAD_LIST: not available with AUTH_MODE=hook')
-  if (raw.AUTH_MODE === 'hook' && (raw.HOOKS_URL === undefined || !raw.HOOKS_ENABLED.includes('pre-create'))) {
-    throw new ConfigError('invalid AUTH_MODE: AUTH_MODE=hook needs HOOKS_URL and pre-create in HOOKS_ENABLED')
+  // AUTH_MODE=hook checks creation and access: by default the pre-access hook joins tusd's defaults.
+  if (raw.AUTH_MODE === 'hook' && present.HOOKS_ENABLED === undefined) raw.HOOKS_ENABLED = [...raw.HOOKS_ENABLED, 'pre-access']
+  if (raw.AUTH_MODE === 'hook' && (raw.HOOKS_URL === undefined || !raw.HOOKS_ENABLED.includes('pre-create') || !raw.HOOKS_ENABLED.includes('pre-access'))) {
+    throw new ConfigError('invalid AUTH_MODE: AUTH_MODE=hook needs HOOKS_URL, and pre-create and pre-access in HOOKS_ENABLED')
   }
   if (raw.AUTH_MODE === 'jwt') {
     if (raw.JWT_SECRET === undefined && raw.JWT_JWKS_URL === undefined) {

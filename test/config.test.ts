@@ -143,7 +143,8 @@ describe('config: authentication', () => {
 
   test.each<[Record<string, string>, string, RegExp]>([
     [{ AUTH_MODE: 'basic' }, 'AUTH_MODE', /^invalid AUTH_MODE: /],
-    [{ AUTH_MODE: 'hook' }, 'AUTH_MODE', /^invalid AUTH_MODE: AUTH_MODE=hook needs HOOKS_URL and pre-create in HOOKS_ENABLED$/],
+    [{ AUTH_MODE: 'hook' }, 'AUTH_MODE', /^invalid AUTH_MODE: AUTH_MODE=hook needs HOOKS_URL, and pre-create and pre-access in HOOKS_ENABLED$/],
+    [{ AUTH_MODE: 'hook', HOOKS_URL: 'http://hooks:8081/', HOOKS_ENABLED: 'pre-create' }, 'AUTH_MODE', /^invalid AUTH_MODE: AUTH_MODE=hook needs/],
     [{ AUTH_MODE: 'hook', HOOKS_URL: 'http://hooks:8081/', HOOKS_ENABLED: 'post-finish' }, 'AUTH_MODE', /^invalid AUTH_MODE: AUTH_MODE=hook needs/],
     [{ AUTH_MODE: 'jwt' }, 'JWT_SECRET', /^invalid JWT_SECRET: AUTH_MODE=jwt needs JWT_SECRET \(HS256\) or JWT_JWKS_URL \(RS256\/ES256\)$/],
     [{ AUTH_MODE: 'jwt', JWT_SECRET: 'x'.repeat(31) }, 'JWT_SECRET', /^invalid JWT_SECRET: expected at least 32 bytes$/],
@@ -239,7 +240,11 @@ describe('config: hooks', () => {
       HOOKS_ENABLED: ['pre-finish', 'post-finish'],
       HOOKS_FORWARD_HEADERS: ['authorization', 'x-tenant'],
     })
-    expect(loadConfig({ AUTH_MODE: 'hook', HOOKS_URL: 'https://hooks.example.com/tus' }).AUTH_MODE).toBe('hook')
+    expect(loadConfig({ AUTH_MODE: 'hook', HOOKS_URL: 'https://hooks.example.com/tus' })).toMatchObject({
+      AUTH_MODE: 'hook',
+      HOOKS_ENABLED: ['pre-create', 'post-create', 'post-receive', 'post-finish', 'post-terminate', 'pre-access'],
+    })
+    expect(loadConfig({ HOOKS_URL: 'http://hooks' })).toMatchObject({ HOOKS_ACCESS_CACHE: 0, IDEMPOTENCY_TTL: 86_400_000 })
   })
 
   test.each<[Record<string, string>, RegExp]>([

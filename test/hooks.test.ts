@@ -2,30 +2,15 @@
 import { existsSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import * as tus from 'tus-js-client'
-import { type Answer, startHookReceiver, type HookReceiver } from './helpers/hookReceiver.js'
+import { useHookedServer } from './helpers/hookedServer.js'
+import type { Answer } from './helpers/hookReceiver.js'
 import { createUpload, pacedPatch, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
-import { type InProcessServer, startServer } from './helpers/servers.js'
 
 const ALL = 'pre-create,post-create,post-receive,pre-finish,post-finish,pre-terminate,post-terminate'
 const b64 = (text: string) => Buffer.from(text).toString('base64')
 
-let receiver: HookReceiver
-let server: InProcessServer | undefined
-
-beforeEach(async () => {
-  receiver = await startHookReceiver()
-})
-
-afterEach(async () => {
-  await server?.stop()
-  server = undefined
-  await receiver.stop()
-})
-
-const start = async (env: Record<string, string> = {}) => {
-  server = await startServer({ HOOKS_URL: receiver.url, HOOKS_ENABLED: ALL, HOOKS_BACKOFF: '50ms', HOOKS_BACKOFF_MAX: '200ms', ...env })
-  return server
-}
+const hooked = useHookedServer({ HOOKS_ENABLED: ALL, HOOKS_BACKOFF: '50ms', HOOKS_BACKOFF_MAX: '200ms' })
+const { receiver, start } = hooked
 
 /** Uploads a buffer with tus-js-client; resolves with the upload URL, rejects with the client's error. */
 function tusUpload(endpoint: string, file: Buffer, options: tus.UploadOptions = {}): Promise<string> {
@@ -157,7 +142,7 @@ test('a failing receiver refuses the creation with 500 after HOOKS_RETRIES retri
   expect(res.status).toBe(500)
   expect(receiver.of('pre-create')).toHaveLength(3)
   expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([])
-  const log = server?.logs.find((l) => l.message === 'upload failed')
+  const log = hooked.server?.logs.find((l) => l.message === 'upload failed')
   expect(JSON.stringify(log)).toContain('pre-create hook failed: hook receiver answered 503')
 
   // A 4xx from the receiver is not retried; a non-JSON 200 is a failure too.
@@ -290,13 +275,13 @@ test('post-finish is delivered once per upload', async () => {
   await new Promise((resolve) => setTimeout(resolve, 500))
   const ids = receiver.of('post-finish').map((h) => h.Event.Upload.ID)
   expect(ids.sort()).toEqual(urls.map(idOf).sort())
-  expect(await server?.app.metrics.registry.getSingleMetricAsString('tusgate_hook_invocations_total')).toContain(
+  expect(await hooked.server?.app.metrics.registry.getSingleMetricAsString('tusgate_hook_invocations_total')).toContain(
     'tusgate_hook_invocations_total{type="post-finish",outcome="ok"} 5',
   )
 })
 
 test('AUTH_MODE=hook: the pre-create hook decides every creation from the client request', async () => {
-  const { url, dir } = await start({ AUTH_MODE: 'hook', HOOKS_ENABLED: 'pre-create' })
+  const { url, dir } = await start({ AUTH_MODE: 'hook', HOOKS_ENABLED: 'pre-create,pre-access' })
   receiver.answer((hook) =>
     hook.Event.HTTPRequest.Header.Authorization?.[0] === 'Bearer good'
       ? {}
@@ -320,7 +305,7 @@ test('a failing pre-finish answers 500, yet the upload is complete and its post-
   expect((await patch(location, 0, 'abc')).status).toBe(500)
   expect((await request(location, { method: 'HEAD', headers: TUS })).headers['upload-offset']).toBe('3')
   await receiver.waitFor(() => receiver.of('post-finish', idOf(location)).length === 1, 5_000, 'post-finish')
-  expect(server?.logs.some((l) => l.message === 'upload finished' && l.uploadId === idOf(location))).toBe(true)
+  expect(hooked.server?.logs.some((l) => l.message === 'upload finished' && l.uploadId === idOf(location))).toBe(true)
 })
 
 test('IETF draft requests run the same hooks: pre-create may refuse, post-finish and post-terminate are delivered', async () => {

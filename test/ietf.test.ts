@@ -1,6 +1,7 @@
 // The IETF resumable-upload draft beside tus 1.0.0 on the same endpoint, on the file store and on S3
 // (Ceph radosgw): the real tus-js-client with its two IETF protocols, and raw HTTP in the words of
 // interop versions 3 (Apple's URLSession), 5, 6 and 8 (the latest draft), 104 responses included.
+import { createHash } from 'node:crypto'
 import { readdirSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
@@ -8,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import * as tus from 'tus-js-client'
 import { type Azurite, startAzurite } from './helpers/azurite.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
+import { type HookReceiver, startHookReceiver } from './helpers/hookReceiver.js'
 import { patch as tusPatch, randomData, type RawResponse, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { hsTokens, TEST_SECRET } from './helpers/tokens.js'
 import { type InProcessServer, startServer, tempDir, useServer } from './helpers/servers.js'
@@ -357,6 +359,37 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     expect((await sha256OfDownload(url)).sha).toBe(sha256(data))
   })
 
+  test('Repr-Digest is checked against the whole upload read back from this store; a mismatch removes it', async () => {
+    const data = randomData(300_000, 42)
+    const whole = (algorithm: string, bytes: Buffer) => createHash(algorithm).update(bytes).digest('base64')
+    const start = async () => {
+      const created = await request(files, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0' }, body: data.subarray(0, 100_000) })
+      return created.headers.location as string
+    }
+    const complete = (url: string, digest: string) =>
+      request(url, {
+        method: 'PATCH',
+        headers: {
+          ...v(8),
+          ...PARTIAL,
+          'Upload-Offset': 100_000,
+          'Upload-Complete': '?1',
+          'Repr-Digest': `sha-256=:${digest}:`,
+          'Want-Repr-Digest': 'sha-512=1',
+        },
+        body: data.subarray(100_000),
+      })
+    const good = await start()
+    const verified = await complete(good, whole('sha256', data))
+    expect([verified.status, verified.headers['repr-digest']]).toEqual([204, `sha-256=:${whole('sha256', data)}:, sha-512=:${whole('sha512', data)}:`])
+    expect((await sha256OfDownload(good)).sha).toBe(sha256(data))
+
+    const bad = await start()
+    const refused = await complete(bad, whole('sha256', data.subarray(1)))
+    expect([refused.status, refused.headers['upload-complete']]).toEqual([400, '?0'])
+    expect((await head(bad, 8)).status).toBe(404)
+  })
+
   test('interop 5 and 6: the vocabulary of their drafts', async () => {
     // 5: appends need no media type, no Upload-Limit, a mismatch is plain text.
     const five = await request(files, { method: 'POST', headers: { ...v(5), 'Upload-Complete': '?0', 'Upload-Length': 6 }, body: 'abc' })
@@ -541,5 +574,170 @@ describe('IETF resumable uploads: limits, ownership, HTTP details', () => {
     } finally {
       await server.stop()
     }
+  })
+})
+
+/** A request whose body goes `piece` bytes every `delayMs`; resolves with the final response and the interim ones before it. */
+function pacedRequest(
+  url: string,
+  method: string,
+  headers: Record<string, string | number>,
+  body: Buffer,
+  { piece, delayMs }: { piece: number; delayMs: number },
+) {
+  return new Promise<RawResponse>((resolve, reject) => {
+    const informational: RawResponse['informational'] = []
+    const req = http.request(url, { method, agent: false, headers: { ...headers, 'Content-Length': body.length } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), informational }))
+    })
+    req.on('information', (info) => informational.push({ status: info.statusCode, headers: info.headers }))
+    req.on('error', reject)
+    void (async () => {
+      for (let at = 0; at < body.length; at += piece) {
+        req.write(body.subarray(at, at + piece))
+        await sleep(delayMs)
+      }
+      req.end()
+    })()
+  })
+}
+
+describe('IETF progress: interim 104s with Upload-Offset while content streams', () => {
+  const server = useServer()
+  const data = randomData(3_000, 61)
+  const paced = { piece: 300, delayMs: 300 }
+
+  /** The offsets of progress 104s: more than none, rising, within the content, never with a Location. */
+  const progressOf = (res: RawResponse, from: number) => {
+    const progress = res.informational.filter((info) => info.headers['upload-offset'] !== undefined)
+    expect(progress.every((info) => info.status === 104 && info.headers.location === undefined)).toBe(true)
+    const offsets = progress.map((info) => Number(info.headers['upload-offset']))
+    expect(offsets.length).toBeGreaterThan(0)
+    expect(offsets).toEqual([...offsets].sort((a, b) => a - b))
+    expect(new Set(offsets).size).toBe(offsets.length)
+    expect(offsets.every((offset) => offset > from && offset <= from + data.length)).toBe(true)
+  }
+
+  test('an append reports the offset reached about every second, then answers as usual', async () => {
+    const created = await request(`${server.url}/files`, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0' }, body: 'ab' })
+    const location = new URL(created.headers.location as string, server.url).toString()
+    const headers = { ...v(8), ...PARTIAL, 'Upload-Offset': 2, 'Upload-Complete': '?1' }
+    const res = await pacedRequest(location, 'PATCH', headers, data, paced)
+    expect([res.status, res.headers['upload-offset']]).toEqual([204, String(2 + data.length)])
+    progressOf(res, 2)
+    expect((await sha256OfDownload(location)).sha).toBe(sha256(Buffer.concat([Buffer.from('ab'), data])))
+  }, 15_000)
+
+  test('a creation with content: its 104 with the Location, then progress 104s', async () => {
+    const res = await pacedRequest(`${server.url}/files`, 'POST', { ...v(6), 'Upload-Complete': '?1' }, data, paced)
+    expect(res.status).toBe(201)
+    expect(res.informational[0]).toMatchObject({ status: 104, headers: { location: res.headers.location } })
+    progressOf({ ...res, informational: res.informational.slice(1) }, 0)
+  }, 15_000)
+
+  test('none with INTERIM_RESPONSES=false, nor for interop version 3', async () => {
+    const quiet = await startServer({ INTERIM_RESPONSES: 'false' })
+    try {
+      const res = await pacedRequest(`${quiet.url}/files`, 'POST', { ...v(8), 'Upload-Complete': '?1' }, data, paced)
+      expect([res.status, res.informational]).toEqual([201, []])
+    } finally {
+      await quiet.stop()
+    }
+    const v3 = await pacedRequest(`${server.url}/files`, 'POST', { ...v(3), 'Upload-Incomplete': '?0' }, data, paced)
+    expect(v3.status).toBe(201)
+    expect(v3.informational.map((info) => info.headers['upload-offset'])).toEqual([undefined])
+  }, 20_000)
+})
+
+describe('IETF Repr-Digest (RFC 9530) on the request that completes an upload', () => {
+  const server = useServer()
+  const data = randomData(40_000, 71)
+  const digest = (algorithm: 'sha256' | 'sha512', bytes: Buffer) => createHash(algorithm).update(bytes).digest('base64')
+  const fields = (header: string | string[] | undefined) =>
+    Object.fromEntries(
+      String(header)
+        .split(', ')
+        .map((member) => /^([a-z0-9-]+)=:(.*):$/.exec(member)?.slice(1) ?? [member, '']),
+    )
+
+  test('a matching digest on a creation with all content; Want-Repr-Digest is answered', async () => {
+    const res = await request(`${server.url}/files`, {
+      method: 'POST',
+      headers: {
+        ...v(8),
+        'Upload-Complete': '?1',
+        'Repr-Digest': `sha-256=:${digest('sha256', data)}:, md5=:AAAA:`,
+        'Want-Repr-Digest': 'sha-512=3, sha-256=1',
+      },
+      body: data,
+    })
+    expect(res.status).toBe(201)
+    expect(fields(res.headers['repr-digest'])).toEqual({ 'sha-256': digest('sha256', data), 'sha-512': digest('sha512', data) })
+  })
+
+  test('an append that completes is checked against the whole upload, not its own content', async () => {
+    const created = await request(`${server.url}/files`, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0' }, body: data.subarray(0, 10_000) })
+    const location = new URL(created.headers.location as string, server.url).toString()
+    const middle = await request(location, {
+      method: 'PATCH',
+      headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 10_000, 'Upload-Complete': '?0', 'Want-Repr-Digest': 'sha-256=1' },
+      body: data.subarray(10_000, 20_000),
+    })
+    expect([middle.status, middle.headers['repr-digest']]).toEqual([204, undefined])
+    const last = await request(location, {
+      method: 'PATCH',
+      headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 20_000, 'Upload-Complete': '?1', 'Repr-Digest': `sha-512=:${digest('sha512', data)}:` },
+      body: data.subarray(20_000),
+    })
+    expect([last.status, last.headers['upload-complete']]).toEqual([204, '?1'])
+    expect(fields(last.headers['repr-digest'])).toEqual({ 'sha-512': digest('sha512', data) })
+    expect((await sha256OfDownload(location)).sha).toBe(sha256(data))
+  })
+
+  test('a malformed Repr-Digest or Want-Repr-Digest is refused before anything is stored', async () => {
+    const malformed: Record<string, string>[] = [{ 'Repr-Digest': 'sha-256=abc' }, { 'Repr-Digest': 'sha-256=:AA==:, ,' }, { 'Want-Repr-Digest': 'sha-256=11' }]
+    for (const header of malformed) {
+      const refused = await request(`${server.url}/files`, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?1', ...header }, body: 'abc' })
+      expect([JSON.stringify(header), refused.status]).toEqual([JSON.stringify(header), 400])
+      expect(refused.informational).toEqual([])
+    }
+  })
+})
+
+describe('IETF Repr-Digest mismatch: the upload fails', () => {
+  let receiver: HookReceiver
+  let server: InProcessServer
+  beforeAll(async () => {
+    receiver = await startHookReceiver()
+    server = await startServer({ HOOKS_URL: receiver.url, HOOKS_ENABLED: 'pre-finish,post-finish,post-terminate', HOOKS_BACKOFF: '50ms' })
+  })
+  afterAll(async () => {
+    await server.stop()
+    await receiver.stop()
+  })
+
+  test('a 400 in the problem shape, Upload-Complete: ?0, no pre-finish or post-finish, and the upload removed', async () => {
+    const data = randomData(20_000, 72)
+    const created = await request(`${server.url}/files`, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0' }, body: data.subarray(0, 5_000) })
+    const location = new URL(created.headers.location as string, server.url).toString()
+    const id = location.split('/').pop() as string
+    const wrong = createHash('sha256').update(data.subarray(1)).digest('base64')
+    const last = await request(location, {
+      method: 'PATCH',
+      headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 5_000, 'Upload-Complete': '?1', 'Repr-Digest': `sha-256=:${wrong}:` },
+      body: data.subarray(5_000),
+    })
+    expect([last.status, last.headers['upload-complete']]).toEqual([400, '?0'])
+    expect(problemOf(last)).toEqual({
+      type: 'about:blank',
+      title: 'Bad Request',
+      status: 400,
+      detail: "Repr-Digest does not match the upload's content: the upload failed and is removed",
+    })
+    expect((await request(location, { method: 'HEAD', headers: v(8) })).status).toBe(404)
+    await receiver.waitFor(() => receiver.of('post-terminate', id).length === 1, 5_000, 'post-terminate of the failed upload')
+    expect([receiver.of('pre-finish', id), receiver.of('post-finish', id)]).toEqual([[], []])
   })
 })

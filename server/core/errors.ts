@@ -76,6 +76,11 @@ export const ERRORS = {
   unavailable: faultError('unavailable', 503, 'The store cannot be reached right now; retry shortly', { 'Retry-After': '5' }),
   busy: faultError('busy', 503, 'The server is short of resources; retry shortly', { 'Retry-After': '5' }),
   internal: faultError('internal', 500, 'Internal server error'),
+  badIdempotencyKey: error(400, 'Invalid Idempotency-Key: a quoted string (or a token) of 1 to 255 visible characters'),
+  idempotencyKeyReused: error(422, 'This Idempotency-Key was used for a different request'),
+  idempotencyKeyRunning: error(409, 'A request with this Idempotency-Key is still being processed; retry shortly', { 'Retry-After': '1' }),
+  badReprDigest: error(400, 'Invalid Repr-Digest or Want-Repr-Digest: a dictionary like sha-256=:<base64>: (or sha-256=5)'),
+  reprDigestMismatch: error(400, "Repr-Digest does not match the upload's content: the upload failed and is removed"),
 } as const
 
 type Shaped = { status_code: number; body: string }

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Upload } from '@tus/utils'
 import type { ExpectedChecksum } from './body.js'
 import type { Fault, UploadError } from './errors.js'
+import type { ReprAlgorithm, Representation } from './representation.js'
 
 /** What one request records of itself for its log line: its ids, its principal, the bytes it stored. */
 export interface RequestRecord {
@@ -38,6 +39,10 @@ export interface BodyRequest {
    * without a length gets the offset reached as its length, and one with a length must have reached it.
    */
   completes?: boolean
+  /** Repr-Digest and Want-Repr-Digest: verified and computed over the whole upload when this request completes it. */
+  representation?: Representation
+  /** Told the offset reached, about every second while the body streams and the offset moves (the IETF draft's progress 104s). */
+  progress?(offset: number): void
 }
 
 /** An append: a body at `offset`, maybe with the upload's length. */
@@ -59,6 +64,8 @@ export interface CreateRequest {
   body?: BodyRequest
   /** Called once the upload is stored, before its body is read (the IETF draft's 104 goes out here). */
   onCreated?(upload: Upload): void
+  /** The request's Idempotency-Key: a repeat answers with the upload the first made. */
+  idempotencyKey?: string
 }
 
 /** What a write did, for the answer. */
@@ -74,4 +81,8 @@ export interface Written {
   overflowed: boolean
   /** Headers a hook asked for on the answer (pre-create). */
   headers: Record<string, string>
+  /** The whole upload's digests, when this request completed it and asked (Repr-Digest, Want-Repr-Digest). */
+  digests?: Map<ReprAlgorithm, Buffer>
+  /** A repeated creation (same Idempotency-Key): nothing was created or written; `upload` is the first one's. */
+  replayed?: boolean
 }

@@ -8,10 +8,13 @@ import { type DataStore, type Lock, type Locker, Upload } from '@tus/utils'
 import { isExpired } from '../../stores/expiry.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import type { Hooks } from '../hooks/index.js'
+import type { AccessMode } from '../hooks/types.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { type Feeder, type MeteredBody, meteredBodyOf } from './body.js'
 import { ERRORS, UploadError, toUploadError } from './errors.js'
+import { fingerprintOf, type IdempotencyKeys, scopedKey } from './idempotency.js'
+import { digestsOf, matches, type Representation } from './representation.js'
 import { isFinalUpload, isPartialUpload, ownerOf, stampRecords } from './records.js'
 import type { AppendRequest, BodyRequest, Caller, CreateRequest, Written } from './types.js'
 
@@ -25,6 +28,8 @@ export interface StoreAbilities {
   deferLength: boolean
   /** The store can remove uploads. */
   termination: boolean
+  /** An upload's bytes, for verifying a Repr-Digest; without it one is refused (501). */
+  read?(id: string): Promise<Readable>
 }
 
 export interface CoreSettings {
@@ -50,6 +55,8 @@ export interface CoreDeps {
   settings: CoreSettings
   /** Feeds request bodies in turns (READ_SLOTS); piped as they come without it. */
   feed?: Feeder
+  /** Where creations' Idempotency-Keys are remembered; without it the key is ignored. */
+  idempotency?: IdempotencyKeys
 }
 
 /** An upload's lock held by a request that may write its body. */
@@ -69,6 +76,9 @@ export interface NamedPartial {
 /** How many partial uploads a final one may name, and how far repeating them may multiply their bytes. */
 const MAX_PARTS = 1000
 const REPEAT_FACTOR = 2
+
+/** How often a streaming body's progress is reported (BodyRequest.progress). */
+const PROGRESS_INTERVAL = 1000
 
 const complete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size
 
@@ -137,6 +147,7 @@ export class UploadCore {
    * that still holds it to let go, so a resuming client sees its final offset.
    */
   async settle(caller: Caller, id: string): Promise<Upload> {
+    await this.access(caller, id, 'read')
     const lock = await this.lock(caller, id, () => {})
     const upload = await this.deps.store.getUpload(id).finally(() => lock.unlock())
     if (isExpired(upload, this.expiration)) throw ERRORS.gone
@@ -152,15 +163,23 @@ export class UploadCore {
     const upload = new Upload({ id: newUploadId(), size, offset: 0, metadata: request.metadata })
     // A body that cannot fit is refused before the upload exists (a chunked one is cut where it stops fitting).
     if (body?.contentLength !== undefined && body.contentLength > this.roomFor(upload)) throw ERRORS.bodyTooLarge
+    const fingerprint = fingerprintOf({ kind: 'create', size, metadata: request.metadata, concat: request.concat })
+    return this.once(caller, request.idempotencyKey, fingerprint, (stored) => this.createNew(caller, upload, request, stored))
+  }
+
+  private async createNew(caller: Caller, upload: Upload, request: CreateRequest, stored: (id: string) => void): Promise<Written> {
+    const { body } = request
     const headers = await this.prepare(caller, upload, request.concat)
 
     const lock = await this.writeLock(caller, upload.id)
     let written: Written
     try {
       await this.createExclusive(upload)
+      stored(upload.id)
       this.created(caller, upload)
       request.onCreated?.(upload)
       written = body?.present ? await this.writeBody(caller, lock, upload, body, true) : { upload, finished: complete(upload), overflowed: false, headers: {} }
+      if (body?.representation && complete(upload)) written.digests = await this.representation(caller, upload, body.representation)
     } finally {
       await lock.unlock()
     }
@@ -169,6 +188,7 @@ export class UploadCore {
 
   /** Writes a body at the upload's offset; declares the upload's length when the request gives it. */
   async append(caller: Caller, id: string, request: AppendRequest): Promise<Written> {
+    await this.access(caller, id, 'write')
     const lock = await this.writeLock(caller, id)
     let written: Written
     let wasComplete: boolean
@@ -181,6 +201,7 @@ export class UploadCore {
       request.check?.(upload, wasComplete)
       if (request.length !== undefined) await this.declareLength(upload, request.length)
       written = await this.writeBody(caller, lock, upload, request, false)
+      if (request.representation && !wasComplete && complete(upload)) written.digests = await this.representation(caller, upload, request.representation)
     } finally {
       await lock.unlock()
     }
@@ -192,7 +213,8 @@ export class UploadCore {
   async terminate(caller: Caller, id: string): Promise<Record<string, string>> {
     const { store, hooks, metrics, logger, abilities } = this.deps
     if (!abilities.termination) throw ERRORS.noTermination
-    const upload = hooks?.watchesTermination ? await store.getUpload(id) : undefined
+    const accessed = await this.access(caller, id, 'write')
+    const upload = accessed ?? (hooks?.watchesTermination ? await store.getUpload(id) : undefined)
     const headers = upload && hooks ? await hooks.preTerminate(caller.req, upload) : {}
     const lock = await this.lock(caller, id, () => {})
     try {
@@ -211,12 +233,18 @@ export class UploadCore {
    * assembles it. Each partial is checked before any lock is taken (someone else's answers as an unknown
    * one, and is never locked), then again under the locks of all of them and of the final upload.
    */
-  async concatenate(caller: Caller, named: NamedPartial[], metadata: Upload['metadata'], concat: string): Promise<Written> {
+  async concatenate(caller: Caller, named: NamedPartial[], metadata: Upload['metadata'], concat: string, idempotencyKey?: string): Promise<Written> {
+    if (!this.deps.abilities.concatenate) throw ERRORS.noConcatenation
+    if (named.length > MAX_PARTS) throw new UploadError(400, `Upload-Concat names more than ${MAX_PARTS} partial uploads`)
+    const fingerprint = fingerprintOf({ kind: 'final', metadata, concat: named.map(({ id }) => id) })
+    return this.once(caller, idempotencyKey, fingerprint, (stored) => this.assemble(caller, named, metadata, concat, stored))
+  }
+
+  private async assemble(caller: Caller, named: NamedPartial[], metadata: Upload['metadata'], concat: string, stored: (id: string) => void): Promise<Written> {
     const { store, abilities, settings, logger } = this.deps
     if (!abilities.concatenate) throw ERRORS.noConcatenation
-    if (named.length > MAX_PARTS) throw new UploadError(400, `Upload-Concat names more than ${MAX_PARTS} partial uploads`)
     const distinct = [...new Map(named.map((partial) => [partial.id, partial])).values()]
-    for (const partial of distinct) await this.partial(caller, partial)
+    for (const partial of distinct) await this.checkAccess(caller, await this.partial(caller, partial), 'write')
 
     const ids = distinct.map(({ id }) => id)
     const partialLocks = await this.lockAll(caller, ids)
@@ -245,6 +273,7 @@ export class UploadCore {
           throw error
         }
         upload.offset = size
+        stored(upload.id)
         if (settings.removePartials) await this.removePartials(caller, ids)
       } finally {
         await finalLock.unlock()
@@ -253,6 +282,56 @@ export class UploadCore {
     } finally {
       await Promise.allSettled(partialLocks.map((lock) => lock.unlock()))
     }
+  }
+
+  /**
+   * pre-access: whether the caller may read or write an existing upload, asked before any lock is taken
+   * or byte read. Every operation on an existing upload passes here, of both protocols and downloads.
+   */
+  async checkAccess(caller: Caller, upload: Upload, mode: AccessMode): Promise<void> {
+    await this.deps.hooks?.preAccess(caller.req, upload, mode, caller.record.principal)
+  }
+
+  /** checkAccess for an upload by its id, read only when pre-access is on; resolves with what it read. */
+  private async access(caller: Caller, id: string, mode: AccessMode): Promise<Upload | undefined> {
+    if (!this.deps.hooks?.enabled('pre-access')) return undefined
+    const upload = await this.deps.store.getUpload(id)
+    await this.checkAccess(caller, upload, mode)
+    return upload
+  }
+
+  /**
+   * A creation under an Idempotency-Key: the first request with the key runs; a repeat of it (same
+   * principal, key and fingerprint) gets the upload it made without anything being created or any hook
+   * sent, a different request 422, a repeat while the first runs 409. A first request that fails frees
+   * the key unless its upload exists (a retry then resumes it).
+   */
+  private async once(caller: Caller, key: string | undefined, fingerprint: string, run: (stored: (id: string) => void) => Promise<Written>): Promise<Written> {
+    const keys = this.deps.idempotency
+    if (!keys || key === undefined) return run(() => {})
+    const claim = await keys.claim(scopedKey(caller.record.principal, key), fingerprint)
+    if ('replay' in claim) return this.replay(caller, claim.replay)
+    const unsettled = (error: unknown) => this.deps.logger.warn('cannot settle an Idempotency-Key', { requestId: caller.record.requestId, error })
+    let made: string | undefined
+    try {
+      const written = await run((id) => {
+        made = id
+      })
+      await claim.done(written.upload.id).catch(unsettled)
+      return written
+    } catch (error) {
+      const exists = made !== undefined && (await this.deps.store.getUpload(made).then(() => true, () => false))
+      await (exists ? claim.done(made as string) : claim.release()).catch(unsettled)
+      throw error
+    }
+  }
+
+  /** The answer to a repeated creation: the upload the first one made, as it is now. */
+  private async replay(caller: Caller, id: string): Promise<Written> {
+    caller.record.uploadId = id
+    const upload = await this.deps.store.getUpload(id).catch(() => new Upload({ id, offset: 0 }))
+    this.deps.logger.info('creation repeated', { requestId: caller.record.requestId, uploadId: id })
+    return { upload, finished: false, overflowed: false, headers: {}, replayed: true }
   }
 
   /** A partial upload the caller may use in a final one; a 400 naming it otherwise (unknown, expired and foreign alike). */
@@ -354,11 +433,13 @@ export class UploadCore {
         body.stop()
       })
       const start = upload.offset
+      const progress = request.progress && this.reporting(start, body, request.progress)
       try {
         upload.offset = await this.store(caller, upload.id, start, body, request, creating)
       } catch (error) {
         throw body.failure ?? error
       } finally {
+        clearInterval(progress)
         received?.()
         caller.record.bytes += upload.offset - start
         this.deps.metrics.bytesReceived.inc(upload.offset - start)
@@ -437,6 +518,33 @@ export class UploadCore {
     } finally {
       this.pending.delete(writing)
     }
+  }
+
+  /**
+   * The digests of an upload the request has just completed, read back from the store. One that differs
+   * from the request's Repr-Digest fails the upload: it is removed (post-terminate follows) and never
+   * finished, and the request is refused.
+   */
+  private async representation(caller: Caller, upload: Upload, representation: Representation): Promise<Written['digests']> {
+    const { abilities, store, hooks, logger } = this.deps
+    if (!abilities.read) throw new UploadError(501, 'This store cannot verify Repr-Digest')
+    const digests = await digestsOf(await abilities.read(upload.id), representation)
+    if (matches(representation, digests)) return digests
+    logger.info('upload failed its Repr-Digest', { requestId: caller.record.requestId, uploadId: upload.id })
+    await store.remove(upload.id)
+    await hooks?.terminated(caller.req, upload)
+    throw ERRORS.reprDigestMismatch
+  }
+
+  /** Tells `progress` the offset a body has reached, every PROGRESS_INTERVAL while it moves; clear the interval it returns. */
+  private reporting(start: number, body: MeteredBody, progress: (offset: number) => void): NodeJS.Timeout {
+    let reported = start
+    return setInterval(() => {
+      const offset = start + body.passed
+      if (offset === reported) return
+      reported = offset
+      progress(offset)
+    }, PROGRESS_INTERVAL)
   }
 
   /** pre-finish (its answer may change the response; a failure answers 500 though the upload is finished), counted and logged. */

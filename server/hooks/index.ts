@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Upload } from '@tus/utils'
 import type { Config } from '../config.js'
@@ -5,22 +6,26 @@ import { UploadError } from '../core/errors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { requestContext } from '../requestContext.js'
+import { TtlCache } from '../ttlCache.js'
 import { isUploadId } from '../../stores/uploadId.js'
 import { DurableDelivery } from './delivery.js'
 import { HookCallError, type HttpHook, httpHook } from './http.js'
 import { createOutbox } from './outbox/index.js'
 import type { DurableHookType, Outbox } from './outbox/types.js'
 import { hookRequest, hookUpload } from './payload.js'
-import type { HookHTTPResponse, HookRequest, HookResponse, HookType } from './types.js'
+import type { AccessMode, HookHTTPResponse, HookRequest, HookResponse, HookType } from './types.js'
 
 /**
- * A hook's refusal (RejectUpload, RejectTermination, StopUpload), answered as tusd does: its error's
- * status and text unless the hook's HTTPResponse gives its own, plus the hook's headers.
+ * A hook's refusal (RejectUpload, RejectTermination, RejectAccess, StopUpload), answered as tusd does: its
+ * error's status (`status`) and text unless the hook's HTTPResponse gives its own, plus the hook's headers.
  */
-export function hookRejection(code: string, message: string, response: HookHTTPResponse | null | undefined): UploadError {
+export function hookRejection(code: string, message: string, response: HookHTTPResponse | null | undefined, status = 400): UploadError {
   const text = `${code}: ${message}`
-  return new UploadError(response?.StatusCode || 400, text, response?.Header ?? {}, undefined, response?.Body || `${text}\n`)
+  return new UploadError(response?.StatusCode || status, text, response?.Header ?? {}, undefined, response?.Body || `${text}\n`)
 }
+
+/** How many pre-access answers are remembered at most (HOOKS_ACCESS_CACHE). */
+const ACCESS_CACHE_ENTRIES = 10_000
 
 /** The response changes a hook asks for (pre-finish: status, body and headers). */
 export type ResponseChanges = HookHTTPResponse | undefined
@@ -37,6 +42,8 @@ export interface BodyProgress {
  */
 export class Hooks {
   private readonly enabledTypes: Set<HookType>
+  /** pre-access answers (true: allowed; else the refusal) by upload, mode and caller. */
+  private readonly accessAnswers: TtlCache<true | UploadError> | undefined
 
   private constructor(
     private readonly config: Config,
@@ -47,6 +54,7 @@ export class Hooks {
     private readonly metrics: Metrics,
   ) {
     this.enabledTypes = new Set(config.HOOKS_ENABLED)
+    if (config.HOOKS_ACCESS_CACHE > 0) this.accessAnswers = new TtlCache(config.HOOKS_ACCESS_CACHE, ACCESS_CACHE_ENTRIES)
   }
 
   /** The hooks the config asks for, or undefined without HOOKS_URL. Starts delivering what an earlier run left queued. */
@@ -190,6 +198,24 @@ export class Hooks {
     return response.HTTPResponse?.Header ?? {}
   }
 
+  /**
+   * pre-access, before a request reads or writes an existing upload (before its lock or body): a
+   * RejectAccess is thrown (403 unless the hook's HTTPResponse says otherwise), a failing hook too. An
+   * answer is reused for HOOKS_ACCESS_CACHE per upload, mode and caller: the token's principal and the
+   * request's Authorization, Cookie and client address, the things a receiver decides by.
+   */
+  async preAccess(req: IncomingMessage, upload: Upload, mode: AccessMode, principal: string | undefined): Promise<void> {
+    if (!this.enabled('pre-access')) return
+    const key = this.accessAnswers && accessKey(req, upload.id, mode, principal)
+    let answer = key ? this.accessAnswers?.get(key) : undefined
+    if (answer === undefined) {
+      const response = await this.invoke(hookRequest('pre-access', hookUpload(upload), req, mode))
+      answer = response.RejectAccess ? hookRejection('ERR_ACCESS_REJECTED', 'upload access has been rejected by server', response.HTTPResponse, 403) : true
+      if (key) this.accessAnswers?.set(key, answer)
+    }
+    if (answer !== true) throw answer
+  }
+
   /** Whether a DELETE needs the upload's info before it is gone (for pre-terminate or post-terminate). */
   get watchesTermination(): boolean {
     return this.enabled('pre-terminate') || this.enabled('post-terminate')
@@ -205,4 +231,12 @@ export class Hooks {
     await this.delivery?.stop()
     await this.outbox?.close()
   }
+}
+
+/** What identifies a pre-access question: upload, mode, and who asks. */
+function accessKey(req: IncomingMessage, id: string, mode: AccessMode, principal: string | undefined): string {
+  const who = [principal ?? '', req.headers.authorization ?? '', req.headers.cookie ?? '', req.socket.remoteAddress ?? '']
+  return createHash('sha256')
+    .update(JSON.stringify([id, mode, ...who]))
+    .digest('base64url')
 }

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import path from 'node:path'
 import type { Upload } from '@tus/utils'
 import { isFinalUpload, isPartialUpload, partialIdsOf, visibleMetadata } from '../core/records.js'
-import type { HookHTTPRequest, HookRequest, HookType, HookUpload } from './types.js'
+import type { AccessMode, HookHTTPRequest, HookRequest, HookType, HookUpload } from './types.js'
 
 /** `upload-metadata` as Go's http.CanonicalHeaderKey writes it: `Upload-Metadata`. */
 export function canonicalHeaderName(name: string): string {
@@ -59,6 +59,8 @@ export function hookHTTPRequest(req: IncomingMessage & { originalUrl?: string })
   }
 }
 
-export function hookRequest(type: HookType, upload: HookUpload, req: IncomingMessage): HookRequest {
-  return { Type: type, Event: { Upload: upload, HTTPRequest: hookHTTPRequest(req) } }
+export function hookRequest(type: HookType, upload: HookUpload, req: IncomingMessage, access?: AccessMode): HookRequest {
+  const event: HookRequest['Event'] = { Upload: upload, HTTPRequest: hookHTTPRequest(req) }
+  if (access) event.Access = { Mode: access }
+  return { Type: type, Event: event }
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 
-/** tusd v2's hook types, in its order. */
-export const HOOK_TYPES = ['pre-create', 'post-create', 'post-receive', 'pre-finish', 'post-finish', 'pre-terminate', 'post-terminate'] as const
+/** tusd v2's hook types, in its order, then pre-access (tusd PR #1077). */
+export const HOOK_TYPES = ['pre-create', 'post-create', 'post-receive', 'pre-finish', 'post-finish', 'pre-terminate', 'post-terminate', 'pre-access'] as const
 export type HookType = (typeof HOOK_TYPES)[number]
 
 /** The upload as tusd v2 describes it to a hook (`handler.FileInfo`). */
@@ -31,10 +31,13 @@ export interface HookHTTPRequest {
   Header: Record<string, string[]>
 }
 
-/** The JSON body POSTed to HOOKS_URL (`hooks.HookRequest`). */
+/** What a request does to an existing upload: read it (HEAD, GET) or write it (PATCH, DELETE, a final concatenation naming it). */
+export type AccessMode = 'read' | 'write'
+
+/** The JSON body POSTed to HOOKS_URL (`hooks.HookRequest`); pre-access adds `Access`. */
 export interface HookRequest {
   Type: HookType
-  Event: { Upload: HookUpload; HTTPRequest: HookHTTPRequest }
+  Event: { Upload: HookUpload; HTTPRequest: HookHTTPRequest; Access?: { Mode: AccessMode } }
 }
 
 const httpResponse = z.object({
@@ -48,6 +51,7 @@ export const hookResponse = z.object({
   HTTPResponse: httpResponse.nullish(),
   RejectUpload: z.boolean().optional(),
   RejectTermination: z.boolean().optional(),
+  RejectAccess: z.boolean().optional(),
   ChangeFileInfo: z
     .object({
       ID: z.string().optional(),

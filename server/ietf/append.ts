@@ -1,7 +1,9 @@
 import type { Request, Response } from 'express'
 import { UploadError } from '../core/errors.js'
+import { reprDigestField, representationOf } from '../core/representation.js'
 import { callerOf, hasBody, integerHeader } from '../http/request.js'
 import type { IetfDeps } from './deps.js'
+import { progressReport } from './informational.js'
 import { refuse } from './reply.js'
 import { completesUpload, indicatedLength, requestOffset } from './requestFields.js'
 import { completenessHeader, type Dialect } from './versions.js'
@@ -14,7 +16,8 @@ const COMPLETED = new UploadError(400, 'The upload is already complete', {}, { t
  * offset answers 409 with the upload's offset; an append to a complete upload is refused, except an
  * empty one at its end, which replays the completion (its answer may have been lost).
  */
-export async function appendToUpload({ core, reply }: IetfDeps, dialect: Dialect, id: string, req: Request, res: Response): Promise<void> {
+export async function appendToUpload(deps: IetfDeps, dialect: Dialect, id: string, req: Request, res: Response): Promise<void> {
+  const { core, reply } = deps
   const type = req.get('content-type')?.split(';')[0].trim().toLowerCase()
   if (dialect.partialUploadType && type !== PARTIAL_UPLOAD) throw refuse(415, `An append requires Content-Type: ${PARTIAL_UPLOAD}`)
   const completes = completesUpload(dialect, req, true)
@@ -27,6 +30,8 @@ export async function appendToUpload({ core, reply }: IetfDeps, dialect: Dialect
     present,
     contentLength: integerHeader(req.get('content-length')) || undefined,
     completes,
+    progress: progressReport(deps.config, dialect, res),
+    representation: representationOf(req.get('repr-digest'), req.get('want-repr-digest')),
     check: (_upload, complete) => {
       if (complete && (present || !completes)) throw COMPLETED
     },
@@ -34,5 +39,9 @@ export async function appendToUpload({ core, reply }: IetfDeps, dialect: Dialect
   const { upload } = written
   const complete = upload.size !== undefined && upload.offset === upload.size
   if (written.overflowed) throw refuse(413, "upload's size exceeded", { 'Upload-Offset': String(upload.offset) })
-  reply.written(req, res, dialect, written, dialect.appendStatus, { 'Upload-Offset': String(upload.offset), ...completenessHeader(dialect, complete) })
+  reply.written(req, res, dialect, written, dialect.appendStatus, {
+    'Upload-Offset': String(upload.offset),
+    ...completenessHeader(dialect, complete),
+    ...(written.digests ? { 'Repr-Digest': reprDigestField(written.digests) } : {}),
+  })
 }

@@ -1,12 +1,14 @@
 import type { Request, Response } from 'express'
 import { Metadata } from '@tus/utils'
 import { ERRORS } from '../core/errors.js'
+import { reprDigestField, representationOf } from '../core/representation.js'
+import { idempotencyKeyOf } from '../http/idempotencyKey.js'
 import { uploadUrl } from '../http/uploadUrl.js'
 import { callerOf, hasBody, integerHeader } from '../http/request.js'
 import { metadataProblem } from '../limits/metadata.js'
 import { parseMetadata } from '../../stores/metadata.js'
 import type { IetfDeps } from './deps.js'
-import { sendUploadResumptionSupported } from './informational.js'
+import { progressReport, sendUploadResumptionSupported } from './informational.js'
 import { uploadLimit } from './limits.js'
 import { refuse } from './reply.js'
 import { completesUpload, indicatedLength } from './requestFields.js'
@@ -87,7 +89,14 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
   const written = await core.create(callerOf(req), {
     size: creation.length,
     metadata: creation.metadata,
-    body: { present, contentLength: integerHeader(req.get('content-length')) || undefined, completes: creation.completes },
+    body: {
+      present,
+      contentLength: integerHeader(req.get('content-length')) || undefined,
+      completes: creation.completes,
+      progress: progressReport(config, dialect, res),
+      representation: representationOf(req.get('repr-digest'), req.get('want-repr-digest')),
+    },
+    idempotencyKey: idempotencyKeyOf(req),
     onCreated: (upload) => {
       location = uploadUrl(config, req, upload.id)
       const limit = uploadLimit(config, dialect, core.expiration, upload)
@@ -96,6 +105,8 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
     },
   })
   const { upload } = written
+  // A repeated creation (Idempotency-Key) announced nothing: the first one's upload.
+  if (written.replayed) location = uploadUrl(config, req, upload.id)
   const complete = upload.size !== undefined && upload.offset === upload.size
   if (written.overflowed) throw refuse(413, "upload's size exceeded", { Location: location, 'Upload-Offset': String(upload.offset) })
   reply.written(req, res, dialect, written, 201, {
@@ -103,5 +114,6 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
     'Upload-Offset': String(upload.offset),
     ...completenessHeader(dialect, complete),
     ...uploadLimit(config, dialect, core.expiration, upload),
+    ...(written.digests ? { 'Repr-Digest': reprDigestField(written.digests) } : {}),
   })
 }

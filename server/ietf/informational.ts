@@ -1,5 +1,7 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http'
 import type { Response } from 'express'
+import type { Config } from '../config.js'
+import type { Dialect } from './versions.js'
 
 /**
  * Sends the interim `104 Upload Resumption Supported` response ahead of the final one. Node has no
@@ -21,4 +23,15 @@ export function sendUploadResumptionSupported(res: Response, fields: Record<stri
   }
   socket.write(`${head}\r\n`, 'latin1')
   return true
+}
+
+/**
+ * The draft's progress reports while a body streams: a 104 with the offset reached (no Location), about
+ * every second, under INTERIM_RESPONSES. The offset counts bytes handed to the store; the file store
+ * syncs them to disk when the request ends. Not for interop version 3 (draft -01, URLSession of iOS 17),
+ * whose 104 announces an upload only.
+ */
+export function progressReport(config: Pick<Config, 'INTERIM_RESPONSES'>, dialect: Dialect, res: Response): ((offset: number) => void) | undefined {
+  if (!config.INTERIM_RESPONSES || dialect.version === 3) return undefined
+  return (offset) => void sendUploadResumptionSupported(res, { 'Upload-Offset': String(offset) })
 }

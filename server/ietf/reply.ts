@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { Request, Response } from 'express'
 import type { Config } from '../config.js'
-import { UploadError } from '../core/errors.js'
+import { ERRORS, UploadError } from '../core/errors.js'
 import type { Written } from '../core/types.js'
 import { corsHeaders } from '../cors.js'
 import { failureAnswer } from '../http/failure.js'
@@ -43,8 +43,8 @@ export function replier(config: Config, logger: Logger): Replier {
     res.status(error.status).set(error.headers)
     const { problem } = error
     const typed = problem && dialect.problems && (problem.type !== 'completed-upload' || dialect.completedUploadProblem)
-    // A fault of ours has no type of the draft's: RFC 9457's about:blank, titled by its status.
-    const untyped = !typed && error.fault && dialect.problems
+    // A fault of ours, or a failed Repr-Digest, has no type of the draft's: RFC 9457's about:blank, titled by its status.
+    const untyped = !typed && dialect.problems && (error.fault !== undefined || error === ERRORS.reprDigestMismatch)
     const body = typed
       ? JSON.stringify({ ...problem, type: `${PROBLEM_TYPES}${problem.type}`, detail: error.message })
       : untyped

@@ -5,7 +5,9 @@ import parseRange from 'range-parser'
 import type { Upload } from '@tus/utils'
 import type { Config } from '../../config.js'
 import { toUploadError } from '../../core/errors.js'
+import type { UploadCore } from '../../core/uploads.js'
 import { corsHeaders } from '../../cors.js'
+import { callerOf } from '../../http/request.js'
 import type { Logger } from '../../logger.js'
 import { requestContext } from '../../requestContext.js'
 import type { StoreBackend } from '../../../stores/types.js'
@@ -44,7 +46,7 @@ function contentHeaders(upload: Upload): Record<string, string> {
  * to a web Response, and undici's async-iterator body then closes an already cancelled
  * ReadableStream when a client hangs up at the end of the body, an uncaught ERR_INVALID_STATE.
  */
-export function download(config: Config, backend: StoreBackend, logger: Logger): RequestHandler {
+export function download(config: Config, backend: StoreBackend, core: UploadCore, logger: Logger): RequestHandler {
   return async (req, res) => {
     res.set(corsHeaders(config, req.headers.origin))
     const id = String(req.params.id)
@@ -60,6 +62,13 @@ export function download(config: Config, backend: StoreBackend, logger: Logger):
       return undefined
     })
     if (!upload) return fail(404, 'Upload not found')
+    try {
+      await core.checkAccess(callerOf(req), upload, 'read')
+    } catch (failure) {
+      const { error, unexpected } = toUploadError(failure)
+      if (unexpected) logger.error('download refused', { requestId: context?.requestId, uploadId: id, error: failure })
+      return res.status(error.status).set(error.headers).type('text/plain').send(error.body)
+    }
     if (upload.size === undefined || upload.offset !== upload.size) return fail(404, 'Upload is not finished')
 
     // setHeader, not res.set: Express would append a charset to the stored file's type.

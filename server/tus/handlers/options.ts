@@ -4,7 +4,7 @@ import { IETF_FIELDS } from '../../http/fields.js'
 import type { TusDeps, TusHandler } from '../deps.js'
 import { setTusHeaders } from '../reply.js'
 
-const ALLOWED_HEADERS = [...HEADERS, 'X-Request-Id', 'Upload-Checksum', ...IETF_FIELDS].join(', ')
+const ALLOWED_HEADERS = [...HEADERS, 'X-Request-Id', 'Upload-Checksum', 'Idempotency-Key', ...IETF_FIELDS].join(', ')
 
 /** OPTIONS: 200 with what the server supports (version, extensions, max size, checksum algorithms), and a CORS preflight's answer. */
 export function optionsHandler({ config, extensions }: TusDeps): TusHandler {

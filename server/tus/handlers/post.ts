@@ -4,6 +4,7 @@ import { ERRORS, UploadError } from '../../core/errors.js'
 import { isFinalHeader } from '../../core/records.js'
 import type { CreateRequest, Written } from '../../core/types.js'
 import { uploadUrl } from '../../http/uploadUrl.js'
+import { idempotencyKeyOf } from '../../http/idempotencyKey.js'
 import { callerOf, hasBody, integerHeader } from '../../http/request.js'
 import { checksumOf } from '../checksumHeader.js'
 import { partialsNamed } from '../concatHeader.js'
@@ -31,6 +32,7 @@ function requested(req: Request, concatenation: boolean): CreateRequest {
     metadata: metadataOf(req),
     concat: concat === undefined ? undefined : 'partial',
     body: withUpload(req) ? { present: hasBody(req), contentLength: Number.isNaN(contentLength) ? undefined : contentLength, checksum: checksumOf(req) } : undefined,
+    idempotencyKey: idempotencyKeyOf(req),
   }
 }
 
@@ -55,7 +57,7 @@ export function postHandler({ config, core, logger }: TusDeps): TusHandler {
         }
         const named = partialsNamed(concat, config.TUS_PATH)
         if ('error' in named) throw new UploadError(400, named.error)
-        written = await core.concatenate(caller, named.partials, metadataOf(req), concat)
+        written = await core.concatenate(caller, named.partials, metadataOf(req), concat, idempotencyKeyOf(req))
       } else {
         written = await core.create(caller, requested(req, concatenation))
       }
