@@ -40,9 +40,23 @@
 // Also CLIENT_READ_SIZE (env): the node client's read size, 64 KiB by default; TUSGATE_MAIN (env, diagnosis):
 // tusgate's entry point, dist/server/main.js (built by `npm run build` at the start of the run) unless
 // given; a .ts one runs under tsx (`TUSGATE_MAIN=server/main.ts`: the sources, as the tests run them).
-import { createHash, randomFillSync } from 'node:crypto'
+
 import { spawn, spawnSync } from 'node:child_process'
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { createHash, randomFillSync } from 'node:crypto'
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -51,15 +65,15 @@ import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DeleteObjectsCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import * as tus from 'tus-js-client'
-import { summarizeCpuProfile, type ProfileSummary } from './lib/cpuprofile.js'
 import { idOf, send, sha256File, tusCreate, tusPatch } from './lib/client.js'
+import { type ProfileSummary, summarizeCpuProfile } from './lib/cpuprofile.js'
 import { curlPatch } from './lib/curl.js'
 import {
   cpuSeconds,
   machineCpu,
-  reapedChildrenCpuSeconds,
   ROOT,
   RssSampler,
+  reapedChildrenCpuSeconds,
   type ServerChild,
   startServerChild,
   statusKiB,
@@ -74,8 +88,7 @@ import { type Row, svgChart, table } from './lib/report.js'
 
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
-const option = (name: string): string | undefined =>
-  argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? process.env[name.toUpperCase()]
+const option = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? process.env[name.toUpperCase()]
 
 function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(text.trim())
@@ -109,7 +122,8 @@ const TUSGATE_ENV: Record<string, string> = Object.fromEntries(
     .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
 )
 const PROBE_UPLOADS = 16
-if (!(ROUNDS >= 1) || !(SIZE >= MiB) || CONCURRENCY.some((n) => !(n >= 1)) || !(WORKERS >= 1)) throw new Error('bad ROUNDS, SIZE (>= 1 MiB), CONCURRENCY or WORKERS')
+if (!(ROUNDS >= 1) || !(SIZE >= MiB) || CONCURRENCY.some((n) => !(n >= 1)) || !(WORKERS >= 1))
+  throw new Error('bad ROUNDS, SIZE (>= 1 MiB), CONCURRENCY or WORKERS')
 const badClient = CLIENTS.find((c) => !CLIENT_IDS.includes(c))
 if (badClient) throw new Error(`unknown client '${badClient}' (expected ${CLIENT_IDS.join(', ')})`)
 if (TUSD && !existsSync(TUSD)) throw new Error(`no tusd binary at ${TUSD}`)
@@ -219,8 +233,24 @@ const PEERS = {
         endpoint: (s) => `${s.url}/files/`,
       } satisfies Peer)
     : undefined,
-  raw: { id: 'raw', label: 'raw Node http -> file', group: 'raw', fsync: false, tus: false, start: (dir) => startBaseline(dir, false), endpoint: (s) => `${s.url}/upload` } satisfies Peer,
-  rawFsync: { id: 'raw-fsync', label: 'raw Node http -> file + fsync', group: 'raw', fsync: true, tus: false, start: (dir) => startBaseline(dir, true), endpoint: (s) => `${s.url}/upload` } satisfies Peer,
+  raw: {
+    id: 'raw',
+    label: 'raw Node http -> file',
+    group: 'raw',
+    fsync: false,
+    tus: false,
+    start: (dir) => startBaseline(dir, false),
+    endpoint: (s) => `${s.url}/upload`,
+  } satisfies Peer,
+  rawFsync: {
+    id: 'raw-fsync',
+    label: 'raw Node http -> file + fsync',
+    group: 'raw',
+    fsync: true,
+    tus: false,
+    start: (dir) => startBaseline(dir, true),
+    endpoint: (s) => `${s.url}/upload`,
+  } satisfies Peer,
   bare: {
     id: 'bare',
     label: 'bare @tus/server + file-store',
@@ -446,7 +476,12 @@ async function startProber(urls: string[], length: number) {
   const lines = createInterface({ input: child.stdout })
   const queue: string[] = []
   let waiter: ((line: string) => void) | undefined
-  lines.on('line', (line) => (waiter ? (waiter(line), (waiter = undefined)) : queue.push(line)))
+  lines.on('line', (line) => {
+    if (!waiter) return void queue.push(line)
+    const taker = waiter
+    waiter = undefined
+    taker(line)
+  })
   const next = () =>
     new Promise<string>((resolve, reject) => {
       if (queue.length) return resolve(queue.shift() as string)
@@ -478,7 +513,8 @@ async function scrapeMetrics(server: ServerChild): Promise<Record<string, number
         r.on('error', reject)
       })
     })
-    const wanted = /^tusgate_(nodejs_eventloop_lag_(?:max|p99|p50)_seconds|nodejs_heap_size_(?:used|total)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes) (\S+)$/
+    const wanted =
+      /^tusgate_(nodejs_eventloop_lag_(?:max|p99|p50)_seconds|nodejs_heap_size_(?:used|total)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes) (\S+)$/
     const out: Record<string, number> = {}
     for (const line of full.split('\n')) {
       const m = wanted.exec(line)
@@ -563,7 +599,9 @@ async function runConcurrent(peer: Peer, n: number, ctx: Ctx, nodeFlags: string[
     // tusgate's own view (one worker's metrics when there are several); tusd has neither.
     const metrics = peer.tusgate ? await scrapeMetrics(server) : undefined
     await sleep(200) // the last access-log lines
-    const { byMethod: serverSide, probes } = peer.tusgate ? accessLogDurations(server.logFile, loadStartMs, loadEndMs) : { byMethod: {}, probes: new Map<string, number>() }
+    const { byMethod: serverSide, probes } = peer.tusgate
+      ? accessLogDurations(server.logFile, loadStartMs, loadEndMs)
+      : { byMethod: {}, probes: new Map<string, number>() }
     // For the slowest HEADs on new connections: how long after sending the server began the request. With
     // the connection made within a millisecond, the rest is the wait in the kernel's accept queue.
     for (const slow of head.fresh.slowest) {
@@ -704,13 +742,37 @@ const N_MAX = Math.max(...CONCURRENCY)
 const ALL_SCENARIOS: Scenario[] = [
   ...CLIENTS.flatMap((client) =>
     singlePeers.map(
-      (peer): Scenario => ({ id: `${peer.id}/${client}`, label: `${peer.label} · ${client}`, kind: 'single', group: peer.group, peer, client, run: (c) => runSingle(peer, client, c) }),
+      (peer): Scenario => ({
+        id: `${peer.id}/${client}`,
+        label: `${peer.label} · ${client}`,
+        kind: 'single',
+        group: peer.group,
+        peer,
+        client,
+        run: (c) => runSingle(peer, client, c),
+      }),
     ),
   ),
   { id: 'tusgate/tus-js-client', label: `tusgate, tus-js-client ${CHUNK / MiB} MiB chunks`, kind: 'other', group: 'tusgate', run: runTusJs },
-  { id: `raw-fsync/c${N_MAX}`, label: `raw http + fsync, ${N_MAX} x 1 MiB concurrent`, kind: 'other', group: 'raw', run: (c) => runConcurrentBaseline(N_MAX, c) },
+  {
+    id: `raw-fsync/c${N_MAX}`,
+    label: `raw http + fsync, ${N_MAX} x 1 MiB concurrent`,
+    kind: 'other',
+    group: 'raw',
+    run: (c) => runConcurrentBaseline(N_MAX, c),
+  },
   ...CONCURRENCY.flatMap((n) =>
-    concurrentPeers.map((peer): Scenario => ({ id: `${peer.id}/c${n}`, label: `${peer.label}, ${n} x 1 MiB`, kind: 'concurrent', group: 'concurrent', peer, n, run: (c) => runConcurrent(peer, n, c) })),
+    concurrentPeers.map(
+      (peer): Scenario => ({
+        id: `${peer.id}/c${n}`,
+        label: `${peer.label}, ${n} x 1 MiB`,
+        kind: 'concurrent',
+        group: 'concurrent',
+        peer,
+        n,
+        run: (c) => runConcurrent(peer, n, c),
+      }),
+    ),
   ),
   ...(WITH_S3 ? [{ id: 'tusgate/s3', label: 'tusgate on S3, one PATCH', kind: 'other' as const, group: 's3', run: runS3 }] : []),
 ]
@@ -731,7 +793,9 @@ async function profileRun(ctx: Ctx): Promise<Record<string, ProfileSummary>> {
     const profDir = freshDir(`cpuprof-${name}`)
     const result = await run(['--cpu-prof', `--cpu-prof-dir=${profDir}`])
     // One profile per thread (tsx's loader has its own); the main thread's is the largest.
-    const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f))
+    const files = readdirSync(profDir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .map((f) => path.join(profDir, f))
     if (!files.length) throw new Error(`no .cpuprofile written for ${name}`)
     const main = files.sort((x, y) => statSync(y).size - statSync(x).size)[0]
     const kept = path.join(keepDir, `${name}.cpuprofile`)
@@ -761,7 +825,9 @@ async function main() {
   if (!process.env.TUSGATE_MAIN && spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) {
     throw new Error('npm run build failed')
   }
-  log(`size ${SIZE} B, rounds ${ROUNDS}, clients ${CLIENTS.join(',')}, concurrency ${CONCURRENCY.join('/')}, tusgate WORKERS=${WORKERS}, tusd ${TUSD ?? 'none'}, chunk ${CHUNK} B, s3 ${WITH_S3}, work dir ${work}`)
+  log(
+    `size ${SIZE} B, rounds ${ROUNDS}, clients ${CLIENTS.join(',')}, concurrency ${CONCURRENCY.join('/')}, tusgate WORKERS=${WORKERS}, tusd ${TUSD ?? 'none'}, chunk ${CHUNK} B, s3 ${WITH_S3}, work dir ${work}`,
+  )
   log(`scenarios: ${SCENARIOS.map((s) => s.id).join(' ')}`)
   const load1Start = os.loadavg()
   const source = await makeSource()
@@ -783,7 +849,18 @@ async function main() {
         const cpuPerGiB = (r.serverCpuS ?? NaN) / ((r.bytes ?? NaN) / GiB)
         result = { scenario: scenario.id, round, position, load1Before, mbps: (r.bytes ?? 0) / 1e6 / (r.seconds ?? NaN), cpuPerGiB, ...r } as RunResult
       } catch (error) {
-        result = { scenario: scenario.id, round, position, load1Before, seconds: NaN, bytes: 0, mbps: NaN, cpuPerGiB: NaN, verified: false, error: (error as Error).message } as RunResult
+        result = {
+          scenario: scenario.id,
+          round,
+          position,
+          load1Before,
+          seconds: NaN,
+          bytes: 0,
+          mbps: NaN,
+          cpuPerGiB: NaN,
+          verified: false,
+          error: (error as Error).message,
+        } as RunResult
         if (error instanceof VerificationError) fatal = error
       }
       runs.push(result)
@@ -859,7 +936,21 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
     }
   })
   const singleTable = table(
-    ['scenario', 'MB/s', 'min..max', 'srv CPU s/GiB', 'x tusd', 'x raw', 'x bare', 'CPU/GiB x raw', 'client CPU s', 'other CPU s', 'srv RSS MB', 'load1', 'runs ok'],
+    [
+      'scenario',
+      'MB/s',
+      'min..max',
+      'srv CPU s/GiB',
+      'x tusd',
+      'x raw',
+      'x bare',
+      'CPU/GiB x raw',
+      'client CPU s',
+      'other CPU s',
+      'srv RSS MB',
+      'load1',
+      'runs ok',
+    ],
     singleRows.map(({ s, st, xTusd, xRaw, xBare, cpuXRaw }) => [
       s.id,
       f(st.mbps, 0),
@@ -913,7 +1004,22 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
   const headCell = (h: (typeof conc)[number]['keepAlive']) =>
     `${f(h.p50, 1)} / ${f(h.p99, 1)} (${f(h.p99Worst, 0)})${h.errors ? ` ${h.errors} bad` : ''}${h.pending ? ` ${h.pending} unanswered at end` : ''}`
   const concTable = table(
-    ['scenario', 'uploads ok', 'median s', 'MB/s', 'x tusd', 'srv CPU s/GiB', 'HEAD kept-alive p50/p99 ms (worst)', 'HEAD new conn. p50/p99 ms (worst)', 'HEADs ka/new', 'srv-side HEAD p99', 'loop lag max ms', 'upload p99 ms', 'srv RSS MB idle/peak (worst)', 'RSS x tusd'],
+    [
+      'scenario',
+      'uploads ok',
+      'median s',
+      'MB/s',
+      'x tusd',
+      'srv CPU s/GiB',
+      'HEAD kept-alive p50/p99 ms (worst)',
+      'HEAD new conn. p50/p99 ms (worst)',
+      'HEADs ka/new',
+      'srv-side HEAD p99',
+      'loop lag max ms',
+      'upload p99 ms',
+      'srv RSS MB idle/peak (worst)',
+      'RSS x tusd',
+    ],
     conc.map((c) => [
       c.id,
       `${c.totalUploads - c.failedUploads}/${c.totalUploads}`,
@@ -938,7 +1044,16 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
     ['scenario', 'MB/s', 'min..max', 'srv CPU s/GiB', 'client CPU s', 'other CPU s', 'srv RSS MB', 'runs ok'],
     others.map((s) => {
       const st = stat(s.id)
-      return [s.id, f(st.mbps, 0), `${f(st.min, 0)}..${f(st.max, 0)}`, f(st.cpuPerGiB), f(st.clientCpuS, 1), f(st.otherCpuS, 1), f(st.rssMBWorst, 0), `${st.ok}/${st.runs}`]
+      return [
+        s.id,
+        f(st.mbps, 0),
+        `${f(st.min, 0)}..${f(st.max, 0)}`,
+        f(st.cpuPerGiB),
+        f(st.clientCpuS, 1),
+        f(st.otherCpuS, 1),
+        f(st.rssMBWorst, 0),
+        `${st.ok}/${st.runs}`,
+      ]
     }),
     ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   )
@@ -954,14 +1069,20 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
   const ratioTarget = (name: string, a: string, b: string, min: number) => {
     const p = paired(a, b)
     const straddles = p.n > 1 && p.min < min && p.max >= min
-    const note = p.n ? `per-round paired ratios: median ${f(p.median)}, range ${f(p.min)}..${f(p.max)}${straddles ? ' (the range straddles the target: within noise)' : ''}` : undefined
+    const note = p.n
+      ? `per-round paired ratios: median ${f(p.median)}, range ${f(p.min)}..${f(p.max)}${straddles ? ' (the range straddles the target: within noise)' : ''}`
+      : undefined
     return target(name, ratio(a, b), (v) => v >= min, 2, note)
   }
   const targets: Target[] = []
   if (CLIENTS.includes('curl')) {
     targets.push(
       ratioTarget('curl, no fsync: tusgate MB/s >= 0.9x raw Node http -> file', 'tusgate-nofsync/curl', 'raw/curl', 0.9),
-      target('curl, no fsync: tusgate CPU s/GiB <= 1.25x raw Node http -> file', ratio('tusgate-nofsync/curl', 'raw/curl', (x) => x.cpuPerGiB), (v) => v <= 1.25),
+      target(
+        'curl, no fsync: tusgate CPU s/GiB <= 1.25x raw Node http -> file',
+        ratio('tusgate-nofsync/curl', 'raw/curl', (x) => x.cpuPerGiB),
+        (v) => v <= 1.25,
+      ),
       ratioTarget('curl: tusgate with the default fsync >= 0.9x itself with FILE_FSYNC=false', 'tusgate/curl', 'tusgate-nofsync/curl', 0.9),
     )
   }
@@ -976,12 +1097,32 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
         value: big.map((c) => `${c.peer.id} ${c.totalUploads - c.failedUploads}/${c.totalUploads}`).join(', '),
         met: big.every((c) => c.totalUploads > 0 && c.failedUploads === 0),
       },
-      target(`${N_MAX} concurrent: tusgate peak RSS <= 2x tusd's`, bigGate.rssXTusd, (v) => v <= 2, 2, `tusgate ${f(bigGate.st.rssMB, 0)} MB, tusd ${f(bigTusd?.st.rssMB, 0)} MB (medians of rounds)`),
-      target(`${N_MAX} concurrent: tusgate HEAD p99 <= 50 ms, kept-alive connection`, bigGate.keepAlive.p99, (v) => v <= 50, 1, `worst round ${f(bigGate.keepAlive.p99Worst, 1)}; tusd ${f(bigTusd?.keepAlive.p99, 1)}`),
-      target(`${N_MAX} concurrent: tusgate HEAD p99 <= 200 ms, new connection`, bigGate.fresh.p99, (v) => v <= 200, 1, `worst round ${f(bigGate.fresh.p99Worst, 1)}; tusd ${f(bigTusd?.fresh.p99, 1)}`),
+      target(
+        `${N_MAX} concurrent: tusgate peak RSS <= 2x tusd's`,
+        bigGate.rssXTusd,
+        (v) => v <= 2,
+        2,
+        `tusgate ${f(bigGate.st.rssMB, 0)} MB, tusd ${f(bigTusd?.st.rssMB, 0)} MB (medians of rounds)`,
+      ),
+      target(
+        `${N_MAX} concurrent: tusgate HEAD p99 <= 50 ms, kept-alive connection`,
+        bigGate.keepAlive.p99,
+        (v) => v <= 50,
+        1,
+        `worst round ${f(bigGate.keepAlive.p99Worst, 1)}; tusd ${f(bigTusd?.keepAlive.p99, 1)}`,
+      ),
+      target(
+        `${N_MAX} concurrent: tusgate HEAD p99 <= 200 ms, new connection`,
+        bigGate.fresh.p99,
+        (v) => v <= 200,
+        1,
+        `worst round ${f(bigGate.fresh.p99Worst, 1)}; tusd ${f(bigTusd?.fresh.p99, 1)}`,
+      ),
     )
   }
-  const targetText = targets.map((t) => `  [${t.met === undefined ? ' n/a ' : t.met ? ' met ' : 'MISSED'}] ${t.name}: ${t.value}${t.note ? `\n           ${t.note}` : ''}`).join('\n')
+  const targetText = targets
+    .map((t) => `  [${t.met === undefined ? ' n/a ' : t.met ? ' met ' : 'MISSED'}] ${t.name}: ${t.value}${t.note ? `\n           ${t.note}` : ''}`)
+    .join('\n')
 
   const loadEnd = os.loadavg()
   const env = environment()
@@ -1002,7 +1143,8 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
   }
   if (others.length) text.push('', 'Other scenarios:', otherTable)
   text.push('', 'Targets:', targetText)
-  if (conc.some((c) => c.failureSamples.length)) text.push('', 'Failed uploads, samples:', ...conc.flatMap((c) => c.failureSamples.map((s) => `  ${c.id}: ${s}`)))
+  if (conc.some((c) => c.failureSamples.length))
+    text.push('', 'Failed uploads, samples:', ...conc.flatMap((c) => c.failureSamples.map((s) => `  ${c.id}: ${s}`)))
   const errors = runs.filter((r) => r.error)
   if (errors.length) text.push('', 'Failed runs:', ...errors.map((r) => `  round ${r.round + 1} ${r.scenario}: ${r.error}`))
   if (profiles) {
@@ -1010,11 +1152,23 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       text.push(
         '',
         `CPU profile of the server, ${p.what} (${p.windowed ? 'samples during the measured interval' : 'whole process'}, ${p.seconds?.toFixed(2)} s under the profiler; ${p.file}): total ${(p.totalMs / 1000).toFixed(2)} s, idle ${(p.idleMs / 1000).toFixed(2)} s, GC ${(p.gcMs / 1000).toFixed(2)} s, (program) ${(p.programMs / 1000).toFixed(2)} s`,
-        table(['self ms', '%', 'function', 'where'], p.topFunctions.slice(0, 15).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.name, t.where]), ['r', 'r', 'l', 'l']),
+        table(
+          ['self ms', '%', 'function', 'where'],
+          p.topFunctions.slice(0, 15).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.name, t.where]),
+          ['r', 'r', 'l', 'l'],
+        ),
         '  by category:',
-        table(['self ms', '%', 'category'], p.byCategory.slice(0, 14).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.category]), ['r', 'r', 'l']),
+        table(
+          ['self ms', '%', 'category'],
+          p.byCategory.slice(0, 14).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.category]),
+          ['r', 'r', 'l'],
+        ),
         '  by module:',
-        table(['self ms', '%', 'module'], p.byModule.slice(0, 12).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.module]), ['r', 'r', 'l']),
+        table(
+          ['self ms', '%', 'module'],
+          p.byModule.slice(0, 12).map((t) => [t.selfMs.toFixed(0), t.pct.toFixed(1), t.module]),
+          ['r', 'r', 'l'],
+        ),
       )
     }
   }
@@ -1026,7 +1180,20 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
     date: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
     command: `npm run bench -- ${argv.join(' ')}`.trim(),
-    options: { rounds: ROUNDS, size: SIZE, concurrency: CONCURRENCY, clients: CLIENTS, workers: WORKERS, tusd: TUSD, chunk: CHUNK, s3: WITH_S3, probeUploads: PROBE_UPLOADS, tusgateEnv: TUSGATE_ENV, tusgateMain: TUSGATE_MAIN, clientReadSize: Number(process.env.CLIENT_READ_SIZE ?? 65536) },
+    options: {
+      rounds: ROUNDS,
+      size: SIZE,
+      concurrency: CONCURRENCY,
+      clients: CLIENTS,
+      workers: WORKERS,
+      tusd: TUSD,
+      chunk: CHUNK,
+      s3: WITH_S3,
+      probeUploads: PROBE_UPLOADS,
+      tusgateEnv: TUSGATE_ENV,
+      tusgateMain: TUSGATE_MAIN,
+      clientReadSize: Number(process.env.CLIENT_READ_SIZE ?? 65536),
+    },
     environment: { ...env, loadavgStart: load1Start, loadavgEnd: loadEnd },
     single: singleRows.map(({ s, st, xTusd, xRaw, xBare, cpuXRaw }) => ({ id: s.id, peer: s.peer?.id, client: s.client, ...st, xTusd, xRaw, xBare, cpuXRaw })),
     concurrency: conc.map(({ peer, ...c }) => ({ ...c, peer: peer.id })),
@@ -1049,7 +1216,16 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       cpuPerGiB: st.cpuPerGiB,
       ratios: [xTusd !== undefined ? `x tusd ${f(xTusd)}` : '', xRaw !== undefined ? `x raw ${f(xRaw)}` : ''].filter(Boolean).join('  '),
     })),
-    ...conc.map((c) => ({ id: c.id, label: `${c.peer.label}, ${c.n} x 1 MiB`, group: 'concurrent', mbps: c.st.mbps, minMbps: c.st.min, maxMbps: c.st.max, cpuPerGiB: c.st.cpuPerGiB, ratios: c.xTusd !== undefined ? `x tusd ${f(c.xTusd)}` : '' })),
+    ...conc.map((c) => ({
+      id: c.id,
+      label: `${c.peer.label}, ${c.n} x 1 MiB`,
+      group: 'concurrent',
+      mbps: c.st.mbps,
+      minMbps: c.st.min,
+      maxMbps: c.st.max,
+      cpuPerGiB: c.st.cpuPerGiB,
+      ratios: c.xTusd !== undefined ? `x tusd ${f(c.xTusd)}` : '',
+    })),
     ...others.map((s) => {
       const st = stat(s.id)
       return { id: s.id, label: s.label, group: s.group, mbps: st.mbps, minMbps: st.min, maxMbps: st.max, cpuPerGiB: st.cpuPerGiB }

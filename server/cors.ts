@@ -1,6 +1,6 @@
 import { EXPOSED_HEADERS } from '@tus/utils'
-import type { Config } from './config.js'
 import { REQUEST_ID_HEADER } from './accessLog.js'
+import type { Config } from './config.js'
 import { IETF_FIELDS } from './http/fields.js'
 
 /** Headers a browser may read beyond tus's own list. */

@@ -15,10 +15,7 @@ const errorFields = winston.format((info) => {
 })
 
 /** JSON lines in production, one readable line per event otherwise, coloured only when stdout is a terminal. */
-export function createLogger(
-  config: Pick<Config, 'LOG_LEVEL' | 'LOG_FORMAT'>,
-  transport: winston.transport = new winston.transports.Console(),
-): Logger {
+export function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'LOG_FORMAT'>, transport: winston.transport = new winston.transports.Console()): Logger {
   const format =
     config.LOG_FORMAT === 'json'
       ? winston.format.combine(winston.format.timestamp(), errorFields(), winston.format.json())

@@ -33,7 +33,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   }
 }
 
-let config
+let config: Config
 try {
   config = loadConfig()
 } catch (error) {

@@ -27,7 +27,10 @@ export function parseProxyTrust(text: string): ProxyTrust {
     if (hops > 16) throw new Error(`expected at most 16 hops, got ${hops}`)
     return hops
   }
-  const entries = value.split(',').map((entry) => entry.trim()).filter(Boolean)
+  const entries = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
   const bad = entries.find((entry) => !(entry in RANGES) && subnetOf(entry) === undefined)
   if (entries.length === 0 || bad !== undefined) throw new Error(`expected ${FORMS}, got '${bad ?? text}'`)
   return entries

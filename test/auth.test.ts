@@ -97,7 +97,11 @@ describe('AUTH_MODE=jwt with JWT_SECRET (HS256)', () => {
     ['a token without exp', () => hsToken({ exp: undefined }), /no exp claim/],
     ['a token without sub', () => hsToken({ sub: undefined }), /no sub claim/],
     ['a token whose sub is not a string', () => hsToken({ sub: 42 as unknown as string }), /sub claim/],
-    ['an unsigned token (alg none)', async () => new UnsecuredJWT({ sub: 'alice', iss: ISSUER, aud: AUDIENCE, exp: now() + 600 }).encode(), /algorithm is not accepted|malformed/],
+    [
+      'an unsigned token (alg none)',
+      async () => new UnsecuredJWT({ sub: 'alice', iss: ISSUER, aud: AUDIENCE, exp: now() + 600 }).encode(),
+      /algorithm is not accepted|malformed/,
+    ],
     ['a token that is not a JWT', async () => 'not.a.jwt', /malformed/],
     ['a malformed max_size claim', () => hsToken({ max_size: '10' }), /max_size/],
     ['a malformed allowed_types claim', () => hsToken({ allowed_types: 'image/png' }), /allowed_types/],

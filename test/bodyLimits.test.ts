@@ -1,5 +1,5 @@
-import { BodyCounts, bodyLimitsOf, openFileLimit } from '../server/limits/bodies.js'
 import { toUploadError } from '../server/core/errors.js'
+import { BodyCounts, bodyLimitsOf, openFileLimit } from '../server/limits/bodies.js'
 
 test('MAX_BODIES defaults to what the open-file limit leaves room for, MAX_BODIES_PER_CLIENT to a quarter of it, at most 100', () => {
   expect(openFileLimit()).toBeGreaterThan(0) // Linux: /proc/self/limits
@@ -28,5 +28,6 @@ test('EMFILE-class errors answer 503 with Retry-After; others are not resource p
     const { error } = toUploadError(Object.assign(new Error(code), { code }))
     expect({ status: error.status, retry: error.headers['Retry-After'] }).toEqual({ status: 503, retry: '5' })
   }
-  for (const value of [new Error('x'), Object.assign(new Error('x'), { code: 'ENOENT' }), undefined, 'EMFILE']) expect(toUploadError(value).error.status).toBe(500)
+  for (const value of [new Error('x'), Object.assign(new Error('x'), { code: 'ENOENT' }), undefined, 'EMFILE'])
+    expect(toUploadError(value).error.status).toBe(500)
 })

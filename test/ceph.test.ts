@@ -126,9 +126,7 @@ describe('Ceph (mon + OSD + radosgw)', () => {
     const key = 'multi/empty.bin'
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }))
     const { ETag } = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(0) }))
-    await s3.send(
-      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ ETag, PartNumber: 1 }] } }),
-    )
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ ETag, PartNumber: 1 }] } }))
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
     expect(head.ContentLength).toBe(0)
   })
@@ -143,9 +141,9 @@ describe('Ceph (mon + OSD + radosgw)', () => {
     await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId }))
     const after = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'multi/' }))
     expect(after.Uploads ?? []).not.toContainEqual(expect.objectContaining({ UploadId }))
-    await expect(
-      s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 2, Body: Buffer.from('x') })),
-    ).rejects.toMatchObject({ name: 'NoSuchUpload' })
+    await expect(s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 2, Body: Buffer.from('x') }))).rejects.toMatchObject({
+      name: 'NoSuchUpload',
+    })
   })
 
   test('object tags: set on PutObject, read, and replaced', async () => {
@@ -158,7 +156,12 @@ describe('Ceph (mon + OSD + radosgw)', () => {
       new PutObjectTaggingCommand({
         Bucket: bucket,
         Key: key,
-        Tagging: { TagSet: [{ Key: 'Tus-Completed', Value: 'true' }, { Key: 'other', Value: 'x y' }] },
+        Tagging: {
+          TagSet: [
+            { Key: 'Tus-Completed', Value: 'true' },
+            { Key: 'other', Value: 'x y' },
+          ],
+        },
       }),
     )
     const second = await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }))

@@ -2,8 +2,8 @@ import { readFileSync, statSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CHECKSUM_ALGORITHMS, checksumHeader, corrupted, digestOf } from './helpers/checksum.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
+import { CHECKSUM_ALGORITHMS, checksumHeader, corrupted, digestOf } from './helpers/checksum.js'
 import { createUpload, OFFSET_STREAM, patch, type RawResponse, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type InProcessServer, processPool, startServer } from './helpers/servers.js'
 
@@ -11,7 +11,13 @@ const MiB = 1024 * 1024
 const offsetOf = async (url: string) => (await request(url, { method: 'HEAD', headers: TUS })).headers['upload-offset']
 
 /** A chunked request whose checksum comes as a trailer after the body (or, with `trailer` undefined, is announced but never sent). */
-function sendWithTrailer(url: string, method: string, headers: Record<string, string | number>, body: Buffer, trailer: string | undefined): Promise<RawResponse> {
+function sendWithTrailer(
+  url: string,
+  method: string,
+  headers: Record<string, string | number>,
+  body: Buffer,
+  trailer: string | undefined,
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, agent: false, headers: { ...OFFSET_STREAM, ...headers, Trailer: 'Upload-Checksum' } })
     const informational: RawResponse['informational'] = []
@@ -77,27 +83,30 @@ function checksumSuite(name: string, start: () => Promise<InProcessServer>, stor
       expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
     })
 
-    test.each(CHECKSUM_ALGORITHMS)('%s: a corrupted chunk answers 460 and is discarded; the retried chunk is accepted; the content is exactly the good bytes', async (algorithm) => {
-      // The second chunk spans several S3 parts (5 MiB) and starts past the first, so a discard must restore a non-zero offset.
-      const first = randomData(3 * MiB + 17, 60)
-      const second = randomData(12 * MiB + 5, 61)
-      const data = Buffer.concat([first, second])
-      const url = await createUpload(server.url, { 'Upload-Length': data.length })
-      expect((await patch(url, 0, first, checksumHeader(algorithm, first))).status).toBe(204)
+    test.each(CHECKSUM_ALGORITHMS)(
+      '%s: a corrupted chunk answers 460 and is discarded; the retried chunk is accepted; the content is exactly the good bytes',
+      async (algorithm) => {
+        // The second chunk spans several S3 parts (5 MiB) and starts past the first, so a discard must restore a non-zero offset.
+        const first = randomData(3 * MiB + 17, 60)
+        const second = randomData(12 * MiB + 5, 61)
+        const data = Buffer.concat([first, second])
+        const url = await createUpload(server.url, { 'Upload-Length': data.length })
+        expect((await patch(url, 0, first, checksumHeader(algorithm, first))).status).toBe(204)
 
-      const bad = await patch(url, first.length, corrupted(second), checksumHeader(algorithm, second))
-      expect(bad.status).toBe(460)
-      expect(bad.body.toString()).toBe('Checksum mismatch\n')
-      expect(bad.headers['tus-resumable']).toBe('1.0.0')
-      expect(await offsetOf(url)).toBe(String(first.length))
-      const id = url.split('/').pop() as string
-      expect([undefined, first.length]).toContain(storedBytes(server, id))
+        const bad = await patch(url, first.length, corrupted(second), checksumHeader(algorithm, second))
+        expect(bad.status).toBe(460)
+        expect(bad.body.toString()).toBe('Checksum mismatch\n')
+        expect(bad.headers['tus-resumable']).toBe('1.0.0')
+        expect(await offsetOf(url)).toBe(String(first.length))
+        const id = url.split('/').pop() as string
+        expect([undefined, first.length]).toContain(storedBytes(server, id))
 
-      const retried = await patch(url, first.length, second, checksumHeader(algorithm, second))
-      expect(retried.status).toBe(204)
-      expect(retried.headers['upload-offset']).toBe(String(data.length))
-      expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
-    })
+        const retried = await patch(url, first.length, second, checksumHeader(algorithm, second))
+        expect(retried.status).toBe(204)
+        expect(retried.headers['upload-offset']).toBe(String(data.length))
+        expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+      },
+    )
 
     test('a chunk that stops short (the client hung up) fails its checksum and leaves nothing', async () => {
       const data = randomData(2 * MiB, 62)
@@ -282,6 +291,10 @@ describe('on S3 (Ceph radosgw)', () => {
   afterAll(() => ceph?.stop())
 
   // S3 cannot take bytes back: nothing reaches the bucket until a chunk is verified, so only HEAD and GET can tell.
-  checksumSuite('S3', async () => startServer(await tusgateS3Env(ceph)), () => undefined)
+  checksumSuite(
+    'S3',
+    async () => startServer(await tusgateS3Env(ceph)),
+    () => undefined,
+  )
   boundedMemory('S3', () => tusgateS3Env(ceph))
 })

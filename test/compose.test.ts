@@ -58,9 +58,7 @@ function environmentOf(service: Service): Env {
         return at === -1 ? [item, null] : [item.slice(0, at), item.slice(at + 1)]
       })
     : Object.entries(raw)
-  return Object.fromEntries(
-    entries.filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => [k, String(v)]),
-  )
+  return Object.fromEntries(entries.filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => [k, String(v)]))
 }
 
 /** Named-volume mounts of a service as [volume, container path]. */
@@ -90,8 +88,11 @@ function composeDurationMs(value: string): number {
   const text = String(value).trim()
   const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y
   let total = 0
-  let match: RegExpExecArray | null
-  while (part.lastIndex < text.length && (match = part.exec(text))) total += Number(match[1]) * units[match[2]]
+  while (part.lastIndex < text.length) {
+    const match = part.exec(text)
+    if (!match) break
+    total += Number(match[1]) * units[match[2]]
+  }
   if (text === '' || part.lastIndex !== text.length) throw new Error(`not a compose duration: '${value}'`)
   return total
 }
@@ -445,7 +446,9 @@ describe('Dockerfile', () => {
     expect(cmd).toEqual(['node', entry])
     expect(entry).toBe('dist/server/main.js')
     // The runtime stage copies the build stage's outDir to <WORKDIR>/<outDir>, where CMD looks for it.
-    const copies = all(runtime, 'COPY').map((i) => copyPaths(i.args)).filter((c) => c.from === (build.name ?? '0'))
+    const copies = all(runtime, 'COPY')
+      .map((i) => copyPaths(i.args))
+      .filter((c) => c.from === (build.name ?? '0'))
     const workdir = workdirOf(runtime)
     const landed = copies.some(
       (c) =>

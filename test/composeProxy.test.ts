@@ -1,5 +1,5 @@
-import http from 'node:http'
 import { readFileSync } from 'node:fs'
+import http from 'node:http'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -167,7 +167,9 @@ describe('the compose nginx config, run by nginx, in front of two instances', ()
       await sleep(50)
     }
     // The instance with a store write in progress is the one receiving the PATCH.
-    const busy = await Promise.all(instances.map(async (i) => Number(/uploads_in_progress (\d+)/.exec((await request(`${i.url}/metrics`)).body.toString())?.[1] ?? 0)))
+    const busy = await Promise.all(
+      instances.map(async (i) => Number(/uploads_in_progress (\d+)/.exec((await request(`${i.url}/metrics`)).body.toString())?.[1] ?? 0)),
+    )
     expect(busy.filter((n) => n > 0)).toHaveLength(1)
     const victim = instances[busy.findIndex((n) => n > 0)]
     victim.child.kill('SIGKILL')

@@ -6,7 +6,10 @@ import { request, TUS } from './helpers/http.js'
 import { startServer } from './helpers/servers.js'
 
 test('CreationSlots runs at most its slots at once, in arrival order, and 0 means no limit', async () => {
-  for (const [slots, expected] of [[3, 3], [0, 10]] as const) {
+  for (const [slots, expected] of [
+    [3, 3],
+    [0, 10],
+  ] as const) {
     const creations = new CreationSlots(slots)
     let active = 0
     let most = 0

@@ -44,11 +44,7 @@ interface Started {
 }
 
 /** Starts a tus-js-client upload (no retries, so any server failure surfaces); `configure` may call findPreviousUploads first. */
-async function startUpload(
-  file: Buffer,
-  options: tus.UploadOptions,
-  configure?: (upload: tus.Upload) => Promise<void>,
-): Promise<Started> {
+async function startUpload(file: Buffer, options: tus.UploadOptions, configure?: (upload: tus.Upload) => Promise<void>): Promise<Started> {
   const requests: Started['requests'] = []
   let upload!: tus.Upload
   const done = new Promise<string>((resolve, reject) => {
@@ -102,7 +98,12 @@ function pacedReader(piece: number, delayMs: number) {
       }
     },
   }
-  return { fileReader, destroy: () => bodies.forEach((body) => body.destroy()) }
+  return {
+    fileReader,
+    destroy: () => {
+      for (const body of bodies) body.destroy()
+    },
+  }
 }
 
 async function headOffset(url: string): Promise<number> {
@@ -223,23 +224,15 @@ describe('tus-js-client against tusgate processes', () => {
         const data = randomData(SIZE, 2002)
         const endpoint = `${server.url}/files`
         const storagePath = path.join(dir, 'tus-url-storage.json')
-        const { url, kept } = await uploadThenAbort(
-          data,
-          { endpoint, chunkSize: CHUNK, urlStorage: new FileUrlStorage(storagePath) },
-          0.4,
-        )
+        const { url, kept } = await uploadThenAbort(data, { endpoint, chunkSize: CHUNK, urlStorage: new FileUrlStorage(storagePath) }, 0.4)
 
         let previousUrl: string | null = null
-        const resumed = await startUpload(
-          data,
-          { endpoint, chunkSize: CHUNK, urlStorage: new FileUrlStorage(storagePath) },
-          async (upload) => {
-            const previous = await upload.findPreviousUploads()
-            expect(previous).toHaveLength(1)
-            previousUrl = previous[0].uploadUrl
-            upload.resumeFromPreviousUpload(previous[0])
-          },
-        )
+        const resumed = await startUpload(data, { endpoint, chunkSize: CHUNK, urlStorage: new FileUrlStorage(storagePath) }, async (upload) => {
+          const previous = await upload.findPreviousUploads()
+          expect(previous).toHaveLength(1)
+          previousUrl = previous[0].uploadUrl
+          upload.resumeFromPreviousUpload(previous[0])
+        })
         expect(previousUrl).toBe(url)
         await expectResumedAt(resumed, url, kept, data)
       } finally {

@@ -11,7 +11,12 @@ const pool = processPool('tusgate-hardening-')
 afterEach(() => pool.cleanup())
 
 /** A request whose body goes out chunked (no Content-Length), `chunks` one write each. */
-function chunked(url: string, method: string, headers: Record<string, string>, chunks: Buffer[]): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+function chunked(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  chunks: Buffer[],
+): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, agent: false, headers }, (res) => {
       res.resume()
@@ -73,7 +78,10 @@ describe('a chunked body past Upload-Length', () => {
   })
 
   test('IETF append: 413, the upload finished', async () => {
-    const created = await request(`${server.url}/files`, { method: 'POST', headers: { 'Upload-Draft-Interop-Version': '8', 'Upload-Complete': '?0', 'Upload-Length': 10 } })
+    const created = await request(`${server.url}/files`, {
+      method: 'POST',
+      headers: { 'Upload-Draft-Interop-Version': '8', 'Upload-Complete': '?0', 'Upload-Length': 10 },
+    })
     const url = new URL(String(created.headers.location), server.url).toString()
     const headers = { 'Upload-Draft-Interop-Version': '8', 'Upload-Complete': '?1', 'Upload-Offset': '0', 'Content-Type': 'application/partial-upload' }
     expect((await chunked(url, 'PATCH', headers, [data, extra])).status).toBe(413)
@@ -87,12 +95,18 @@ test("a final upload naming another user's upload neither locks it nor tells it 
   const bob = bearer(await sign({ sub: 'bob' }))
   const alice = bearer(await sign({ sub: 'alice' }))
   const body = randomData(64 * 1024, 5)
-  const created = await request(`${server.url}/files`, { method: 'POST', headers: { ...TUS, ...bob, 'Upload-Length': body.length, 'Upload-Concat': 'partial' } })
+  const created = await request(`${server.url}/files`, {
+    method: 'POST',
+    headers: { ...TUS, ...bob, 'Upload-Length': body.length, 'Upload-Concat': 'partial' },
+  })
   const url = new URL(String(created.headers.location), server.url).toString()
   // Bob's PATCH streams for about 1.6 s; a lock taken meanwhile would cut it after LOCK_DRAIN_TIMEOUT.
   const patching = pacedPatch(url, 0, body, { piece: 4096, delayMs: 100, holdMs: 0, headers: bob })
   await sleep(300)
-  const unknown = await request(`${server.url}/files`, { method: 'POST', headers: { ...TUS, ...alice, 'Upload-Concat': `final;${url.replace(/[0-9a-f]{32}$/, 'f'.repeat(32))}` } })
+  const unknown = await request(`${server.url}/files`, {
+    method: 'POST',
+    headers: { ...TUS, ...alice, 'Upload-Concat': `final;${url.replace(/[0-9a-f]{32}$/, 'f'.repeat(32))}` },
+  })
   const foreign = await request(`${server.url}/files`, { method: 'POST', headers: { ...TUS, ...alice, 'Upload-Concat': `final;${url}` } })
   expect(foreign.status).toBe(unknown.status)
   expect(foreign.body.toString().replace(url, 'U')).toBe(unknown.body.toString().replace(/http\S+/, 'U'))
@@ -136,7 +150,11 @@ test('final uploads assemble in slots of their own: a held one never holds up a 
   const receiver = await startHookReceiver()
   try {
     const server = await pool.launch(pool.newDir(), { HOOKS_URL: receiver.url, HOOKS_ENABLED: 'pre-create', CREATE_SLOTS: '1', CONCAT_SLOTS: '1' })
-    const partial = await request(`${server.url}/files`, { method: 'POST', headers: { ...OFFSET_STREAM, 'Upload-Length': 2, 'Upload-Concat': 'partial' }, body: 'ab' })
+    const partial = await request(`${server.url}/files`, {
+      method: 'POST',
+      headers: { ...OFFSET_STREAM, 'Upload-Length': 2, 'Upload-Concat': 'partial' },
+      body: 'ab',
+    })
     let release: () => void = () => {}
     const released = new Promise<void>((resolve) => (release = resolve))
     let held = false

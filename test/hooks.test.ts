@@ -114,7 +114,11 @@ test('a pre-create rejection reaches the client with the hook status, body and h
       ? { RejectUpload: true, HTTPResponse: { StatusCode: 403, Body: '{"message":"no quota left"}', Header: { 'X-Reason': 'quota' } } }
       : {},
   )
-  const res = await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3, 'Content-Type': 'application/offset+octet-stream' }, body: 'abc' })
+  const res = await request(`${url}/files`, {
+    method: 'POST',
+    headers: { ...TUS, 'Upload-Length': 3, 'Content-Type': 'application/offset+octet-stream' },
+    body: 'abc',
+  })
   expect(res.status).toBe(403)
   expect(res.body.toString()).toBe('{"message":"no quota left"}')
   expect(res.headers['x-reason']).toBe('quota')
@@ -183,7 +187,10 @@ test('ChangeFileInfo sets the upload id and metadata (tus-js-client end to end)'
 
   // An id that is not safe, or that is taken, refuses the creation rather than storing under it.
   // An id that is not ours fails the hook (500); a taken one is refused (409) and the upload that has it stays.
-  for (const [ID, status] of [['../escape-attempt-here', 500], [customId, 409]] as const) {
+  for (const [ID, status] of [
+    ['../escape-attempt-here', 500],
+    [customId, 409],
+  ] as const) {
     receiver.answer(() => ({ ChangeFileInfo: { ID } }))
     expect((await request(`${url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 3 } })).status).toBe(status)
   }
@@ -211,23 +218,43 @@ test('a creation-with-upload POST sends post-receive as its body streams; a Stop
   const { url, dir } = await start({ HOOKS_POST_RECEIVE_INTERVAL: '100ms' })
   const data = randomData(400_000, 7)
   // About 1.2 s of body: several post-receives on the way, then the last offset at its end.
-  const whole = await pacedPatch(`${url}/files`, undefined, data, { piece: 16 * 1024, delayMs: 50, holdMs: 0, method: 'POST', headers: { 'Upload-Length': String(data.length) } })
+  const whole = await pacedPatch(`${url}/files`, undefined, data, {
+    piece: 16 * 1024,
+    delayMs: 50,
+    holdMs: 0,
+    method: 'POST',
+    headers: { 'Upload-Length': String(data.length) },
+  })
   expect(whole.status).toBe(201)
   expect(whole.offset).toBe(String(data.length))
   const location = whole.headers?.location as string
   const id = idOf(location)
   await receiver.waitFor(() => receiver.of('post-finish', id).length === 1, 5_000, 'post-finish')
-  const offsets = receiver.of('post-receive', id).map((h) => h.Event.Upload.Offset).sort((a, b) => a - b)
+  const offsets = receiver
+    .of('post-receive', id)
+    .map((h) => h.Event.Upload.Offset)
+    .sort((a, b) => a - b)
   expect(new Set(offsets.filter((o) => o > 0 && o < data.length)).size).toBeGreaterThanOrEqual(2)
   expect(offsets.at(-1)).toBe(data.length)
   expect(await sha256OfDownload(location)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
 
-  receiver.answer((hook) => (hook.Type === 'post-receive' && hook.Event.Upload.Offset > 0 ? { StopUpload: true, HTTPResponse: { StatusCode: 410, Body: 'project deleted' } } : {}))
+  receiver.answer((hook) =>
+    hook.Type === 'post-receive' && hook.Event.Upload.Offset > 0 ? { StopUpload: true, HTTPResponse: { StatusCode: 410, Body: 'project deleted' } } : {},
+  )
   const before = readdirSync(dir).length
-  const stopped = await pacedPatch(`${url}/files`, undefined, randomData(1_000_000, 8), { piece: 16 * 1024, delayMs: 50, holdMs: 0, method: 'POST', headers: { 'Upload-Length': '1000000' } })
+  const stopped = await pacedPatch(`${url}/files`, undefined, randomData(1_000_000, 8), {
+    piece: 16 * 1024,
+    delayMs: 50,
+    holdMs: 0,
+    method: 'POST',
+    headers: { 'Upload-Length': '1000000' },
+  })
   expect(stopped.status).toBe(410)
   expect(stopped.body).toBe('project deleted')
-  const created = receiver.of('post-create').map((h) => h.Event.Upload.ID).filter((other) => other !== id)
+  const created = receiver
+    .of('post-create')
+    .map((h) => h.Event.Upload.ID)
+    .filter((other) => other !== id)
   expect(created).toHaveLength(1)
   await receiver.waitFor(() => receiver.of('post-terminate', created[0]).length === 1, 5_000, 'post-terminate')
   expect((await request(`${url}/files/${created[0]}`, { method: 'HEAD', headers: TUS })).status).toBe(404)
@@ -238,7 +265,8 @@ test('a creation-with-upload POST sends post-receive as its body streams; a Stop
 test('pre-finish changes the final response; pre-terminate can refuse a termination', async () => {
   const { url } = await start()
   receiver.answer((hook) => {
-    if (hook.Type === 'pre-finish') return { HTTPResponse: { StatusCode: 200, Body: 'processed', Header: { Link: '<https://example.com/f/1>; rel="related"' } } }
+    if (hook.Type === 'pre-finish')
+      return { HTTPResponse: { StatusCode: 200, Body: 'processed', Header: { Link: '<https://example.com/f/1>; rel="related"' } } }
     if (hook.Type === 'pre-terminate') return { RejectTermination: true, HTTPResponse: { Body: 'keep it' } }
     return {}
   })
@@ -312,7 +340,11 @@ test('IETF draft requests run the same hooks: pre-create may refuse, post-finish
   const { url, dir } = await start()
   const ietf = { 'Upload-Draft-Interop-Version': '8' }
   receiver.answer((hook) => (hook.Type === 'pre-create' && hook.Event.Upload.MetaData?.filetype === 'application/x-msdownload' ? { RejectUpload: true } : {}))
-  const refused = await request(`${url}/files`, { method: 'POST', headers: { ...ietf, 'Upload-Complete': '?1', 'Content-Type': 'application/x-msdownload' }, body: 'MZ' })
+  const refused = await request(`${url}/files`, {
+    method: 'POST',
+    headers: { ...ietf, 'Upload-Complete': '?1', 'Content-Type': 'application/x-msdownload' },
+    body: 'MZ',
+  })
   expect(refused.status).toBe(400)
   expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([])
 
@@ -454,7 +486,13 @@ test('concatenation in the payload: IsPartial for partial uploads, IsFinal and P
     [false, true],
   ])
   expect(receiver.of('post-finish', idOf(a))[0].Event.Upload).toMatchObject({ IsPartial: true, IsFinal: false, PartialUploads: null })
-  expect(receiver.of('post-finish', id)[0].Event.Upload).toMatchObject({ IsPartial: false, IsFinal: true, PartialUploads: [idOf(a), idOf(b)], Size: 7, Offset: 7 })
+  expect(receiver.of('post-finish', id)[0].Event.Upload).toMatchObject({
+    IsPartial: false,
+    IsFinal: true,
+    PartialUploads: [idOf(a), idOf(b)],
+    Size: 7,
+    Offset: 7,
+  })
   // The recorded Upload-Concat stays the server's: not in MetaData.
   expect(receiver.of('post-finish', id)[0].Event.Upload.MetaData).toEqual({})
 })

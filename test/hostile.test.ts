@@ -1,7 +1,7 @@
 // Hostile input against tusgate as its own process (issue 13): each request is answered 4xx, or 429/503
 // where the service protects itself; the server stays up; FILE_DIR holds nothing but what was accepted;
 // another user's upload keeps its bytes and offset.
-import { execFileSync, type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -58,7 +58,12 @@ function trickle(port: number, id: string, localAddress: string): { socket: net.
       reply += chunk.toString('latin1')
       const head = reply.split('\r\n\r\n')[0]
       if (!reply.includes('\r\n\r\n')) return
-      const headers = Object.fromEntries(head.split('\r\n').slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
+      const headers = Object.fromEntries(
+        head
+          .split('\r\n')
+          .slice(1)
+          .map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+      )
       resolve({ status: Number(head.split(' ')[1]), headers, body: reply.slice(head.length + 4) })
     })
     socket.on('close', () => resolve({ status: 0, headers: {}, body: '' }))
@@ -90,7 +95,13 @@ async function victim(base: string) {
 }
 
 /** The server's log has no error line (no 500, no crash). */
-const noErrors = (server: ServerProcess) => expect(server.output().split('\n').filter((line) => line.includes('"level":"error"'))).toEqual([])
+const noErrors = (server: ServerProcess) =>
+  expect(
+    server
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"level":"error"')),
+  ).toEqual([])
 
 describe('malformed and hostile requests', () => {
   const BUILTINS = ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf']
@@ -136,13 +147,28 @@ describe('malformed and hostile requests', () => {
     // The same keys in an IETF draft creation, and a key without a value.
     const ietf = await request(`${server.url}/files`, {
       method: 'POST',
-      headers: { 'Upload-Draft-Interop-Version': '6', 'Upload-Complete': '?1', 'Content-Type': 'text/plain', 'Upload-Metadata': `${BUILTINS.join(' dg==,')} dg==` },
+      headers: {
+        'Upload-Draft-Interop-Version': '6',
+        'Upload-Complete': '?1',
+        'Content-Type': 'text/plain',
+        'Upload-Metadata': `${BUILTINS.join(' dg==,')} dg==`,
+      },
       body: 'abc',
     })
     expect(ietf.status).toBeLessThan(300)
-    expect((await request(`${server.url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 1, 'Upload-Metadata': 'filetype dGV4dC9wbGFpbg==,__proto__' } })).status).toBe(201)
+    expect(
+      (
+        await request(`${server.url}/files`, {
+          method: 'POST',
+          headers: { ...TUS, 'Upload-Length': 1, 'Upload-Metadata': 'filetype dGV4dC9wbGFpbg==,__proto__' },
+        })
+      ).status,
+    ).toBe(201)
     // Still refused as before: a key given twice.
-    expect((await request(`${server.url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 1, 'Upload-Metadata': 'toString YQ==,toString Yg==' } })).status).toBe(400)
+    expect(
+      (await request(`${server.url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 1, 'Upload-Metadata': 'toString YQ==,toString Yg==' } }))
+        .status,
+    ).toBe(400)
     noErrors(server)
   })
 
@@ -164,12 +190,22 @@ describe('malformed and hostile requests', () => {
     const server = await pool.launch(pool.newDir(), { TRUST_PROXY: '127.0.0.2' })
     const forged = { 'X-Forwarded-Host': 'evil.example', 'X-Forwarded-Proto': 'https', Forwarded: 'host=evil.example;proto=https' }
     const post = (from: string, headers: Record<string, string>) =>
-      exchange(server.port, `POST /files HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`, { localAddress: from })
+      exchange(
+        server.port,
+        `POST /files HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 1\r\n${Object.entries(headers)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('')}\r\n`,
+        { localAddress: from },
+      )
     const direct = await post('127.0.0.1', forged)
     expect(direct.status).toBe(201)
     expect(direct.headers.location).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${server.port}/files/[0-9a-f]{32}$`))
     // From the trusted proxy: its X-Forwarded-Host and -Proto count (the last value, its own); Forwarded never.
-    const proxied = await post('127.0.0.2', { 'X-Forwarded-Host': 'evil.example, uploads.example.com:8443', 'X-Forwarded-Proto': 'https', Forwarded: 'host=evil.example' })
+    const proxied = await post('127.0.0.2', {
+      'X-Forwarded-Host': 'evil.example, uploads.example.com:8443',
+      'X-Forwarded-Proto': 'https',
+      Forwarded: 'host=evil.example',
+    })
     expect(proxied.headers.location).toMatch(/^https:\/\/uploads\.example\.com:8443\/files\/[0-9a-f]{32}$/)
     const forwardedOnly = await post('127.0.0.2', { Forwarded: 'host=evil.example;proto=https' })
     expect(forwardedOnly.headers.location).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${server.port}/files/`))
@@ -224,7 +260,9 @@ describe('chunked framing of tiny chunks', () => {
         resolve(Number(c.toString('latin1').split(' ')[1]))
         socket.destroy()
       })
-      socket.write(`PATCH /files/${slowId} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nTransfer-Encoding: chunked\r\n\r\n`)
+      socket.write(
+        `PATCH /files/${slowId} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      )
       void (async () => {
         for (let at = 0; at < slow.length; at += 23) {
           socket.write(`17\r\n${slow.subarray(at, at + 23).toString()}\r\n`)
@@ -286,7 +324,13 @@ http {
   const child: ChildProcess = spawn('/usr/sbin/nginx', ['-p', prefix, '-c', 'nginx.conf'], { stdio: 'ignore' })
   const exited = new Promise((resolve) => child.once('exit', resolve))
   for (let i = 0; i < 100; i++) {
-    if (await request(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false)) break
+    if (
+      await request(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.status === 200,
+        () => false,
+      )
+    )
+      break
     await sleep(50)
   }
   return {
@@ -395,9 +439,9 @@ describe('request bodies per client address and in all (MAX_BODIES_PER_CLIENT, M
     try {
       // One more idle kept-alive connection (one descriptor) per round, until a creation is not made.
       for (let i = 0; i < 200; i++) {
-        const res = await exchange(server.port, `POST /files HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 1\r\nConnection: close\r\n\r\n`, { waitMs: 3000 }).catch(
-          () => ({ status: 0, headers: {} as Record<string, string>, body: '' }),
-        )
+        const res = await exchange(server.port, `POST /files HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 1\r\nConnection: close\r\n\r\n`, {
+          waitMs: 3000,
+        }).catch(() => ({ status: 0, headers: {} as Record<string, string>, body: '' }))
         seen.push(res.status)
         if (res.status === 503) expect(res.headers['retry-after']).toBe('5')
         if (res.status !== 201 && seen.includes(503)) break

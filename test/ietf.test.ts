@@ -10,9 +10,9 @@ import * as tus from 'tus-js-client'
 import { type Azurite, startAzurite } from './helpers/azurite.js'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { type HookReceiver, startHookReceiver } from './helpers/hookReceiver.js'
-import { patch as tusPatch, randomData, type RawResponse, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
-import { hsTokens, TEST_SECRET } from './helpers/tokens.js'
+import { type RawResponse, randomData, request, sha256, sha256OfDownload, TUS, patch as tusPatch } from './helpers/http.js'
 import { type InProcessServer, startServer, tempDir, useServer } from './helpers/servers.js'
+import { hsTokens, TEST_SECRET } from './helpers/tokens.js'
 
 const MiB = 1024 * 1024
 const PROBLEM = 'https://iana.org/assignments/http-problem-types#'
@@ -259,7 +259,12 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     expect(problemOf(mismatch)).toMatchObject({ type: `${PROBLEM}mismatching-upload-offset`, 'expected-offset': first.length, 'provided-offset': 10 })
 
     // The last part chunked: the length is what the request ended at.
-    const last = await chunkedRequest(url, 'PATCH', { ...v(8), ...PARTIAL, 'Upload-Offset': first.length, 'Upload-Complete': '?1' }, data.subarray(first.length))
+    const last = await chunkedRequest(
+      url,
+      'PATCH',
+      { ...v(8), ...PARTIAL, 'Upload-Offset': first.length, 'Upload-Complete': '?1' },
+      data.subarray(first.length),
+    )
     expect(last.status).toBe(204)
     expect(last.headers).toMatchObject({ 'upload-complete': '?1', 'upload-offset': String(data.length) })
     expect((await head(url, 8)).headers).toMatchObject({ 'upload-complete': '?1', 'upload-length': String(data.length) })
@@ -280,7 +285,11 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     const url = (await request(files, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0' } })).headers.location as string
     // An append that stalls after 100 000 bytes, as a client whose network dropped.
     let staleStatus = 0
-    const stale = http.request(url, { method: 'PATCH', agent: false, headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 0, 'Upload-Complete': '?1', 'Content-Length': data.length } })
+    const stale = http.request(url, {
+      method: 'PATCH',
+      agent: false,
+      headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 0, 'Upload-Complete': '?1', 'Content-Length': data.length },
+    })
     stale.on('error', () => {})
     stale.on('response', (res) => {
       staleStatus = res.statusCode ?? 0
@@ -294,7 +303,11 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     expect(offset.headers).toMatchObject({ 'upload-offset': '100000', 'upload-complete': '?0' })
     stale.destroy()
     expect([0, 204]).toContain(staleStatus) // cut, or answered with what it stored
-    const rest = await request(url, { method: 'PATCH', headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 100_000, 'Upload-Complete': '?1' }, body: data.subarray(100_000) })
+    const rest = await request(url, {
+      method: 'PATCH',
+      headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 100_000, 'Upload-Complete': '?1' },
+      body: data.subarray(100_000),
+    })
     expect(rest.status).toBe(204)
     expect(rest.headers['upload-complete']).toBe('?1')
     expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
@@ -320,7 +333,11 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     const short = await request(url, { method: 'PATCH', headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 5, 'Upload-Complete': '?1' }, body: 'abc' })
     expect(short.status).toBe(400)
     expect(problemOf(short).type).toBe(`${PROBLEM}inconsistent-upload-length`)
-    const other = await request(url, { method: 'PATCH', headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 5, 'Upload-Complete': '?0', 'Upload-Length': 11 }, body: 'abc' })
+    const other = await request(url, {
+      method: 'PATCH',
+      headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 5, 'Upload-Complete': '?0', 'Upload-Length': 11 },
+      body: 'abc',
+    })
     expect(other.status).toBe(400)
     expect((await head(url, 8)).headers['upload-offset']).toBe('5')
     const too = await request(url, { method: 'PATCH', headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 5, 'Upload-Complete': '?0' }, body: 'abcdef' })
@@ -335,7 +352,9 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     expect(cancelled.status).toBe(204)
     expect((await head(url, 8)).status).toBe(404)
     expect((await request(url, { method: 'HEAD', headers: TUS })).status).toBe(404)
-    expect((await request(url, { method: 'PATCH', headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 10, 'Upload-Complete': '?1' }, body: 'x' })).status).toBe(404)
+    expect((await request(url, { method: 'PATCH', headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 10, 'Upload-Complete': '?1' }, body: 'x' })).status).toBe(
+      404,
+    )
     expect((await request(url, { method: 'DELETE', headers: v(8) })).status).toBe(404)
     // Draft -01: no state fields on a cancellation.
     const other = (await request(files, { method: 'POST', headers: { ...v(3), 'Upload-Incomplete': '?1' }, body: 'x' })).headers.location as string
@@ -352,7 +371,11 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     expect(tusHead.headers).toMatchObject({ 'upload-offset': '100000', 'upload-defer-length': '1' })
     const tusPart = await tusPatch(url, 100_000, data.subarray(100_000, 200_000))
     expect(tusPart.headers['upload-offset']).toBe('200000')
-    const last = await request(url, { method: 'PATCH', headers: { ...v(6), ...PARTIAL, 'Upload-Offset': 200_000, 'Upload-Complete': '?1' }, body: data.subarray(200_000) })
+    const last = await request(url, {
+      method: 'PATCH',
+      headers: { ...v(6), ...PARTIAL, 'Upload-Offset': 200_000, 'Upload-Complete': '?1' },
+      body: data.subarray(200_000),
+    })
     expect(last.headers['upload-complete']).toBe('?1')
     const finished = await request(url, { method: 'HEAD', headers: TUS })
     expect(finished.headers).toMatchObject({ 'upload-offset': String(data.length), 'upload-length': String(data.length) })
@@ -408,7 +431,9 @@ describe.each(STORES)('IETF resumable uploads on the %s', (_name, storeEnv) => {
     expect(six.headers['upload-limit']).toMatch(/^min-size=0, expires=\d+$/)
     const sixUrl = six.headers.location as string
     expect((await request(sixUrl, { method: 'PATCH', headers: { ...v(6), 'Upload-Offset': 3, 'Upload-Complete': '?1' }, body: 'def' })).status).toBe(415)
-    expect((await request(sixUrl, { method: 'PATCH', headers: { ...v(6), ...PARTIAL, 'Upload-Offset': 3, 'Upload-Complete': '?1' }, body: 'def' })).status).toBe(204)
+    expect(
+      (await request(sixUrl, { method: 'PATCH', headers: { ...v(6), ...PARTIAL, 'Upload-Offset': 3, 'Upload-Complete': '?1' }, body: 'def' })).status,
+    ).toBe(204)
     const after = await request(sixUrl, { method: 'PATCH', headers: { ...v(6), ...PARTIAL, 'Upload-Offset': 6, 'Upload-Complete': '?1' }, body: 'g' })
     expect(after.status).toBe(400)
     expect(after.headers['upload-complete']).toBe('?0')
@@ -459,7 +484,9 @@ describe('IETF resumable uploads: limits, ownership, HTTP details', () => {
     const { port } = new URL(server.url)
     const raw = await new Promise<string>((resolve, reject) => {
       const socket = net.connect(Number(port), '127.0.0.1', () => {
-        socket.write(`POST /files HTTP/1.0\r\nHost: 127.0.0.1:${port}\r\nUpload-Draft-Interop-Version: 8\r\nUpload-Complete: ?1\r\nContent-Length: 5\r\n\r\nhello`)
+        socket.write(
+          `POST /files HTTP/1.0\r\nHost: 127.0.0.1:${port}\r\nUpload-Draft-Interop-Version: 8\r\nUpload-Complete: ?1\r\nContent-Length: 5\r\n\r\nhello`,
+        )
       })
       let text = ''
       socket.on('data', (chunk) => (text += chunk.toString('latin1')))
@@ -481,7 +508,8 @@ describe('IETF resumable uploads: limits, ownership, HTTP details', () => {
     })
     expect(preflight.status).toBe(200)
     const allowed = String(preflight.headers['access-control-allow-headers']).toLowerCase()
-    for (const field of ['upload-draft-interop-version', 'upload-complete', 'upload-incomplete', 'upload-offset', 'upload-length']) expect(allowed).toContain(field)
+    for (const field of ['upload-draft-interop-version', 'upload-complete', 'upload-incomplete', 'upload-offset', 'upload-length'])
+      expect(allowed).toContain(field)
     const created = await request(`${server.url}/files`, { method: 'POST', headers: { ...v(8), Origin: origin, 'Upload-Complete': '?0' } })
     expect(created.headers['access-control-allow-origin']).toBe(origin)
     const exposed = String(created.headers['access-control-expose-headers'])
@@ -502,7 +530,11 @@ describe('IETF resumable uploads: limits, ownership, HTTP details', () => {
       const created = await request(files, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0' }, body: randomData(600) })
       expect(created.headers['upload-limit']).toMatch(/^min-size=0, max-size=1000, max-age=\d+$/)
       const url = created.headers.location as string
-      const over = await request(url, { method: 'PATCH', headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 600, 'Upload-Complete': '?1' }, body: randomData(401) })
+      const over = await request(url, {
+        method: 'PATCH',
+        headers: { ...v(8), ...PARTIAL, 'Upload-Offset': 600, 'Upload-Complete': '?1' },
+        body: randomData(401),
+      })
       expect(over.status).toBe(413)
       expect(over.headers['upload-limit']).toBe('min-size=0, max-size=1000')
       expect((await request(url, { method: 'HEAD', headers: v(8) })).headers['upload-offset']).toBe('600')
@@ -562,7 +594,11 @@ describe('IETF resumable uploads: limits, ownership, HTTP details', () => {
       const url = created.headers.location as string
 
       expect((await request(url, { method: 'HEAD', headers: { ...v(8), ...mallory } })).status).toBe(404)
-      const foreign = await request(url, { method: 'PATCH', headers: { ...v(8), ...mallory, ...PARTIAL, 'Upload-Offset': 3, 'Upload-Complete': '?1' }, body: 'def' })
+      const foreign = await request(url, {
+        method: 'PATCH',
+        headers: { ...v(8), ...mallory, ...PARTIAL, 'Upload-Offset': 3, 'Upload-Complete': '?1' },
+        body: 'def',
+      })
       expect(foreign.status).toBe(404)
       expect((await request(url, { method: 'DELETE', headers: { ...v(8), ...mallory } })).status).toBe(404)
 

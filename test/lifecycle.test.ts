@@ -4,7 +4,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createUpload, patch, request, sha256, TUS } from './helpers/http.js'
-import { type InProcessServer, startProcess, startServer, tempDir, useServer } from './helpers/servers.js'
+import { startProcess, startServer, tempDir, useServer } from './helpers/servers.js'
 
 /** A PATCH whose body the test writes piece by piece; resolves with the response. */
 function slowPatch(url: string, offset: number, length: number) {
@@ -49,7 +49,11 @@ describe('graceful shutdown', () => {
       expect(statSync(path.join(temp.dir, id)).size).toBe(3000)
       expect(server.output()).toMatch(/"message":"stopped"/)
       // Production logs are JSON lines; the PATCH has its one request line.
-      const lines = server.output().trim().split('\n').map((l) => JSON.parse(l))
+      const lines = server
+        .output()
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
       expect(lines.find((l) => l.message === 'request' && l.method === 'PATCH')).toMatchObject({
         path: new URL(url).pathname,
         status: 204,

@@ -187,7 +187,10 @@ describe('creation rate limits', () => {
     expect(Number(byAddress.headers['retry-after'])).toBeGreaterThanOrEqual(1)
     // Other methods are not counted.
     const url = await createUpload(server.url, from('10.0.0.3', await token({ sub: 'dave' })))
-    for (let i = 0; i < 5; i++) expect((await request(url, { method: 'HEAD', headers: { ...TUS, ...bearer(await token({ sub: 'dave' })), 'X-Forwarded-For': '10.0.0.3' } })).status).toBe(200)
+    for (let i = 0; i < 5; i++)
+      expect((await request(url, { method: 'HEAD', headers: { ...TUS, ...bearer(await token({ sub: 'dave' })), 'X-Forwarded-For': '10.0.0.3' } })).status).toBe(
+        200,
+      )
   })
 })
 

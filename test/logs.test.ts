@@ -5,7 +5,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { createUpload, randomData, request, TUS } from './helpers/http.js'
-import { type InProcessServer, ROOT, startServer, useServer } from './helpers/servers.js'
+import { ROOT, useServer } from './helpers/servers.js'
 
 const run = promisify(execFile)
 const MiB = 1024 * 1024
@@ -52,11 +52,12 @@ describe('the access-log line of an interrupted PATCH', () => {
     }
     req.destroy()
 
-    let line: Record<string, unknown> | undefined
-    for (let i = 0; !(line = server.logs.find((l) => l.message === 'request' && l.method === 'PATCH' && l.uploadId === id)); i++) {
+    const lineOf = () => server.logs.find((l) => l.message === 'request' && l.method === 'PATCH' && l.uploadId === id)
+    for (let i = 0; !lineOf(); i++) {
       if (i > 200) throw new Error('no log line for the PATCH within 10 s')
       await sleep(50)
     }
+    const line = lineOf()
     const offset = Number((await request(url, { method: 'HEAD', headers: TUS })).headers['upload-offset'])
     expect(offset).toBeGreaterThan(0)
     expect(line).toMatchObject({ status: 499, bytes: offset })

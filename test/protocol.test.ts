@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { createUpload, OFFSET_STREAM, patch, request, sha256, TUS } from './helpers/http.js'
-import { type InProcessServer, startServer, useServer } from './helpers/servers.js'
+import { startServer, useServer } from './helpers/servers.js'
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
@@ -356,7 +356,7 @@ describe('CORS with an origin list', () => {
     const rejected = await request(`${server.url}/files`, { method: 'POST', headers: { ...origin, 'Upload-Length': 1 } })
     expect(rejected.status).toBe(412)
     expect(rejected.headers['access-control-allow-origin']).toBe('https://app.example.com')
-    const other = await request(`${server.url}/files`, { method: 'POST', headers: { 'Origin': 'https://evil.example', 'Upload-Length': 1 } })
+    const other = await request(`${server.url}/files`, { method: 'POST', headers: { Origin: 'https://evil.example', 'Upload-Length': 1 } })
     expect(other.headers['access-control-allow-origin']).toBeUndefined()
   })
 })

@@ -9,10 +9,14 @@ const MiB = 1024 * 1024
 /** A PATCH with a chunked body (no Content-Length), sent in pieces. */
 function chunkedPatch(url: string, data: Buffer, piece = 100_000): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'PATCH', agent: false, headers: { ...OFFSET_STREAM, 'Upload-Offset': 0, 'Transfer-Encoding': 'chunked' } }, (res) => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode ?? 0))
-    })
+    const req = http.request(
+      url,
+      { method: 'PATCH', agent: false, headers: { ...OFFSET_STREAM, 'Upload-Offset': 0, 'Transfer-Encoding': 'chunked' } },
+      (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode ?? 0))
+      },
+    )
     req.setTimeout(30_000, () => req.destroy(new Error('timeout')))
     req.on('error', reject)
     for (let at = 0; at < data.length; at += piece) req.write(data.subarray(at, at + piece))
@@ -82,7 +86,7 @@ describe('bodies read in turns (READ_SLOTS)', () => {
       expect(offset).toBe('1000')
       expect((await request(stalledUrls[0])).body.toString()).toBe('a'.repeat(100) + 'b'.repeat(900))
     } finally {
-      stalled.forEach((s) => s.destroy())
+      for (const s of stalled) s.destroy()
     }
   })
 
@@ -105,7 +109,7 @@ describe('bodies read in turns (READ_SLOTS)', () => {
     // Each sends a quarter of its body (more than the slots read at once), then all hang up.
     const sockets = urls.map((url) => stalledPatch(port, new URL(url).pathname, 4 * MiB, MiB))
     await sleep(50)
-    sockets.forEach((s) => s.destroy())
+    for (const s of sockets) s.destroy()
     // Whatever arrived is kept; every upload is free to resume where it stopped.
     await sleep(300)
     const data = randomData(4 * MiB, 8)
@@ -228,7 +232,7 @@ test('while bodies wait for a turn, at most about 128 KiB is read per event-loop
     ),
   )
   running = false
-  bodies.forEach((data, i) => expect(sha256(Buffer.concat(received[i]))).toBe(sha256(data)))
+  for (const [i, data] of bodies.entries()) expect(sha256(Buffer.concat(received[i]))).toBe(sha256(data))
   // While another body waits (until all but the last have all their bytes, which is at least the two first
   // bodies whole): one chunk past the budget at most (the chunk that spent it); without the budget a turn
   // reads its 512 KiB at once. The last body, alone, reads freely.

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { loadConfig } from '../server/config.js'
-import { RedisOutbox, createRedisOutbox } from '../server/hooks/outbox/redis.js'
-import { RedisUnavailableError, createRedisClient } from '../stores/redis/client.js'
+import { createRedisOutbox, RedisOutbox } from '../server/hooks/outbox/redis.js'
+import { createRedisClient, RedisUnavailableError } from '../stores/redis/client.js'
 import { outboxContract } from './helpers/outboxContract.js'
-import { type RedisServer, freePort, startRedis } from './helpers/redis.js'
+import { freePort, type RedisServer, startRedis } from './helpers/redis.js'
 import { capturedLogger } from './helpers/servers.js'
 
 // The Redis hook outbox against a real redis-server (a child process on a free port, nothing

@@ -45,7 +45,7 @@ describe('two tusgate instances over Ceph and Redis', () => {
     ;[a, b] = await Promise.all([instance(), instance()])
   }, 60_000)
 
-  test('PATCHes alternate between the instances; each sees the other\'s offset at once', async () => {
+  test("PATCHes alternate between the instances; each sees the other's offset at once", async () => {
     const data = randomData(20 * MiB, 21)
     const url = await createUpload(a.url, { 'Upload-Length': data.length })
     for (const [i, server] of [a, b, a, b].entries()) {

@@ -28,7 +28,7 @@ describe('slow and hostile clients', () => {
   test('100 sockets sending headers a byte a second neither delay a normal upload nor outlive HEADERS_TIMEOUT', async () => {
     const header = `POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 1\r\n`
     const sockets = Array.from({ length: 100 }, () => net.connect(port, '127.0.0.1'))
-    sockets.forEach((s) => s.on('error', () => {}))
+    for (const s of sockets) s.on('error', () => {})
     let position = 0
     const drip = setInterval(() => {
       for (const s of sockets) if (!s.destroyed) s.write(header[position % header.length])
@@ -49,7 +49,7 @@ describe('slow and hostile clients', () => {
       expect(Math.max(...waits)).toBeLessThan(6000)
     } finally {
       clearInterval(drip)
-      sockets.forEach((s) => s.destroy())
+      for (const s of sockets) s.destroy()
     }
   })
 

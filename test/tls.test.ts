@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process'
 import { copyFileSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
 import path from 'node:path'
-import tls from 'node:tls'
 import { setTimeout as sleep } from 'node:timers/promises'
+import tls from 'node:tls'
 import { promisify } from 'node:util'
 import * as tus from 'tus-js-client'
 import { loadConfig } from '../server/config.js'
@@ -28,8 +28,23 @@ async function certificate(dir: string, name: string): Promise<Pair> {
   const cert = path.join(dir, `${name}.crt`)
   const key = path.join(dir, `${name}.key`)
   await run('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-    '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert,
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    key,
+    '-out',
+    cert,
   ])
   return { cert, key, name }
 }
@@ -136,7 +151,9 @@ describe('TLS_CERT_FILE and TLS_KEY_FILE', () => {
     const certFile = path.join(dir, 'live.crt')
     const keyFile = path.join(dir, 'live.key')
     // Whole seconds, so that the files' times can be put back exactly.
-    const keepTimes = () => [certFile, keyFile].forEach((file) => utimesSync(file, 1_700_000_000, 1_700_000_000))
+    const keepTimes = () => {
+      for (const file of [certFile, keyFile]) utimesSync(file, 1_700_000_000, 1_700_000_000)
+    }
     install(a, certFile, keyFile)
     keepTimes()
     const ca = [readFileSync(a.cert), readFileSync(b.cert)]

@@ -27,13 +27,7 @@ const SECURITY_HEADERS = {
 function expectSecurityHeaders(headers: Record<string, unknown>) {
   expect(headers).toMatchObject(SECURITY_HEADERS)
   const csp = String(headers['content-security-policy'])
-  for (const directive of [
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "connect-src 'self'",
-    "frame-ancestors 'none'",
-  ]) {
+  for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"]) {
     expect(csp).toContain(directive)
   }
   expect(csp).not.toContain('unsafe-inline')
@@ -132,12 +126,18 @@ describe('web page (WEB_UI=true, the default)', () => {
   })
 
   test('nothing else under /ui/ or node_modules is reachable', async () => {
-    for (const url of ['/ui/uppy-0.0.0/uppy.min.mjs', '/ui/package.json', '/ui/uppy-6.0.1/../package.json', '/ui/uppy-6.0.1/%2e%2e/package.json', '/ui/app.js']) {
+    for (const url of [
+      '/ui/uppy-0.0.0/uppy.min.mjs',
+      '/ui/package.json',
+      '/ui/uppy-6.0.1/../package.json',
+      '/ui/uppy-6.0.1/%2e%2e/package.json',
+      '/ui/app.js',
+    ]) {
       expect({ url, status: (await request(`${server.url}${url}`)).status }).toEqual({ url, status: 404 })
     }
   })
 
-  test('the tus routes keep their own headers, without the page\'s', async () => {
+  test("the tus routes keep their own headers, without the page's", async () => {
     const options = await request(`${server.url}/files`, { method: 'OPTIONS' })
     expect(options.status).toBe(200)
     const created = await request(`${server.url}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': 1 } })
@@ -311,7 +311,7 @@ describe('GET /api/uploads on S3 (Ceph radosgw), under a key prefix', () => {
   }, 60_000)
 })
 
-describe('AUTH_MODE=jwt: the page takes a token, the list shows its principal\'s own uploads', () => {
+describe("AUTH_MODE=jwt: the page takes a token, the list shows its principal's own uploads", () => {
   let server: InProcessServer
   const token = hsTokens()
   beforeAll(async () => {

@@ -73,7 +73,11 @@ test('two workers on one port: one writer at a time per upload, and a HEAD after
       const offset = await offsetNow()
       if (offset === LENGTH) return
       // At most a quarter of the upload per PATCH, so that it takes several acknowledged writes whatever the schedule.
-      const res = await pacedPatch(url, offset, patterns[c].subarray(offset, Math.min(LENGTH, offset + LENGTH / 4)), { piece: 16 * 1024, delayMs: 4, holdMs: 0 })
+      const res = await pacedPatch(url, offset, patterns[c].subarray(offset, Math.min(LENGTH, offset + LENGTH / 4)), {
+        piece: 16 * 1024,
+        delayMs: 4,
+        holdMs: 0,
+      })
       if (res.status === 0) {
         // The connection broke mid-body (a refusal or a cut answered while we were still sending): some
         // bytes may have been stored unacknowledged. Checked against the file below.

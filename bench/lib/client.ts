@@ -61,7 +61,12 @@ export async function tusCreate(endpoint: string, length: number, agent: http.Ag
 }
 
 /** One PATCH at offset 0 carrying the whole file slice; throws unless 204 with the full offset. */
-export async function tusPatch(url: string, file: { path: string; start: number; length: number }, agent: http.Agent | false = false, readSize?: number): Promise<Reply> {
+export async function tusPatch(
+  url: string,
+  file: { path: string; start: number; length: number },
+  agent: http.Agent | false = false,
+  readSize?: number,
+): Promise<Reply> {
   const res = await send(url, {
     method: 'PATCH',
     headers: { ...TUS, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': 0 },

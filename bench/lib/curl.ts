@@ -13,7 +13,19 @@ export interface CurlReply {
 
 /** Sends the whole `file` as the body of a PATCH (tus headers, offset 0) to `url`. */
 export function curlPatch(url: string, file: string, { dataBinary = false } = {}): Promise<CurlReply> {
-  const args = ['-sS', '-X', 'PATCH', '-H', 'Tus-Resumable: 1.0.0', '-H', 'Upload-Offset: 0', '-H', 'Content-Type: application/offset+octet-stream', '-H', 'Expect:']
+  const args = [
+    '-sS',
+    '-X',
+    'PATCH',
+    '-H',
+    'Tus-Resumable: 1.0.0',
+    '-H',
+    'Upload-Offset: 0',
+    '-H',
+    'Content-Type: application/offset+octet-stream',
+    '-H',
+    'Expect:',
+  ]
   args.push(...(dataBinary ? ['--data-binary', `@${file}`] : ['-T', file]), '-D', '-', url)
   return new Promise((resolve, reject) => {
     const child = spawn('curl', args, { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -39,7 +39,6 @@ export interface ServerChild {
   stop(graceMs?: number): Promise<void>
 }
 
-
 /** A port free on 127.0.0.1 now (the kernel's pick), for a child to listen on. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -88,7 +87,8 @@ export async function startServerChild(
   void exited.then(() => children.delete(child))
   const started = Date.now()
   while (!(await accepts(port))) {
-    if (!alive(child)) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before listening:\n${readFileSync(logFile, 'utf8').slice(-3000)}`)
+    if (!alive(child))
+      throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before listening:\n${readFileSync(logFile, 'utf8').slice(-3000)}`)
     if (Date.now() - started > timeoutMs) {
       child.kill('SIGKILL')
       throw new Error(`${name} did not listen within ${timeoutMs} ms:\n${readFileSync(logFile, 'utf8').slice(-3000)}`)
@@ -165,8 +165,7 @@ export function processTree(pid: number): number[] {
 }
 
 /** CPU seconds of a process and its descendants alive now (a worker that died meanwhile is not counted). */
-export const treeCpuSeconds = (pid: number): number =>
-  processTree(pid).reduce((sum, p) => sum + (Number.isFinite(cpuSeconds(p)) ? cpuSeconds(p) : 0), 0)
+export const treeCpuSeconds = (pid: number): number => processTree(pid).reduce((sum, p) => sum + (Number.isFinite(cpuSeconds(p)) ? cpuSeconds(p) : 0), 0)
 
 /** CPU seconds of this process's children that have ended and been waited for (curl), from /proc/self/stat. */
 export function reapedChildrenCpuSeconds(): number {

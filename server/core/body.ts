@@ -27,12 +27,16 @@ export class MeteredBody extends Transform {
   ) {
     super({ highWaterMark: 64 * 1024 })
     // A trailer names its algorithm only after the body, so then every algorithm hashes it.
-    const algorithms: readonly ChecksumAlgorithm[] | undefined = checksum === undefined ? undefined : typeof checksum === 'function' ? CHECKSUM_ALGORITHMS : [checksum.algorithm]
+    const algorithms: readonly ChecksumAlgorithm[] | undefined =
+      checksum === undefined ? undefined : typeof checksum === 'function' ? CHECKSUM_ALGORITHMS : [checksum.algorithm]
     this.digesters = algorithms && new Map(algorithms.map((algorithm) => [algorithm, digesterOf(algorithm)]))
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    if (this.overflowed) return done()
+    if (this.overflowed) {
+      done()
+      return
+    }
     let part = chunk
     const left = this.room - this.passed
     if (chunk.length > left) {

@@ -44,7 +44,9 @@ export interface Digester {
 function crc32Digester(): Digester {
   let value = 0
   return {
-    update: (chunk) => void (value = crc32(chunk, value)),
+    update: (chunk) => {
+      value = crc32(chunk, value)
+    },
     digest: () => {
       const out = Buffer.alloc(4)
       out.writeUInt32BE(value >>> 0)

@@ -31,7 +31,11 @@ export function partialIdsOf(upload: WithMetadata): string[] | undefined {
   const concat = concatOf(upload)
   if (!isFinalHeader(concat)) return undefined
   // Recorded only once its URLs were checked: each path ends in an id of ours.
-  return concat.slice(FINAL_PREFIX.length).trim().split(/\s+/).map((url) => new URL(url, 'http://endpoint/').pathname.split('/').pop() as string)
+  return concat
+    .slice(FINAL_PREFIX.length)
+    .trim()
+    .split(/\s+/)
+    .map((url) => new URL(url, 'http://endpoint/').pathname.split('/').pop() as string)
 }
 
 /** An upload's metadata as clients may see it: without reserved keys; undefined when nothing is left. */

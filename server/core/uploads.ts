@@ -12,10 +12,10 @@ import type { AccessMode } from '../hooks/types.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { type Feeder, type MeteredBody, meteredBodyOf } from './body.js'
-import { ERRORS, UploadError, toUploadError } from './errors.js'
+import { ERRORS, toUploadError, UploadError } from './errors.js'
 import { fingerprintOf, type IdempotencyKeys, scopedKey } from './idempotency.js'
-import { digestsOf, matches, type Representation } from './representation.js'
 import { isFinalUpload, isPartialUpload, ownerOf, stampRecords } from './records.js'
+import { digestsOf, matches, type Representation } from './representation.js'
 import type { AppendRequest, BodyRequest, Caller, CreateRequest, Written } from './types.js'
 
 /** What the core can do with the store beyond the DataStore contract. */
@@ -83,19 +83,29 @@ const PROGRESS_INTERVAL = 1000
 const complete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size
 
 export function inconsistentLength(known: number, indicated: number): UploadError {
-  return new UploadError(400, `The request indicates a length of ${indicated} bytes, the upload's is ${known}`, {}, {
-    type: 'inconsistent-upload-length',
-    title: 'inconsistent length values for upload',
-  })
+  return new UploadError(
+    400,
+    `The request indicates a length of ${indicated} bytes, the upload's is ${known}`,
+    {},
+    {
+      type: 'inconsistent-upload-length',
+      title: 'inconsistent length values for upload',
+    },
+  )
 }
 
 export function offsetMismatch(expected: number, provided: number): UploadError {
-  return new UploadError(409, `Upload-Offset ${provided} does not match the upload's offset ${expected}`, { 'Upload-Offset': String(expected) }, {
-    type: 'mismatching-upload-offset',
-    title: 'offset from request does not match offset of resource',
-    'expected-offset': expected,
-    'provided-offset': provided,
-  })
+  return new UploadError(
+    409,
+    `Upload-Offset ${provided} does not match the upload's offset ${expected}`,
+    { 'Upload-Offset': String(expected) },
+    {
+      type: 'mismatching-upload-offset',
+      title: 'offset from request does not match offset of resource',
+      'expected-offset': expected,
+      'provided-offset': provided,
+    },
+  )
 }
 
 /**
@@ -255,7 +265,8 @@ export class UploadCore {
       const size = partials.reduce((sum, { size }) => sum + (size ?? 0), 0)
       const uploaded = [...checked.values()].reduce((sum, { size }) => sum + (size ?? 0), 0)
       // Repeats may not turn a few bytes uploaded into many written.
-      if (size > REPEAT_FACTOR * uploaded) throw new UploadError(413, `A final upload may be at most ${REPEAT_FACTOR} times the bytes of the partial uploads it names`)
+      if (size > REPEAT_FACTOR * uploaded)
+        throw new UploadError(413, `A final upload may be at most ${REPEAT_FACTOR} times the bytes of the partial uploads it names`)
       if (settings.maxSize > 0 && size > settings.maxSize) throw ERRORS.tooLarge
       if (caller.maxSize !== undefined && size > caller.maxSize) throw new UploadError(413, `This token allows uploads of at most ${caller.maxSize} bytes`)
 
@@ -269,7 +280,9 @@ export class UploadCore {
           await abilities.concatenate(upload.id, partials)
         } catch (error) {
           // Nothing half-assembled is left behind.
-          await store.remove(upload.id).catch((e) => logger.warn('cannot remove a failed final upload', { requestId: caller.record.requestId, uploadId: upload.id, error: e }))
+          await store
+            .remove(upload.id)
+            .catch((e) => logger.warn('cannot remove a failed final upload', { requestId: caller.record.requestId, uploadId: upload.id, error: e }))
           throw error
         }
         upload.offset = size
@@ -320,7 +333,12 @@ export class UploadCore {
       await claim.done(written.upload.id).catch(unsettled)
       return written
     } catch (error) {
-      const exists = made !== undefined && (await this.deps.store.getUpload(made).then(() => true, () => false))
+      const exists =
+        made !== undefined &&
+        (await this.deps.store.getUpload(made).then(
+          () => true,
+          () => false,
+        ))
       await (exists ? claim.done(made as string) : claim.release()).catch(unsettled)
       throw error
     }

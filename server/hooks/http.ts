@@ -45,7 +45,7 @@ export function httpHook(config: HttpHookConfig): HttpHook {
       res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(request), signal, redirect: 'error' })
       text = await res.text()
     } catch (error) {
-      const reason = signal.aborted ? `no answer within ${config.HOOKS_TIMEOUT} ms` : ((error as Error).cause as Error)?.message ?? (error as Error).message
+      const reason = signal.aborted ? `no answer within ${config.HOOKS_TIMEOUT} ms` : (((error as Error).cause as Error)?.message ?? (error as Error).message)
       throw new HookCallError(`hook receiver unreachable: ${reason}`, true)
     }
     if (res.status < 200 || res.status > 299) {

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Upload } from '@tus/utils'
+import { isUploadId } from '../../stores/uploadId.js'
 import type { Config } from '../config.js'
 import { UploadError } from '../core/errors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { requestContext } from '../requestContext.js'
 import { TtlCache } from '../ttlCache.js'
-import { isUploadId } from '../../stores/uploadId.js'
 import { DurableDelivery } from './delivery.js'
 import { HookCallError, type HttpHook, httpHook } from './http.js'
 import { createOutbox } from './outbox/index.js'
@@ -108,7 +108,12 @@ export class Hooks {
       this.delivery?.wake()
     } catch (error) {
       this.metrics.hookDeadLetters.inc({ type })
-      this.logger.error('hook lost: the outbox cannot store it', { requestId: requestContext.current()?.requestId, uploadId: request.Event.Upload.ID, type, error })
+      this.logger.error('hook lost: the outbox cannot store it', {
+        requestId: requestContext.current()?.requestId,
+        uploadId: request.Event.Upload.ID,
+        type,
+        error,
+      })
     }
   }
 

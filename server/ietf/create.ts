@@ -1,12 +1,12 @@
-import type { Request, Response } from 'express'
 import { Metadata } from '@tus/utils'
+import type { Request, Response } from 'express'
+import { parseMetadata } from '../../stores/metadata.js'
 import { ERRORS } from '../core/errors.js'
 import { reprDigestField, representationOf } from '../core/representation.js'
 import { idempotencyKeyOf } from '../http/idempotencyKey.js'
-import { uploadUrl } from '../http/uploadUrl.js'
 import { callerOf, hasBody, integerHeader } from '../http/request.js'
+import { uploadUrl } from '../http/uploadUrl.js'
 import { metadataProblem } from '../limits/metadata.js'
-import { parseMetadata } from '../../stores/metadata.js'
 import type { IetfDeps } from './deps.js'
 import { progressReport, sendUploadResumptionSupported } from './informational.js'
 import { uploadLimit } from './limits.js'
@@ -101,7 +101,8 @@ export async function createUpload(deps: IetfDeps, dialect: Dialect, creation: C
       location = uploadUrl(config, req, upload.id)
       const limit = uploadLimit(config, dialect, core.expiration, upload)
       // Off behind a proxy that does not relay 1xx (nginx before 1.29 takes it for the final answer).
-      if (config.INTERIM_RESPONSES) sendUploadResumptionSupported(res, { Location: location, 'Upload-Draft-Interop-Version': String(dialect.version), ...limit })
+      if (config.INTERIM_RESPONSES)
+        sendUploadResumptionSupported(res, { Location: location, 'Upload-Draft-Interop-Version': String(dialect.version), ...limit })
     },
   })
   const { upload } = written

@@ -9,7 +9,7 @@ import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 import { appendToUpload } from './append.js'
 import { cancelUpload } from './cancel.js'
-import { createUpload, readCreation } from './create.js'
+import { type Creation, createUpload, readCreation } from './create.js'
 import type { IetfDeps } from './deps.js'
 import { uploadLimit } from './limits.js'
 import { retrieveOffset } from './offset.js'
@@ -25,7 +25,19 @@ const UPLOAD_METHODS = 'HEAD, PATCH, DELETE, OPTIONS'
  * Uploads are the tus endpoint's own (same store, lock, ids, owner and events), so either protocol can
  * continue what the other began. Requests pass the same access step and upload limits as tus requests.
  */
-export function ietfRouter({ config, core, access, limits, logger }: { config: Config; core: UploadCore; access: AccessControl; limits: RequestHandler; logger: Logger }): RequestHandler {
+export function ietfRouter({
+  config,
+  core,
+  access,
+  limits,
+  logger,
+}: {
+  config: Config
+  core: UploadCore
+  access: AccessControl
+  limits: RequestHandler
+  logger: Logger
+}): RequestHandler {
   const reply = replier(config, logger)
   const deps: IetfDeps = { config, core, logger, reply }
 
@@ -56,11 +68,16 @@ export function ietfRouter({ config, core, access, limits, logger }: { config: C
 
     const rest = req.path.slice(config.TUS_PATH.length).replace(/^\//, '')
     if (rest === '') {
-      if (req.method === 'OPTIONS') return void res.status(204).set({ ...reply.common(req, dialect), Allow: COLLECTION_METHODS, ...uploadLimit(config, dialect, 0) }).end()
+      if (req.method === 'OPTIONS')
+        return void res
+          .status(204)
+          .set({ ...reply.common(req, dialect), Allow: COLLECTION_METHODS, ...uploadLimit(config, dialect, 0) })
+          .end()
       if (req.method !== 'POST') return reply.fail(req, res, dialect, refuse(405, 'Method not allowed on the upload collection', { Allow: COLLECTION_METHODS }))
       // Draft -01 (interop 3) forbids an offset on a creation.
-      if (dialect.version === 3 && req.get('upload-offset') !== undefined) return reply.fail(req, res, dialect, refuse(400, 'A creation must not carry Upload-Offset'))
-      let creation
+      if (dialect.version === 3 && req.get('upload-offset') !== undefined)
+        return reply.fail(req, res, dialect, refuse(400, 'A creation must not carry Upload-Offset'))
+      let creation: Creation
       try {
         creation = readCreation(deps, dialect, req)
       } catch (error) {
@@ -72,9 +89,17 @@ export function ietfRouter({ config, core, access, limits, logger }: { config: C
     if (!isUploadId(rest)) return reply.fail(req, res, dialect, refuse(404, 'Upload not found'))
     const context = requestContext.current()
     if (context) context.uploadId = rest
-    if (req.method === 'OPTIONS') return void res.status(204).set({ ...reply.common(req, dialect), Allow: UPLOAD_METHODS }).end()
+    if (req.method === 'OPTIONS')
+      return void res
+        .status(204)
+        .set({ ...reply.common(req, dialect), Allow: UPLOAD_METHODS })
+        .end()
     // Draft -01 (interop 3) forbids the upload's state fields on offset retrieval and cancellation.
-    if (dialect.version === 3 && (req.method === 'HEAD' || req.method === 'DELETE') && (req.get('upload-offset') !== undefined || req.get('upload-incomplete') !== undefined)) {
+    if (
+      dialect.version === 3 &&
+      (req.method === 'HEAD' || req.method === 'DELETE') &&
+      (req.get('upload-offset') !== undefined || req.get('upload-incomplete') !== undefined)
+    ) {
       return reply.fail(req, res, dialect, refuse(400, `${req.method} must not carry Upload-Offset or Upload-Incomplete`))
     }
     switch (req.method) {

@@ -30,8 +30,24 @@ export interface Dialect {
 const DIALECTS: Record<number, Dialect> = {
   3: { version: 3, completeness: 'Upload-Incomplete', appendStatus: 201, partialUploadType: false, problems: false, completedUploadProblem: false },
   5: { version: 5, completeness: 'Upload-Complete', appendStatus: 204, partialUploadType: false, problems: false, completedUploadProblem: false },
-  6: { version: 6, completeness: 'Upload-Complete', appendStatus: 204, partialUploadType: true, lifetimeLimit: 'expires', problems: true, completedUploadProblem: true },
-  8: { version: 8, completeness: 'Upload-Complete', appendStatus: 204, partialUploadType: true, lifetimeLimit: 'max-age', problems: true, completedUploadProblem: false },
+  6: {
+    version: 6,
+    completeness: 'Upload-Complete',
+    appendStatus: 204,
+    partialUploadType: true,
+    lifetimeLimit: 'expires',
+    problems: true,
+    completedUploadProblem: true,
+  },
+  8: {
+    version: 8,
+    completeness: 'Upload-Complete',
+    appendStatus: 204,
+    partialUploadType: true,
+    lifetimeLimit: 'max-age',
+    problems: true,
+    completedUploadProblem: false,
+  },
 }
 
 export const INTEROP_VERSIONS = Object.keys(DIALECTS).map(Number)

@@ -30,7 +30,8 @@ export function openFileLimit(limits = '/proc/self/limits'): number | null {
  */
 export function bodyLimitsOf(config: Pick<Config, 'MAX_BODIES' | 'MAX_BODIES_PER_CLIENT'>, fileLimit = openFileLimit()): { total: number; perClient: number } {
   const total = config.MAX_BODIES ?? (fileLimit === null ? 0 : Math.max(1, Math.floor((fileLimit - RESERVED_FDS) / FDS_PER_BODY)))
-  const perClient = config.MAX_BODIES_PER_CLIENT ?? (total === 0 ? MAX_DEFAULT_PER_CLIENT : Math.max(1, Math.min(MAX_DEFAULT_PER_CLIENT, Math.floor(total / 4))))
+  const perClient =
+    config.MAX_BODIES_PER_CLIENT ?? (total === 0 ? MAX_DEFAULT_PER_CLIENT : Math.max(1, Math.min(MAX_DEFAULT_PER_CLIENT, Math.floor(total / 4))))
   return { total, perClient }
 }
 

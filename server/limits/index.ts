@@ -1,13 +1,13 @@
-import type { Request, RequestHandler, Response } from 'express'
 import type { DataStore } from '@tus/utils'
+import type { Request, RequestHandler, Response } from 'express'
 import type { RateLimiterAbstract } from 'rate-limiter-flexible'
+import { parseMetadata } from '../../stores/metadata.js'
 import { closeRedis, connectRedis, createRedisClient } from '../../stores/redis/client.js'
 import type { Config } from '../config.js'
+import { hasBody } from '../http/request.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
-import { hasBody } from '../http/request.js'
 import { tusReply } from '../tus/reply.js'
-import { parseMetadata } from '../../stores/metadata.js'
 import { typeAllowed } from './fileTypes.js'
 import { contentProblem, peekBody } from './magicBytes.js'
 import { MemorySets, RedisSets } from './principalSets.js'
@@ -61,8 +61,7 @@ export async function uploadLimits(config: LimitsConfig, datastore: DataStore, l
   const unfinished =
     maxUnfinished > 0 ? unfinishedLimit(maxUnfinished, redis ? new RedisSets(redis, `${prefix}unfinished:`) : new MemorySets(), datastore) : undefined
 
-  const degraded = (what: string, error: unknown) =>
-    logger.warn(`${what} not checked`, { requestId: requestContext.current()?.requestId, error })
+  const degraded = (what: string, error: unknown) => logger.warn(`${what} not checked`, { requestId: requestContext.current()?.requestId, error })
 
   /** A refusal for the creation rate, or undefined. */
   const rateRefusal = async (req: Request): Promise<[number, string] | undefined> => {

@@ -1,5 +1,5 @@
-import type { Config } from '../config.js'
 import { BASE64, METADATA_KEY } from '../../stores/metadata.js'
+import type { Config } from '../config.js'
 
 export type MetadataLimits = Pick<Config, 'MAX_METADATA_KEYS' | 'MAX_METADATA_KEY_LENGTH' | 'MAX_METADATA_VALUE_SIZE'>
 

@@ -35,7 +35,10 @@ export function unfinishedLimit(limit: number, sets: PrincipalSets, datastore: D
     const members = await sets.members(principal)
     const now = Date.now()
     const held = await Promise.all(members.map((member) => holds(member, now)))
-    await sets.remove(principal, members.filter((_, i) => !held[i]))
+    await sets.remove(
+      principal,
+      members.filter((_, i) => !held[i]),
+    )
     return held.filter(Boolean).length
   }
 

@@ -1,5 +1,5 @@
-import type { Request } from 'express'
 import { ERRORS, type Upload } from '@tus/utils'
+import type { Request } from 'express'
 import { parseMetadata } from '../../stores/metadata.js'
 
 /** A creation's Upload-Metadata, parsed; throws INVALID_METADATA (400) when it is malformed. */

@@ -1,10 +1,10 @@
-import type { Request, RequestHandler, Response } from 'express'
 import { TUS_RESUMABLE, TUS_VERSION } from '@tus/utils'
-import type { Config } from '../config.js'
-import { metadataProblem } from '../limits/metadata.js'
+import type { Request, RequestHandler, Response } from 'express'
 import { isUploadId } from '../../stores/uploadId.js'
-import { requestContext } from '../requestContext.js'
+import type { Config } from '../config.js'
 import { hasBody } from '../http/request.js'
+import { metadataProblem } from '../limits/metadata.js'
+import { requestContext } from '../requestContext.js'
 import { tusReply } from './reply.js'
 
 const TUS_METHODS = new Set(['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'])

@@ -181,7 +181,7 @@ class ScheduledBody {
     this.state = 'queued'
     this.source.pause()
     const socket = this.socketOf()
-    if (socket && socket.timeout) {
+    if (socket?.timeout) {
       this.socketTimeout = socket.timeout
       socket.setTimeout(0)
     }
@@ -224,7 +224,8 @@ class ScheduledBody {
   private forward(chunk: Buffer): void {
     if (chunk.length >= COALESCE_BELOW) {
       this.flush()
-      return this.write(chunk)
+      this.write(chunk)
+      return
     }
     this.pending.push(chunk)
     this.pendingBytes += chunk.length
@@ -305,7 +306,10 @@ class ScheduledBody {
 
   /** A turn used up: yields to a waiting body, or, with none waiting, goes on with a fresh turn (no pause). */
   private endTurn(hasData: boolean): void {
-    if (this.slots.contended) return this.yieldTurn(hasData)
+    if (this.slots.contended) {
+      this.yieldTurn(hasData)
+      return
+    }
     this.turnBytes = 0
     this.turnStarted = performance.now()
   }
@@ -368,6 +372,9 @@ const perConfig = new WeakMap<Config, ReadSlots>()
 export function readSlotsOf(config: Config): ReadSlots | undefined {
   if (config.READ_SLOTS === 0) return undefined
   let slots = perConfig.get(config)
-  if (!slots) perConfig.set(config, (slots = new ReadSlots(config.READ_SLOTS)))
+  if (!slots) {
+    slots = new ReadSlots(config.READ_SLOTS)
+    perConfig.set(config, slots)
+  }
   return slots
 }

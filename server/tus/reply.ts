@@ -54,7 +54,10 @@ export function answerWritten(
   expirationMs: number,
   { status, headers }: { status: number; headers(status: number): Record<string, string> },
 ): void {
-  if (written.failure) return replyError(config, logger, req, res, written.failure)
+  if (written.failure) {
+    replyError(config, logger, req, res, written.failure)
+    return
+  }
   const { changes } = written
   const sent = changes?.StatusCode || status
   res.status(sent).set({ ...written.headers, ...headers(sent) })

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { type RequestHandler, Router } from 'express'
 import type { Upload } from '@tus/utils'
+import { type RequestHandler, Router } from 'express'
 import type { StoreBackend } from '../../stores/types.js'
-import { ownerOf } from '../core/records.js'
 import type { Config } from '../config.js'
+import { ownerOf } from '../core/records.js'
 import { requestContext } from '../requestContext.js'
 import { APP_CSS, APP_JS, UPPY_MODULE_PLACEHOLDER } from './client.js'
 import { renderPage } from './page.js'
@@ -80,9 +80,11 @@ export function webUi(config: Pick<Config, 'TUS_PATH' | 'UPLOAD_LIST' | 'AUTH_MO
     res.set('Cache-Control', 'no-cache').type('html').send(page)
   })
 
-  const text = (type: string, body: string): RequestHandler => (_req, res) => {
-    res.set('Cache-Control', IMMUTABLE).type(type).send(body)
-  }
+  const text =
+    (type: string, body: string): RequestHandler =>
+    (_req, res) => {
+      res.set('Cache-Control', IMMUTABLE).type(type).send(body)
+    }
   router.get(urls.appJs, securityHeaders, text('text/javascript', appJs))
   router.get(urls.appCss, securityHeaders, text('text/css', APP_CSS))
 

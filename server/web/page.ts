@@ -11,8 +11,7 @@ export interface PageUrls {
   appCss: string
 }
 
-const escapeHtml = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string)
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string)
 
 /** The page at `/`: the Uppy Dashboard and the list of finished uploads, filled in by the module script. */
 export function renderPage(urls: PageUrls): string {

@@ -50,8 +50,6 @@ export class FileDatastore extends FileStore {
   // meanwhile. The store module creates it, awaited, before constructing the store.
   protected checkOrCreateDirectory(): void {}
 
-
-
   pathOf(id: string): string {
     if (!isUploadId(id)) throw ERRORS.FILE_NOT_FOUND
     return `${this.directory}/${id}`

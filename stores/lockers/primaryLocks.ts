@@ -28,16 +28,18 @@ export function serveLocks(locker: Locker, worker: Worker): void {
     if (message.tusgateLock === 'lock') {
       const entry = { lock: locker.newLock(message.id), waiting: new AbortController(), held: false }
       entries.set(key, entry)
-      entry.lock.lock(entry.waiting.signal, () => reply({ tusgateLock: 'release', key })).then(
-        () => {
-          entry.held = true
-          reply({ tusgateLock: 'granted', key })
-        },
-        () => {
-          entries.delete(key)
-          reply({ tusgateLock: 'failed', key })
-        },
-      )
+      entry.lock
+        .lock(entry.waiting.signal, () => reply({ tusgateLock: 'release', key }))
+        .then(
+          () => {
+            entry.held = true
+            reply({ tusgateLock: 'granted', key })
+          },
+          () => {
+            entries.delete(key)
+            reply({ tusgateLock: 'failed', key })
+          },
+        )
     } else if (message.tusgateLock === 'abort') {
       entries.get(key)?.waiting.abort()
     } else {
@@ -77,7 +79,10 @@ export class PrimaryLocker implements Locker {
     const { key, tusgateLock } = message as unknown as Reply
     const entry = this.pending.get(key)
     if (tusgateLock === 'release') {
-      if (entry) void Promise.resolve().then(entry.requestRelease).catch(() => undefined)
+      if (entry)
+        void Promise.resolve()
+          .then(entry.requestRelease)
+          .catch(() => undefined)
     } else if (entry) {
       entry.settle(tusgateLock === 'granted')
     } else if (tusgateLock === 'granted') {

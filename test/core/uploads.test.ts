@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os'
 import { PassThrough } from 'node:stream'
 import type { Lock, Locker } from '@tus/utils'
 import winston from 'winston'
-import { MemoryLocker } from '../../stores/lockers/memory.js'
 import { toUploadError } from '../../server/core/errors.js'
 import { ownerOf } from '../../server/core/records.js'
 import type { Caller } from '../../server/core/types.js'
 import { type CoreSettings, UploadCore } from '../../server/core/uploads.js'
 import { createLogger } from '../../server/logger.js'
 import { Metrics } from '../../server/metrics.js'
+import { MemoryLocker } from '../../stores/lockers/memory.js'
 import { MemoryStore } from '../helpers/memoryStore.js'
 
 const logger = createLogger({ LOG_LEVEL: 'error', LOG_FORMAT: 'json' }, new winston.transports.Stream({ stream: new PassThrough() }))
@@ -80,14 +80,24 @@ describe('UploadCore.append', () => {
     ['a length that disagrees with the upload: 400', { size: 10, stored: '', offset: 0, body: 'a', length: 9 }, 400, ''],
     ['a deferred length below the offset: 400', { size: undefined, stored: 'abc', offset: 3, body: '', length: 2 }, 400, 'abc'],
     ['a deferred length declared with the last bytes', { size: undefined, stored: 'ab', offset: 2, body: 'c', length: 3 }, 'ok', 'abc'],
-  ])('%s', async (_name, { size, stored, offset, body, contentLength, length }: { size?: number; stored: string; offset: number; body: string; contentLength?: number; length?: number }, status, after) => {
-    const { store, core } = setup()
-    const { upload } = await core.create(callerWith(), { size })
-    if (stored) await store.write(PassThrough.from([Buffer.from(stored)]), upload.id, 0)
-    const result = await statusOf(core.append(callerWith([Buffer.from(body)]), upload.id, { offset, length, present: body.length > 0, contentLength }))
-    expect(result).toBe(status)
-    expect(store.uploads.get(upload.id)?.bytes.toString()).toBe(after)
-  })
+  ])(
+    '%s',
+    async (_name, {
+      size,
+      stored,
+      offset,
+      body,
+      contentLength,
+      length,
+    }: { size?: number; stored: string; offset: number; body: string; contentLength?: number; length?: number }, status, after) => {
+      const { store, core } = setup()
+      const { upload } = await core.create(callerWith(), { size })
+      if (stored) await store.write(PassThrough.from([Buffer.from(stored)]), upload.id, 0)
+      const result = await statusOf(core.append(callerWith([Buffer.from(body)]), upload.id, { offset, length, present: body.length > 0, contentLength }))
+      expect(result).toBe(status)
+      expect(store.uploads.get(upload.id)?.bytes.toString()).toBe(after)
+    },
+  )
 
   test('a chunked body past the length stores what fits, says it overflowed, and finishes the upload once', async () => {
     const { store, core } = setup()
@@ -165,9 +175,23 @@ describe('UploadCore.concatenate', () => {
     const { store, core } = setup()
     const a = await partial(core, 'ab')
     const b = await partial(core, 'cd')
-    const written = await core.concatenate(callerWith(), [a, b, a].map((id) => ({ id, url: id })), undefined, 'final;x')
+    const written = await core.concatenate(
+      callerWith(),
+      [a, b, a].map((id) => ({ id, url: id })),
+      undefined,
+      'final;x',
+    )
     expect(store.uploads.get(written.upload.id)?.bytes.toString()).toBe('abcdab')
-    expect(await statusOf(core.concatenate(callerWith(), [a, a, a].map((id) => ({ id, url: id })), undefined, 'final;x'))).toBe(413)
+    expect(
+      await statusOf(
+        core.concatenate(
+          callerWith(),
+          [a, a, a].map((id) => ({ id, url: id })),
+          undefined,
+          'final;x',
+        ),
+      ),
+    ).toBe(413)
   })
 
   test("someone else's partial answers as an unknown one and is never locked", async () => {

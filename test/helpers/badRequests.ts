@@ -61,7 +61,12 @@ export function badRequests(): BadRequest[] {
     { name: 'both Upload-Length and Upload-Defer-Length', expect: 400, ...post({ 'Upload-Length': 5, 'Upload-Defer-Length': 1 }) },
     { name: 'Upload-Defer-Length 0', expect: 400, ...post({ 'Upload-Defer-Length': 0 }) },
     { name: 'Upload-Concat neither partial nor final', expect: 400, ...post({ 'Upload-Length': 1, 'Upload-Concat': 'whole' }) },
-    { name: 'creation body past Upload-Length (nothing created)', expect: 413, ...post({ 'Upload-Length': 2, 'Content-Type': 'application/offset+octet-stream' }), body: 'xxxx' },
+    {
+      name: 'creation body past Upload-Length (nothing created)',
+      expect: 413,
+      ...post({ 'Upload-Length': 2, 'Content-Type': 'application/offset+octet-stream' }),
+      body: 'xxxx',
+    },
     { name: 'metadata value not base64', expect: 400, ...post({ 'Upload-Length': 1, 'Upload-Metadata': 'name !!!' }) },
     { name: 'metadata with duplicate keys', expect: 400, ...post({ 'Upload-Length': 1, 'Upload-Metadata': 'a YQ==,a Yg==' }) },
     { name: 'metadata pair with three parts', expect: 400, ...post({ 'Upload-Length': 1, 'Upload-Metadata': 'a YQ== extra' }) },

@@ -94,7 +94,13 @@ export function pacedPatch(
   url: string,
   offset: number | undefined,
   body: Buffer,
-  { piece, delayMs, holdMs, headers = {}, method = 'PATCH' }: { piece: number; delayMs: number; holdMs: number; headers?: Record<string, string>; method?: string },
+  {
+    piece,
+    delayMs,
+    holdMs,
+    headers = {},
+    method = 'PATCH',
+  }: { piece: number; delayMs: number; holdMs: number; headers?: Record<string, string>; method?: string },
 ): Promise<PacedPatchResult> {
   return new Promise((resolve) => {
     let settled = false

@@ -109,7 +109,10 @@ async function forward(target: number): Promise<{ port: number; close(): Promise
   const sockets = new Set<net.Socket>()
   const server = net.createServer((client) => {
     const upstream = net.connect({ port: target, host: '127.0.0.1' })
-    for (const [from, to] of [[client, upstream], [upstream, client]]) {
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ]) {
       sockets.add(from)
       from.pipe(to)
       from.on('error', () => to.destroy())

@@ -93,9 +93,7 @@ export function outboxContract(name: string, make: () => Promise<OutboxSubject>)
 
       // A retry due at once is claimable at once: the earlier lease ended with the report.
       await outbox.retry(added.id, 2, Date.now(), 'connection refused')
-      expect((await outbox.claimDue(10, 30_000)).map((e) => ({ id: e.id, attempts: e.attempts }))).toEqual([
-        { id: added.id, attempts: 2 },
-      ])
+      expect((await outbox.claimDue(10, 30_000)).map((e) => ({ id: e.id, attempts: e.attempts }))).toEqual([{ id: added.id, attempts: 2 }])
     })
 
     test('a late report on an entry that is gone does not bring it back', async () => {

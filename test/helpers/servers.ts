@@ -8,7 +8,7 @@ import winston from 'winston'
 import { createApp } from '../../server/app.js'
 import { loadConfig } from '../../server/config.js'
 import { listen } from '../../server/httpServer.js'
-import { type Logger, createLogger } from '../../server/logger.js'
+import { createLogger, type Logger } from '../../server/logger.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -102,7 +102,10 @@ export interface ServerProcess {
  * tusgate as its own process (`node --import tsx server/main.ts`), for crashes, signals and start-up;
  * with `openFiles`, under that limit of open files (`ulimit -n`, the shell exec'ing node in its place).
  */
-export async function startProcess(env: Record<string, string>, { waitMs = 15_000, openFiles }: { waitMs?: number; openFiles?: number } = {}): Promise<ServerProcess> {
+export async function startProcess(
+  env: Record<string, string>,
+  { waitMs = 15_000, openFiles }: { waitMs?: number; openFiles?: number } = {},
+): Promise<ServerProcess> {
   const node = [process.execPath, '--import', 'tsx', 'server/main.ts']
   const [command, ...args] = openFiles ? ['/bin/sh', '-c', `ulimit -n ${openFiles} && exec "$@"`, 'sh', ...node] : node
   const child = spawn(command, args, {

@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
+import { closeRedis, connectRedis, createRedisClient, RedisUnavailableError, redisTarget, whenReady } from '../../../stores/redis/client.js'
 import type { Config } from '../../config.js'
 import type { Logger } from '../../logger.js'
-import { RedisUnavailableError, closeRedis, connectRedis, createRedisClient, redisTarget, whenReady } from '../../../stores/redis/client.js'
 import type { DurableHookType, Outbox, OutboxEntry } from './types.js'
 
 // The outbox is five keys under `${REDIS_KEY_PREFIX}hooks:`, changed only by the scripts below (or
@@ -87,8 +87,26 @@ return 1`,
 type OutboxClient = Redis & {
   tusgateOutboxAdd(entries: string, states: string, due: string, id: string, head: string): Promise<number>
   tusgateOutboxClaim(due: string, entries: string, states: string, leases: string, limit: number, leaseMs: number, token: string): Promise<string[]>
-  tusgateOutboxRetry(entries: string, states: string, due: string, leases: string, id: string, token: string, state: string, nextAttemptAt: number): Promise<number>
-  tusgateOutboxDeadLetter(entries: string, states: string, due: string, leases: string, dead: string, id: string, token: string, lastError: string): Promise<number>
+  tusgateOutboxRetry(
+    entries: string,
+    states: string,
+    due: string,
+    leases: string,
+    id: string,
+    token: string,
+    state: string,
+    nextAttemptAt: number,
+  ): Promise<number>
+  tusgateOutboxDeadLetter(
+    entries: string,
+    states: string,
+    due: string,
+    leases: string,
+    dead: string,
+    id: string,
+    token: string,
+    lastError: string,
+  ): Promise<number>
 }
 
 type StoredEntry = Pick<OutboxEntry, 'id' | 'type' | 'payload' | 'createdAt'>
@@ -182,9 +200,7 @@ export class RedisOutbox implements Outbox {
   async deadLetter(id: string, lastError: string): Promise<void> {
     const { entries, states, due, leases, dead } = this.keys
     const token = this.claims.get(id) ?? ''
-    const done = await this.run(() =>
-      this.client.tusgateOutboxDeadLetter(entries, states, due, leases, dead, id, token, JSON.stringify(lastError)),
-    )
+    const done = await this.run(() => this.client.tusgateOutboxDeadLetter(entries, states, due, leases, dead, id, token, JSON.stringify(lastError)))
     this.reported(id, token, done, 'dead-letter')
   }
 

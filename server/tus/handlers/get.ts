@@ -1,8 +1,10 @@
 import { pipeline } from 'node:stream/promises'
+import type { Upload } from '@tus/utils'
 import { create as contentDisposition } from 'content-disposition'
 import type { RequestHandler } from 'express'
 import parseRange from 'range-parser'
-import type { Upload } from '@tus/utils'
+import type { StoreBackend } from '../../../stores/types.js'
+import { isUploadId } from '../../../stores/uploadId.js'
 import type { Config } from '../../config.js'
 import { toUploadError } from '../../core/errors.js'
 import type { UploadCore } from '../../core/uploads.js'
@@ -10,8 +12,6 @@ import { corsHeaders } from '../../cors.js'
 import { callerOf } from '../../http/request.js'
 import type { Logger } from '../../logger.js'
 import { requestContext } from '../../requestContext.js'
-import type { StoreBackend } from '../../../stores/types.js'
-import { isUploadId } from '../../../stores/uploadId.js'
 
 // Types a browser may show inline; anything else (HTML, SVG, PDF...) is forced to download.
 const INLINE_TYPES = new Set([

@@ -1,4 +1,4 @@
-import { Metadata } from '@tus/utils'
+import { Metadata, type Upload } from '@tus/utils'
 import { expiresAt } from '../../../stores/expiry.js'
 import { concatOf, isFinalUpload, visibleMetadata } from '../../core/records.js'
 import { callerOf } from '../../http/request.js'
@@ -9,7 +9,7 @@ import { replyError, setTusHeaders } from '../reply.js'
 export function headHandler({ config, core, logger }: TusDeps): TusHandler {
   return async (req, res) => {
     setTusHeaders(config, req, res)
-    let upload
+    let upload: Upload
     try {
       upload = await core.settle(callerOf(req), idOf(req, config))
     } catch (error) {

@@ -1,6 +1,6 @@
+import { grantOf } from '../../auth/access.js'
 import { ERRORS } from '../../core/errors.js'
 import { callerOf, hasBody, integerHeader } from '../../http/request.js'
-import { grantOf } from '../../auth/access.js'
 import { checksumOf } from '../checksumHeader.js'
 import { idOf, type TusDeps, type TusHandler } from '../deps.js'
 import { answerWritten, replyError, setTusHeaders } from '../reply.js'

@@ -3,9 +3,9 @@ import { grantOf } from '../../auth/access.js'
 import { ERRORS, UploadError } from '../../core/errors.js'
 import { isFinalHeader } from '../../core/records.js'
 import type { CreateRequest, Written } from '../../core/types.js'
-import { uploadUrl } from '../../http/uploadUrl.js'
 import { idempotencyKeyOf } from '../../http/idempotencyKey.js'
 import { callerOf, hasBody, integerHeader } from '../../http/request.js'
+import { uploadUrl } from '../../http/uploadUrl.js'
 import { checksumOf } from '../checksumHeader.js'
 import { partialsNamed } from '../concatHeader.js'
 import type { TusDeps, TusHandler } from '../deps.js'
@@ -31,7 +31,9 @@ function requested(req: Request, concatenation: boolean): CreateRequest {
     size: length,
     metadata: metadataOf(req),
     concat: concat === undefined ? undefined : 'partial',
-    body: withUpload(req) ? { present: hasBody(req), contentLength: Number.isNaN(contentLength) ? undefined : contentLength, checksum: checksumOf(req) } : undefined,
+    body: withUpload(req)
+      ? { present: hasBody(req), contentLength: Number.isNaN(contentLength) ? undefined : contentLength, checksum: checksumOf(req) }
+      : undefined,
     idempotencyKey: idempotencyKeyOf(req),
   }
 }
@@ -66,7 +68,8 @@ export function postHandler({ config, core, logger }: TusDeps): TusHandler {
     }
     const url = uploadUrl(config, req, written.upload.id)
     const wrote = withUpload(req)
-    if (written.overflowed && !written.failure) return replyError(config, logger, req, res, ERRORS.bodyTooLarge.with({ Location: url, 'Upload-Offset': String(written.upload.offset) }))
+    if (written.overflowed && !written.failure)
+      return replyError(config, logger, req, res, ERRORS.bodyTooLarge.with({ Location: url, 'Upload-Offset': String(written.upload.offset) }))
     answerWritten(config, logger, req, res, written, core.expiration, {
       status: 201,
       headers: (status) => ({
