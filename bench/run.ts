@@ -181,7 +181,9 @@ async function makeSource(): Promise<{ sha: string; sliceShas: string[] }> {
 
 // ------------------------------------------------------------------------------------------- servers
 
-const tusgateEnv = (extra: Record<string, string>) => ({ HOST: '127.0.0.1', LOG_FORMAT: 'json', ...extra, ...TUSGATE_ENV })
+// Every bench client comes from 127.0.0.1: the per-address body cap (a defence against one client) would
+// refuse the thousand concurrent uploads of one benchmark address.
+const tusgateEnv = (extra: Record<string, string>) => ({ HOST: '127.0.0.1', LOG_FORMAT: 'json', MAX_BODIES_PER_CLIENT: '0', ...extra, ...TUSGATE_ENV })
 const logOf = (label: string) => path.join(work, `${label}-${++runDirs}.log`)
 
 const TUSGATE_MAIN = process.env.TUSGATE_MAIN ?? 'dist/server/main.js'
