@@ -65,15 +65,26 @@ export class ReadSlots {
    * (resumeInTurn), after the check phase has let it go.
    */
   spend(body: ScheduledBody, bytes: number): boolean {
-    if (!this.iterationScheduled) {
-      this.iterationScheduled = true
-      setImmediate(this.onIteration)
+    // The byte budget only matters while others wait. An iteration is scheduled only then, or to resume
+    // a paused body: a pending immediate makes the loop poll without waiting, and the sockets are then
+    // read in more, smaller pieces, each a buffer for the collector (twice the full GCs per upload).
+    const contended = this.contended
+    if (contended) {
+      this.iterationBytes += bytes + CHUNK_COST
+      this.scheduleIteration()
     }
-    this.iterationBytes += bytes + CHUNK_COST
+    // Uncontended, the chunks are counted until the next iteration this schedules: a stricter bound.
     const chunksSpent = body.countChunk(this.iteration) >= CHUNKS_PER_ITERATION
-    if (!chunksSpent && (this.iterationBytes < ITERATION_BYTES || !this.contended)) return false
+    if (!chunksSpent && (!contended || this.iterationBytes < ITERATION_BYTES)) return false
+    this.scheduleIteration()
     this.nextIteration.add(body)
     return true
+  }
+
+  private scheduleIteration(): void {
+    if (this.iterationScheduled) return
+    this.iterationScheduled = true
+    setImmediate(this.onIteration)
   }
 
   private readonly onIteration = () => {
