@@ -145,6 +145,8 @@ describe('the index of finished uploads (file store)', () => {
     expect((await list(server.url)).uploads.map((u) => u.id)).toEqual(ids.slice(0, 100))
     expect(reads.mock.calls.length).toBeGreaterThanOrEqual(2000)
     reads.mockClear()
+    expect((await list(server.url)).uploads.map((u) => u.id)).toEqual(ids.slice(0, 100))
+    expect(reads).not.toHaveBeenCalled()
     // Every page of all 2,000, newest first, without reading any.
     const pages = await allPages(server.url, 100)
     expect(pages).toHaveLength(20)
