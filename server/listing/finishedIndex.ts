@@ -91,6 +91,7 @@ export class FinishedIndex {
   private queue: Promise<unknown> = Promise.resolve()
   private loading?: Promise<void>
   private folder?: Promise<unknown>
+  private ended?: Promise<void>
 
   constructor(private readonly deps: FinishedIndexDeps) {
     this.file = path.join(deps.directory, 'finished.log')
@@ -214,8 +215,24 @@ export class FinishedIndex {
     this.folder ??= mkdir(this.deps.directory, { recursive: true })
     return this.serially(async () => {
       await this.folder
+      this.ended ??= this.endCutLine()
+      await this.ended
       await appendFile(this.file, `${JSON.stringify(operation)}\n`)
     })
+  }
+
+  /** Ends a line a crash cut short (once, before this process first appends), so the next line is whole. */
+  private async endCutLine(): Promise<void> {
+    const file = await open(this.file, 'r').catch(() => undefined)
+    if (!file) return
+    try {
+      const { size } = await file.stat()
+      if (size === 0) return
+      const { buffer } = await file.read({ buffer: Buffer.alloc(1), position: size - 1 })
+      if (buffer[0] !== 0x0a) await appendFile(this.file, '\n')
+    } finally {
+      await file.close()
+    }
   }
 
   /** The entries as a fresh log, replacing the old one at once; replayed as read. */
