@@ -13,6 +13,7 @@ import { createIdempotencyKeys } from './idempotency/index.js'
 import { ietfRouter } from './ietf/router.js'
 import { bodyLimits } from './limits/bodies.js'
 import { uploadLimits } from './limits/index.js'
+import { finishedIndexOf } from './listing/finishedIndex.js'
 import type { Logger } from './logger.js'
 import { Metrics, metricsRoute } from './metrics.js'
 import { trustsHop } from './proxyTrust.js'
@@ -47,6 +48,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const hooks = await Hooks.create(config, logger, metrics)
   const slots = readSlotsOf(config)
   const idempotency = await createIdempotencyKeys(config)
+  const finished = config.UPLOAD_LIST ? finishedIndexOf(config, store) : undefined
   const core = new UploadCore({
     store: store.datastore,
     abilities: {
@@ -69,6 +71,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     },
     feed: slots && ((req, sink) => slots.feed(req, sink)),
     idempotency,
+    finished,
   })
   await core.start()
   metrics.uploadsInProgress(() => core.writesInProgress)
@@ -83,7 +86,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   app.use(healthRoutes(store))
   if (config.METRICS) app.use(metricsRoute(config, metrics))
   const access = accessControl(config, store.datastore, logger)
-  if (config.WEB_UI) app.use(webUi(config, store, access.authenticate))
+  if (config.WEB_UI) app.use(webUi(config, store, access.authenticate, finished))
 
   // No body parser anywhere near these routes: the handlers stream the raw request body.
   const collection = config.TUS_PATH

@@ -175,6 +175,10 @@ const schema = z.object({
   WEB_UI: flag.prefault('true'),
   // The list of finished uploads: everyone's with AUTH_MODE=none (opt-in, where that is fine), each principal's own with jwt.
   UPLOAD_LIST: flag.prefault('false'),
+  // The folder of the index of finished uploads the list reads; empty: `.index` in FILE_DIR.
+  UPLOAD_LIST_INDEX_DIR: z.string().default(''),
+  // Listings answered at once; more are refused with 503 and Retry-After.
+  UPLOAD_LIST_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(4),
   CONCAT_REMOVE_PARTIALS: flag.prefault('false'),
   METRICS: flag.prefault('true'),
   // When set, /metrics wants `Authorization: Bearer <token>`.

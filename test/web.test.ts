@@ -367,7 +367,7 @@ describe("AUTH_MODE=jwt: the page takes a token, the list shows its principal's 
     }
     // Carol has none.
     const carol = await request(`${server.url}/api/uploads`, { headers: bearer(await token({ sub: 'carol' })) })
-    expect(JSON.parse(carol.body.toString())).toEqual({ uploads: [] })
+    expect(JSON.parse(carol.body.toString())).toEqual({ uploads: [], next: null })
   })
 })
 

@@ -57,6 +57,13 @@ export interface CoreDeps {
   feed?: Feeder
   /** Where creations' Idempotency-Keys are remembered; without it the key is ignored. */
   idempotency?: IdempotencyKeys
+  /** Told of every upload that finishes or is removed (the index of finished uploads, UPLOAD_LIST). */
+  finished?: FinishedUploads
+}
+
+export interface FinishedUploads {
+  added(upload: Upload): Promise<void>
+  removed(id: string): Promise<void>
 }
 
 /** An upload's lock held by a request that may write its body. */
@@ -229,6 +236,7 @@ export class UploadCore {
     const lock = await this.lock(caller, id, () => {})
     try {
       await store.remove(id)
+      await this.unlist(id)
     } finally {
       await lock.unlock()
     }
@@ -369,6 +377,7 @@ export class UploadCore {
     for (const id of ids) {
       try {
         await this.deps.store.remove(id)
+        await this.unlist(id)
         this.deps.logger.info('partial upload removed', { requestId: caller.record.requestId, uploadId: id })
       } catch (error) {
         this.deps.logger.warn('cannot remove a partial upload', { requestId: caller.record.requestId, uploadId: id, error })
@@ -578,7 +587,13 @@ export class UploadCore {
     }
     metrics.uploadsFinished.inc()
     logger.info('upload finished', { requestId: caller.record.requestId, uploadId: upload.id, size: upload.size })
+    // The upload is finished whatever the index says: a failure to record it is logged, not answered.
+    await this.deps.finished?.added(upload).catch((error) => logger.error('cannot index a finished upload', { uploadId: upload.id, error }))
     return written
+  }
+
+  private async unlist(id: string): Promise<void> {
+    await this.deps.finished?.removed(id).catch((error) => this.deps.logger.error('cannot unindex a removed upload', { uploadId: id, error }))
   }
 
   /** Takes an upload's lock (rejects when the client goes away while waiting, or on the lock's timeout). */

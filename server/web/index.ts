@@ -2,11 +2,10 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import type { Upload } from '@tus/utils'
 import { type RequestHandler, Router } from 'express'
 import type { StoreBackend } from '../../stores/types.js'
 import type { Config } from '../config.js'
-import { ownerOf } from '../core/records.js'
+import { CursorError, type FinishedIndex, type IndexEntry } from '../listing/finishedIndex.js'
 import { requestContext } from '../requestContext.js'
 import { APP_CSS, APP_JS, UPPY_MODULE_PLACEHOLDER } from './client.js'
 import { renderPage } from './page.js'
@@ -14,7 +13,7 @@ import { securityHeaders } from './securityHeaders.js'
 
 /** The JSON list of finished uploads. */
 export const UPLOADS_PATH = '/api/uploads'
-/** At most this many uploads are listed, the newest. */
+/** At most this many uploads are listed on one page (`limit`, by default this many). */
 export const LIST_LIMIT = 100
 
 /** For assets whose URL changes with their content (a hash, or Uppy's version). */
@@ -42,15 +41,16 @@ function uppyDist(): { dir: string; version: string } {
 
 const shortHash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16)
 
-function listed(upload: Upload, tusPath: string): ListedUpload {
-  return {
-    id: upload.id,
-    filename: upload.metadata?.filename ?? null,
-    filetype: upload.metadata?.filetype ?? null,
-    size: upload.size as number,
-    url: `${tusPath}/${upload.id}`,
-    createdAt: upload.creation_date ?? null,
-  }
+function listed({ id, filename, filetype, size, createdAt }: IndexEntry, tusPath: string): ListedUpload {
+  return { id, filename, filetype, size, url: `${tusPath}/${id}`, createdAt }
+}
+
+/** `limit` (1 to LIST_LIMIT, LIST_LIMIT by default) and `before`, or undefined when either is malformed. */
+function pageQuery(query: Record<string, unknown>): { limit: number; before?: string } | undefined {
+  const { limit = String(LIST_LIMIT), before } = query
+  if (typeof limit !== 'string' || !/^[1-9][0-9]{0,2}$/.test(limit) || Number(limit) > LIST_LIMIT) return undefined
+  if (before !== undefined && (typeof before !== 'string' || before.length > 1024)) return undefined
+  return { limit: Number(limit), before }
 }
 
 /**
@@ -60,7 +60,12 @@ function listed(upload: Upload, tusPath: string): ListedUpload {
  * carries the browser security headers; the tus routes are left alone. With AUTH_MODE=jwt the page asks
  * for a token, and the list (behind `authenticate`) shows only the uploads of the token's principal.
  */
-export function webUi(config: Pick<Config, 'TUS_PATH' | 'UPLOAD_LIST' | 'AUTH_MODE'>, store: StoreBackend, authenticate: RequestHandler): Router {
+export function webUi(
+  config: Pick<Config, 'TUS_PATH' | 'UPLOAD_LIST' | 'AUTH_MODE' | 'UPLOAD_LIST_CONCURRENCY'>,
+  store: StoreBackend,
+  authenticate: RequestHandler,
+  finished?: FinishedIndex,
+): Router {
   const uppy = uppyDist()
   const uppyBase = `/ui/uppy-${uppy.version}`
   const appJs = APP_JS.replace(UPPY_MODULE_PLACEHOLDER, `${uppyBase}/uppy.min.mjs`)
@@ -104,12 +109,24 @@ export function webUi(config: Pick<Config, 'TUS_PATH' | 'UPLOAD_LIST' | 'AUTH_MO
     if (!store.listFinished) return void res.status(501).type('text/plain').send('This store cannot list uploads\n')
     next()
   }
-  router.get(UPLOADS_PATH, securityHeaders, listing, authenticate, async (_req, res) => {
-    // A principal (AUTH_MODE=jwt) sees its own uploads only; without authentication there is none.
-    const principal = requestContext.current()?.principal
-    const own = principal === undefined ? undefined : (upload: Upload) => ownerOf(upload) === principal
-    const uploads = await (store.listFinished as NonNullable<StoreBackend['listFinished']>)(LIST_LIMIT, own)
-    res.json({ uploads: uploads.map((upload) => listed(upload, config.TUS_PATH)) })
+  // Listings beyond the bound are refused at once rather than queued, so they never pile up behind a slow one.
+  let listings = 0
+  router.get(UPLOADS_PATH, securityHeaders, listing, authenticate, async (req, res) => {
+    const query = pageQuery(req.query as Record<string, unknown>)
+    if (!query) return void res.status(400).type('text/plain').send(`Bad limit or before: limit is 1 to ${LIST_LIMIT}\n`)
+    if (!finished) return void res.status(501).type('text/plain').send('This store cannot list uploads\n')
+    if (listings >= config.UPLOAD_LIST_CONCURRENCY) return void res.status(503).set('Retry-After', '1').type('text/plain').send('Too many listings at once\n')
+    listings++
+    try {
+      // A principal (AUTH_MODE=jwt) sees its own uploads only; without authentication there is none.
+      const page = await finished.page(query.limit, query.before, requestContext.current()?.principal)
+      res.json({ uploads: page.entries.map((entry) => listed(entry, config.TUS_PATH)), next: page.next })
+    } catch (error) {
+      if (!(error instanceof CursorError)) throw error
+      res.status(400).type('text/plain').send('Bad before: not a cursor of this list\n')
+    } finally {
+      listings--
+    }
   })
   return router
 }
