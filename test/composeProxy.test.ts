@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
-import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as tus from 'tus-js-client'
 import { parse as parseYaml } from 'yaml'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
 import { randomData, request, sha256, sha256OfDownload } from './helpers/http.js'
 import { type Nginx, nginxConfig, startNginx } from './helpers/nginx.js'
+import { pacedReader } from './helpers/pacedReader.js'
 import { type RedisServer, startRedis } from './helpers/redis.js'
 import { ROOT, type ServerProcess, startProcess } from './helpers/servers.js'
 
@@ -58,33 +58,6 @@ afterAll(async () => {
   await Promise.all(instances.map((i) => i.stop('SIGKILL')))
   await Promise.all([ceph?.stop(), redis?.dispose()])
 })
-
-/**
- * A tus-js-client fileReader over a Buffer whose slices are Readables giving `piece` bytes every `delayMs`
- * (about 6 MiB/s here): the Node HTTP stack streams each as one PATCH, still in flight when the test acts.
- */
-function pacedReader(piece: number, delayMs: number): NonNullable<tus.UploadOptions['fileReader']> {
-  return {
-    async openFile(input: Buffer) {
-      return {
-        size: input.length,
-        async slice(start: number, end: number) {
-          const part = input.subarray(start, Math.min(end, input.length))
-          const body = Readable.from(
-            (async function* () {
-              for (let at = 0; at < part.length; at += piece) {
-                yield part.subarray(at, at + piece)
-                await sleep(delayMs)
-              }
-            })(),
-          )
-          return { value: Object.assign(body, { size: part.length }), done: end >= input.length }
-        },
-        close() {},
-      }
-    },
-  }
-}
 
 /** tus-js-client (Node HTTP stack) uploading `data` to nginx; rejects on the client's error. */
 function upload(data: Buffer, options: Partial<tus.UploadOptions> = {}): { upload: tus.Upload; done: Promise<string> } {
@@ -156,7 +129,7 @@ describe('the compose nginx config, run by nginx, in front of two instances', ()
     const data = randomData(24 * MiB, 43)
     let progressed = 0
     const { done } = upload(data, {
-      fileReader: pacedReader(256 * 1024, 40),
+      fileReader: pacedReader(256 * 1024, 40).fileReader,
       chunkSize: 12 * MiB,
       // The client's own retries: after the kill it asks the offset (HEAD) and goes on from there.
       retryDelays: [200, 500, 1000, 2000, 3000, 5000],

@@ -1,10 +1,10 @@
 // End to end: the real tus-js-client against tusgate running as its own process.
 import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
-import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as tus from 'tus-js-client'
 import { createUpload, pacedPatch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
+import { pacedReader } from './helpers/pacedReader.js'
 import { processPool, type ServerProcess } from './helpers/servers.js'
 
 const MiB = 1024 * 1024
@@ -68,43 +68,6 @@ async function startUpload(file: Buffer, options: tus.UploadOptions, configure?:
 }
 
 const idOf = (url: string) => new URL(url).pathname.split('/').pop() as string
-
-/**
- * A tus-js-client fileReader over a Buffer whose slices are Readables yielding `piece` bytes every
- * `delayMs`: the Node HTTP stack streams a Readable body (Content-Length from its .size) and reports
- * progress while it is sent, so a PATCH is still in flight when the test acts on that progress.
- */
-function pacedReader(piece: number, delayMs: number) {
-  const bodies: Readable[] = []
-  const fileReader: NonNullable<tus.UploadOptions['fileReader']> = {
-    async openFile(input: Buffer) {
-      return {
-        size: input.length,
-        async slice(start: number, end: number) {
-          const part = input.subarray(start, Math.min(end, input.length))
-          const body = Readable.from(
-            (async function* () {
-              for (let at = 0; at < part.length; at += piece) {
-                yield part.subarray(at, at + piece)
-                await sleep(delayMs)
-              }
-            })(),
-          )
-          Object.assign(body, { size: part.length })
-          bodies.push(body)
-          return { value: body, done: end >= input.length }
-        },
-        close() {},
-      }
-    },
-  }
-  return {
-    fileReader,
-    destroy: () => {
-      for (const body of bodies) body.destroy()
-    },
-  }
-}
 
 async function headOffset(url: string): Promise<number> {
   const head = await request(url, { method: 'HEAD', headers: TUS })
