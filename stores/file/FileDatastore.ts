@@ -13,6 +13,9 @@ import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { AtomicFileKvStore } from './AtomicFileKvStore.js'
 
+/** Bytes of a body gathered for one file write (see writeAt). */
+const WRITE_BUFFER = 1024 * 1024
+
 /** How many uploads the listing reads at once (each is an info file read and a stat). */
 const LIST_BATCH = 64
 const TEMP_INFO = '.json.tmp'
@@ -115,7 +118,9 @@ export class FileDatastore extends FileStore {
 
   // Not `write`, which the host wraps to count the bytes clients send.
   private async writeAt(readable: Readable, id: string, offset: number): Promise<number> {
-    const file = createWriteStream(this.pathOf(id), { flags: 'r+', start: offset, flush: this.fsync })
+    // Up to 1 MiB gathers while a write is in flight and goes out as one writev: one thread-pool round trip
+    // per MiB instead of one per socket read (64 KiB). Acknowledged offsets still wait for the flush.
+    const file = createWriteStream(this.pathOf(id), { flags: 'r+', start: offset, flush: this.fsync, highWaterMark: WRITE_BUFFER })
     try {
       await pipeline(readable, file)
     } catch {
