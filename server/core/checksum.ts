@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { crc32 } from 'node:zlib'
-import { ERRORS, UploadError } from './errors.js'
+import { UploadError } from './errors.js'
 
 /** The algorithms of the checksum extension, as advertised in Tus-Checksum-Algorithm. */
 export const CHECKSUM_ALGORITHMS = ['sha1', 'sha256', 'sha512', 'md5', 'crc32'] as const
@@ -11,8 +11,6 @@ export interface Checksum {
   algorithm: ChecksumAlgorithm
   digest: Buffer
 }
-
-export const CHECKSUM_MISMATCH = ERRORS.checksumMismatch
 
 const badChecksum = (why: string) => new UploadError(400, `Invalid Upload-Checksum: ${why}`)
 

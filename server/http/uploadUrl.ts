@@ -1,15 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
-import { isUploadId } from '../../stores/uploadId.js'
 import type { Config } from '../config.js'
 import { trustsHop } from '../proxyTrust.js'
-
-/** The upload id at the end of a request's URL, if it is one of ours. */
-export function uploadIdOf(req: { url: string }): string | undefined {
-  const path = new URL(req.url, 'http://x').pathname
-  const id = path.slice(path.lastIndexOf('/') + 1)
-  return isUploadId(id) ? id : undefined
-}
 
 /** The last value of a header a proxy may have appended to (the nearest proxy's word). */
 const lastValue = (req: IncomingMessage, name: string) => {

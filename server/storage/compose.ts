@@ -20,8 +20,6 @@ export interface Storage {
   capabilities: StoreCapabilities
   /** Removes expired uploads and leftovers, every EXPIRY_SWEEP_INTERVAL. */
   sweeper: Sweeper
-  /** Resolves when no write to the store is in progress. */
-  drain(): Promise<void>
   /** Stops the sweep, then closes the store and the locker. */
   close(): Promise<void>
 }
@@ -56,7 +54,6 @@ export async function composeStorage(config: Config, { metrics, logger }: Storag
       locker,
       capabilities: store.capabilities,
       sweeper,
-      drain: () => instrumented.drain(),
       async close() {
         await sweeper.stop()
         await Promise.all([store.close(), closeLocker()])

@@ -4,13 +4,8 @@ import type { Metrics } from '../metrics.js'
 
 type Operation = 'create' | 'getUpload' | 'remove' | 'declareUploadLength' | 'write'
 
-/**
- * A store, whatever it is, with its operation durations in metrics, and the writes in progress, which
- * shutdown waits for (the response to a dropped request may never settle, the write does).
- */
+/** A store, whatever it is, with its operation durations in metrics. */
 export class InstrumentedStore extends DataStore {
-  private readonly writes = new Set<Promise<number>>()
-
   constructor(
     /** The store this one wraps. */
     readonly inner: DataStore,
@@ -38,10 +33,7 @@ export class InstrumentedStore extends DataStore {
   }
 
   override write(stream: Readable, id: string, offset: number): Promise<number> {
-    const writing = this.timed('write', () => this.inner.write(stream, id, offset))
-    this.writes.add(writing)
-    void writing.catch(() => {}).finally(() => this.writes.delete(writing))
-    return writing
+    return this.timed('write', () => this.inner.write(stream, id, offset))
   }
 
   override deleteExpired(): Promise<number> {
@@ -50,11 +42,6 @@ export class InstrumentedStore extends DataStore {
 
   override getExpiration(): number {
     return this.inner.getExpiration()
-  }
-
-  /** Resolves when no write is in progress. */
-  async drain(): Promise<void> {
-    await Promise.allSettled([...this.writes])
   }
 
   private async timed<T>(operation: Operation, run: () => Promise<T>): Promise<T> {
