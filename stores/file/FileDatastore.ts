@@ -1,8 +1,7 @@
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import { open, readdir, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { FileStore } from '@tus/file-store'
 import { ERRORS, type Upload } from '@tus/utils'
 import { capabilities, dataStoreExtensions } from '../capabilities.js'
@@ -12,9 +11,7 @@ import { finishedAmong } from '../listing.js'
 import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { AtomicFileKvStore } from './AtomicFileKvStore.js'
-
-/** Bytes of a body gathered for one file write (see writeAt). */
-const WRITE_BUFFER = 1024 * 1024
+import { writeBody } from './writeBody.js'
 
 /** How many uploads the listing reads at once (each is an info file read and a stat). */
 const LIST_BATCH = 64
@@ -118,17 +115,11 @@ export class FileDatastore extends FileStore {
 
   // Not `write`, which the host wraps to count the bytes clients send.
   private async writeAt(readable: Readable, id: string, offset: number): Promise<number> {
-    // Up to 1 MiB gathers while a write is in flight and goes out as one writev: one thread-pool round trip
-    // per MiB instead of one per socket read (64 KiB). Acknowledged offsets still wait for the flush.
-    const file = createWriteStream(this.pathOf(id), { flags: 'r+', start: offset, flush: this.fsync, highWaterMark: WRITE_BUFFER })
-    try {
-      await pipeline(readable, file)
-    } catch {
-      // The disk's own failure (full, out of descriptors) says more than a write error; a client's does not.
-      const kind = file.errored ? fileErrorKind(file.errored) : undefined
-      throw kind ? new StoreError(kind, `upload ${id}: ${file.errored?.message}`, { cause: file.errored }) : ERRORS.FILE_WRITE_ERROR
-    }
-    return offset + file.bytesWritten
+    const { bytesWritten, failed, fileError } = await writeBody(readable, this.pathOf(id), offset, this.fsync)
+    if (!failed) return offset + bytesWritten
+    // The disk's own failure (full, out of descriptors) says more than a write error; a client's does not.
+    const kind = fileError ? fileErrorKind(fileError) : undefined
+    throw kind ? new StoreError(kind, `upload ${id}: ${fileError?.message}`, { cause: fileError }) : ERRORS.FILE_WRITE_ERROR
   }
 
   /** Cuts the upload's file back to `offset` bytes (its offset), flushed like a write. */
