@@ -1,4 +1,4 @@
-import express, { type ErrorRequestHandler, type Express } from 'express'
+import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type Response } from 'express'
 import type { StoreBackend } from '../stores/types.js'
 import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
@@ -11,6 +11,7 @@ import { Hooks } from './hooks/index.js'
 import { failureAnswer } from './http/failure.js'
 import { createIdempotencyKeys } from './idempotency/index.js'
 import { ietfRouter } from './ietf/router.js'
+import { INTEROP_HEADER } from './ietf/versions.js'
 import { bodyLimits } from './limits/bodies.js'
 import { uploadLimits } from './limits/index.js'
 import { finishedIndexOf } from './listing/finishedIndex.js'
@@ -91,9 +92,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   // No body parser anywhere near these routes: the handlers stream the raw request body.
   const collection = config.TUS_PATH
   app.use(collection, access.authenticate)
-  // Express routes HEAD to GET handlers; a tus HEAD goes on to the tus handlers instead.
-  const get = download(config, store, core, logger)
-  app.get(`${collection}/:id`, access.downloads, (req, res, next) => (req.method === 'GET' ? get(req, res, next) : next()))
+  // Express routes HEAD to GET handlers; a tus HEAD goes on to the tus handlers instead, and a GET of the
+  // IETF draft (offset retrieval) to its router.
+  const downloads = (req: Request, _res: Response, next: NextFunction) =>
+    next(req.method === 'GET' && req.headers[INTEROP_HEADER] === undefined ? undefined : 'route')
+  app.get(`${collection}/:id`, downloads, access.downloads, download(config, store, core, logger))
   const tus = tusRouter({ config, core, logger, extensions: tusExtensions(capabilities) })
   metrics.creationsWaiting(() => tus.queued)
   // Requests of the IETF resumable-upload draft (Upload-Draft-Interop-Version) are answered before the tus guard.

@@ -640,6 +640,27 @@ function pacedRequest(
   })
 }
 
+describe('IETF offset retrieval by GET (the draft after -11, interop 8)', () => {
+  const server = useServer()
+
+  test('GET answers as HEAD, without content; older versions refuse it with 405 and Allow', async () => {
+    const created = await request(`${server.url}/files`, { method: 'POST', headers: { ...v(8), 'Upload-Complete': '?0', 'Upload-Length': 10 }, body: 'abcd' })
+    const url = created.headers.location as string
+    const got = await request(url, { headers: v(8) })
+    expect(got.status).toBe(204)
+    expect(got.body.length).toBe(0)
+    expect(got.headers['upload-offset']).toBe('4')
+    expect(got.headers['upload-complete']).toBe('?0')
+    expect(got.headers['upload-length']).toBe('10')
+    expect(got.headers['upload-limit']).toMatch(/max-age=\d+/)
+    expect(got.headers['cache-control']).toBe('no-store')
+    const older = await request(url, { headers: v(6) })
+    expect(older.status).toBe(405)
+    expect(older.headers.allow).not.toContain('GET')
+    expect((await request(url, { method: 'OPTIONS', headers: v(8) })).headers.allow).toContain('GET')
+  })
+})
+
 describe('IETF progress: interim 104s with Upload-Offset while content streams', () => {
   const server = useServer()
   const data = randomData(3_000, 61)

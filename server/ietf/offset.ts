@@ -4,7 +4,7 @@ import type { IetfDeps } from './deps.js'
 import { uploadLimit } from './limits.js'
 import { completenessHeader, type Dialect } from './versions.js'
 
-/** Offset retrieval (HEAD): 204 with the offset, whether the upload is complete, its length once known, never cached. */
+/** Offset retrieval (HEAD, and GET where the dialect allows it): 204 with the offset, whether the upload is complete, its length once known, never cached. */
 export async function retrieveOffset({ config, core, reply }: IetfDeps, dialect: Dialect, id: string, req: Request, res: Response): Promise<void> {
   const upload = await core.settle(callerOf(req), id)
   const complete = upload.size !== undefined && upload.offset === upload.size

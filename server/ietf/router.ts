@@ -18,6 +18,8 @@ import { type Dialect, dialectOf, INTEROP_HEADER, INTEROP_VERSIONS } from './ver
 
 const COLLECTION_METHODS = 'POST, OPTIONS'
 const UPLOAD_METHODS = 'HEAD, PATCH, DELETE, OPTIONS'
+// The draft after -11 lets a client read the offset with GET too (no content); interop 8 names that draft.
+const UPLOAD_METHODS_WITH_GET = 'HEAD, GET, PATCH, DELETE, OPTIONS'
 
 /**
  * The IETF resumable-upload draft on the tus endpoint: a request carrying Upload-Draft-Interop-Version
@@ -92,7 +94,7 @@ export function ietfRouter({
     if (req.method === 'OPTIONS')
       return void res
         .status(204)
-        .set({ ...reply.common(req, dialect), Allow: UPLOAD_METHODS })
+        .set({ ...reply.common(req, dialect), Allow: uploadMethods(dialect) })
         .end()
     // Draft -01 (interop 3) forbids the upload's state fields on offset retrieval and cancellation.
     if (
@@ -105,12 +107,16 @@ export function ietfRouter({
     switch (req.method) {
       case 'HEAD':
         return guarded(req, res, dialect, () => retrieveOffset(deps, dialect, rest, req, res))
+      case 'GET':
+        if (!dialect.offsetByGet) break
+        return guarded(req, res, dialect, () => retrieveOffset(deps, dialect, rest, req, res))
       case 'PATCH':
         return guarded(req, res, dialect, () => appendToUpload(deps, dialect, rest, req, res))
       case 'DELETE':
         return guarded(req, res, dialect, () => cancelUpload(deps, dialect, rest, req, res))
-      default:
-        return reply.fail(req, res, dialect, refuse(405, 'Method not allowed on an upload', { Allow: UPLOAD_METHODS }))
     }
+    return reply.fail(req, res, dialect, refuse(405, 'Method not allowed on an upload', { Allow: uploadMethods(dialect) }))
   }
 }
+
+const uploadMethods = (dialect: Dialect) => (dialect.offsetByGet ? UPLOAD_METHODS_WITH_GET : UPLOAD_METHODS)

@@ -8,8 +8,8 @@
  * - 5: draft -03, tus-js-client's `ietf-draft-03`. `Upload-Complete`; appends answer 204.
  * - 6: drafts -04/-05, tus-js-client's `ietf-draft-05`. Appends need `application/partial-upload`;
  *   `Upload-Limit` (lifetime key `expires`); problem types for a mismatching offset and a completed upload.
- * - 8: drafts -09 to -12 (the latest, and the editor's copy). `Upload-Limit` with `max-age`, also on HEAD;
- *   no `completed-upload` problem type any more.
+ * - 8: drafts -09 to -11 and the editor's copy after them (July 2026, still interop 8). `Upload-Limit` with
+ *   `max-age`, also on HEAD; no `completed-upload` problem type any more; GET retrieves the offset as HEAD.
  */
 export interface Dialect {
   version: number
@@ -25,6 +25,8 @@ export interface Dialect {
   problems: boolean
   /** The `completed-upload` problem type for an append to a completed upload. */
   completedUploadProblem: boolean
+  /** GET on an upload retrieves its offset as HEAD does (no content). */
+  offsetByGet?: boolean
 }
 
 const DIALECTS: Record<number, Dialect> = {
@@ -47,6 +49,7 @@ const DIALECTS: Record<number, Dialect> = {
     lifetimeLimit: 'max-age',
     problems: true,
     completedUploadProblem: false,
+    offsetByGet: true,
   },
 }
 
