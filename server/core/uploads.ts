@@ -191,7 +191,7 @@ export class UploadCore {
     const lock = await this.writeLock(caller, upload.id)
     let written: Written
     try {
-      await this.createExclusive(upload)
+      await this.deps.store.create(upload) // create-if-absent on every store: a taken id is 'exists', answered 409
       stored(upload.id)
       this.created(caller, upload)
       request.onCreated?.(upload)
@@ -282,7 +282,7 @@ export class UploadCore {
       const headers = await this.prepare(caller, upload, concat)
       const finalLock = await this.lock(caller, upload.id, () => {})
       try {
-        await this.createExclusive(upload)
+        await this.deps.store.create(upload) // create-if-absent on every store: a taken id is 'exists', answered 409
         this.created(caller, upload)
         try {
           await abilities.concatenate(upload.id, partials)
@@ -405,19 +405,6 @@ export class UploadCore {
     stampRecords(upload, records)
     caller.record.uploadId = upload.id
     return headers
-  }
-
-  /** Stores a new upload under its lock, refusing an id that is taken (a hook may choose ids). */
-  private async createExclusive(upload: Upload): Promise<void> {
-    const taken = await this.deps.store.getUpload(upload.id).then(
-      () => true,
-      (error) => {
-        if (toUploadError(error).error.status === 404) return false
-        throw error
-      },
-    )
-    if (taken) throw ERRORS.idTaken
-    await this.deps.store.create(upload)
   }
 
   private created(caller: Caller, upload: Upload): void {

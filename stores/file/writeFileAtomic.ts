@@ -1,5 +1,5 @@
 import { constants } from 'node:fs'
-import { copyFile, link, open, rename, rm } from 'node:fs/promises'
+import { copyFile, link, open, rename, unlink } from 'node:fs/promises'
 import path from 'node:path'
 
 /**
@@ -7,7 +7,7 @@ import path from 'node:path'
  * one: written to a temporary file (`<target>.tmp`), flushed, then renamed over it. With `syncDirectory`
  * the rename is flushed too, so the new file survives a power cut once this resolves. With `exclusive`
  * an existing `target` is never replaced: this rejects with EEXIST instead. The temporary file is
- * removed whatever happens.
+ * removed whatever happens (one unlink, no stat: this runs on every creation).
  */
 export async function writeFileAtomic(target: string, data: string, { mode = 0o666, syncDirectory = false, exclusive = false } = {}): Promise<void> {
   const temp = `${target}.tmp`
@@ -19,10 +19,16 @@ export async function writeFileAtomic(target: string, data: string, { mode = 0o6
     } finally {
       await handle.close()
     }
-    if (exclusive) await linkExclusive(temp, target)
-    else await rename(temp, target)
-  } finally {
-    await rm(temp, { force: true })
+    if (exclusive) {
+      await linkExclusive(temp, target)
+      // The info exists from here on; a temporary file left behind is the sweeper's (a 'temporary-info').
+      await unlink(temp).catch(() => undefined)
+    } else {
+      await rename(temp, target)
+    }
+  } catch (error) {
+    await unlink(temp).catch(() => undefined)
+    throw error
   }
   if (syncDirectory) {
     const directory = await open(path.dirname(target), 'r')
