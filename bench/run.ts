@@ -306,6 +306,8 @@ interface RunResult {
   serverRssBeforeBytes?: number
   serverPeakRssBytes?: number
   serverHwmBytes?: number
+  /** Peak of the summed PSS of the server and its workers (shared pages counted once). */
+  serverPeakPssBytes?: number
   benchPeakRssBytes?: number
   benchRssBeforeBytes?: number
   postMs?: number
@@ -369,6 +371,7 @@ function meter(server: ServerChild, { sampleBench = false } = {}) {
         serverRssBeforeBytes: serverRssBefore === undefined ? undefined : serverRssBefore * 1024,
         serverPeakRssBytes: rss.peakBytes,
         serverHwmBytes: rss.hwmBytes,
+        serverPeakPssBytes: rss.peakPssBytes,
         benchPeakRssBytes: bench?.peakBytes,
         benchRssBeforeBytes: sampleBench ? benchRssBefore : undefined,
       }
@@ -902,6 +905,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       rssMB: median(ok.map((r) => Math.max(r.serverHwmBytes ?? 0, r.serverPeakRssBytes ?? 0) / 1e6)),
       rssMBWorst: Math.max(...ok.map((r) => Math.max(r.serverHwmBytes ?? 0, r.serverPeakRssBytes ?? 0) / 1e6)),
       rssIdleMB: median(ok.map((r) => (r.serverRssBeforeBytes ?? NaN) / 1e6)),
+      pssMB: median(ok.map((r) => (r.serverPeakPssBytes ?? NaN) / 1e6)),
       load1: median(runs.filter((r) => r.scenario === id).map((r) => r.load1Before)),
     }
   }
@@ -1000,6 +1004,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       uploadP99: median(c.map((x) => x.uploadMsP99)),
       xTusd: s.peer?.id !== 'tusd' ? ratio(s.id, `tusd/c${n}`) : undefined,
       rssXTusd: s.peer?.id !== 'tusd' ? ratio(s.id, `tusd/c${n}`, (x) => x.rssMB) : undefined,
+      pssXTusd: s.peer?.id !== 'tusd' ? ratio(s.id, `tusd/c${n}`, (x) => x.pssMB) : undefined,
       failureSamples: c.flatMap((x) => x.failureSamples).slice(0, 5),
     }
   })
@@ -1021,6 +1026,8 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       'upload p99 ms',
       'srv RSS MB idle/peak (worst)',
       'RSS x tusd',
+      'srv PSS MB peak',
+      'PSS x tusd',
     ],
     conc.map((c) => [
       c.id,
@@ -1037,8 +1044,10 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       f(c.uploadP99, 0),
       `${f(c.st.rssIdleMB, 0)} / ${f(c.st.rssMB, 0)} (${f(c.st.rssMBWorst, 0)})`,
       f(c.rssXTusd),
+      f(c.st.pssMB, 0),
+      f(c.pssXTusd),
     ]),
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   )
 
   const others = SCENARIOS.filter((s) => s.kind === 'other')
