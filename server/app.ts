@@ -57,6 +57,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       concatenate: store.concatenate?.bind(store),
       deferLength: capabilities.creationDeferLength,
       termination: capabilities.termination,
+      placement: capabilities.placement || undefined,
       read: (id) => store.download(id),
     },
     locker,

@@ -23,6 +23,7 @@ export function capabilities(supported: Partial<StoreCapabilities>): StoreCapabi
     listing: false,
     maxSize: 0,
     maxInfoSize: 0,
+    placement: false,
     ...supported,
   }
 }

@@ -1,10 +1,11 @@
 /**
  * Why a store refused, in words the host can answer with:
  * - 'exists': an upload with that id is already stored (creation is create-if-absent);
+ * - 'place-taken': the place a hook chose for a new upload's bytes holds something already;
  * - 'no-space': the disk or the account is full (ENOSPC, EDQUOT, a quota);
  * - 'unavailable': the back end cannot be reached, fails (5xx) or throttles; a retry may succeed.
  */
-export type StoreErrorKind = 'exists' | 'no-space' | 'unavailable'
+export type StoreErrorKind = 'exists' | 'place-taken' | 'no-space' | 'unavailable'
 
 /** A store-level failure of one kind; `cause` is what the back end said. */
 export class StoreError extends Error {

@@ -28,6 +28,12 @@ export interface StoreCapabilities {
   readonly maxSize: number
   /** The most bytes of upload info (its metadata and ~350 bytes more) the store can keep; 0: no limit of its own. */
   readonly maxInfoSize: number
+  /**
+   * A pre-create hook may choose where the bytes go: the field of `ChangeFileInfo.Storage` the store reads
+   * (the file store's `Path`, S3's `Key`), handed to `create` as a requested place (stores/placement.ts).
+   * false: the store puts every upload where it always does.
+   */
+  readonly placement: false | 'Path' | 'Key'
 }
 
 /**

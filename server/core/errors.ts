@@ -69,6 +69,7 @@ export const ERRORS = {
   checksumMismatch: error(460, 'Checksum mismatch'),
   locked: error(423, 'The upload is locked by another request; retry shortly'),
   idTaken: error(409, 'An upload with this id exists already'),
+  placeTaken: error(409, 'The storage place chosen for this upload holds something already'),
   noConcatenation: error(501, 'Concatenation extension is not supported by this store'),
   noDeferLength: error(501, 'creation-defer-length extension is not supported by this store'),
   noTermination: error(501, 'termination extension is not supported by this store'),
@@ -138,6 +139,7 @@ function byCause(value: unknown): UploadError | undefined {
   for (let cause = value, depth = 0; typeof cause === 'object' && cause !== null && depth < 4; cause = (cause as { cause?: unknown }).cause, depth++) {
     const { kind, code, name, message } = cause as { kind?: unknown; code?: unknown; name?: unknown; message?: unknown }
     if (kind === 'exists') return ERRORS.idTaken
+    if (kind === 'place-taken') return ERRORS.placeTaken
     if (kind === 'no-space') return ERRORS.noSpace
     if (kind === 'unavailable') return ERRORS.unavailable
     for (const label of [code, name]) {

@@ -28,6 +28,8 @@ export interface StoreAbilities {
   deferLength: boolean
   /** The store can remove uploads. */
   termination: boolean
+  /** The field of a pre-create hook's ChangeFileInfo.Storage that places an upload on this store; absent: placing is refused. */
+  placement?: 'Path' | 'Key'
   /** An upload's bytes, for verifying a Repr-Digest; without it one is refused (501). */
   read?(id: string): Promise<Readable>
 }
@@ -395,13 +397,13 @@ export class UploadCore {
   /**
    * Before an upload is stored: the creator and its Upload-Concat go into reserved metadata (a client's
    * own values are dropped), so pre-create sees them; pre-create may refuse, or change the id and
-   * metadata, and the records are stamped again so that no hook can set or drop them.
+   * metadata, or choose where its bytes go, and the records are stamped again so that no hook can set or drop them.
    */
   private async prepare(caller: Caller, upload: Upload, concat: string | undefined): Promise<Record<string, string>> {
     const records = { owner: caller.record.principal, concat }
     caller.record.uploadId = upload.id
     stampRecords(upload, records)
-    const headers = (await this.deps.hooks?.preCreate(caller.req, upload)) ?? {}
+    const headers = (await this.deps.hooks?.preCreate(caller.req, upload, this.deps.abilities.placement)) ?? {}
     stampRecords(upload, records)
     caller.record.uploadId = upload.id
     return headers

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Upload } from '@tus/utils'
+import { REQUESTED } from '../../stores/placement.js'
 import { isUploadId } from '../../stores/uploadId.js'
 import type { Config } from '../config.js'
 import { UploadError } from '../core/errors.js'
@@ -119,11 +120,12 @@ export class Hooks {
 
   /**
    * pre-create, before the store creates the upload: a rejection is thrown (nothing is stored);
-   * ChangeFileInfo's ID and MetaData replace the upload's (Storage is not supported by our stores and is
-   * ignored, as tusd's S3, GCS and Azure stores do). Resolves with the hook's headers for the 201. A
-   * taken ID fails the creation later, when the store refuses to create it again.
+   * ChangeFileInfo's ID and MetaData replace the upload's, and its Storage's `placement` field (the file
+   * store's Path, S3's Key) becomes the place the store is asked to put the bytes (stores/placement.ts).
+   * Resolves with the hook's headers for the 201. A taken ID or place fails the creation later, when the
+   * store refuses it; an answer the store cannot follow fails as a failing hook does.
    */
-  async preCreate(req: IncomingMessage, upload: Upload): Promise<Record<string, string>> {
+  async preCreate(req: IncomingMessage, upload: Upload, placement?: 'Path' | 'Key'): Promise<Record<string, string>> {
     if (!this.enabled('pre-create')) return {}
     const response = await this.invoke(hookRequest('pre-create', hookUpload(upload, false), req))
     if (response.RejectUpload) throw hookRejection('ERR_UPLOAD_REJECTED', 'upload creation has been rejected by server', response.HTTPResponse)
@@ -135,6 +137,7 @@ export class Hooks {
       upload.id = changes.ID
     }
     if (changes?.MetaData) upload.metadata = { ...changes.MetaData }
+    if (changes?.Storage && Object.keys(changes.Storage).length > 0) upload.storage = { type: REQUESTED, path: placeOf(changes.Storage, placement) }
     return response.HTTPResponse?.Header ?? {}
   }
 
@@ -236,6 +239,14 @@ export class Hooks {
     await this.delivery?.stop()
     await this.outbox?.close()
   }
+}
+
+/** The place a pre-create answer's Storage asks for, read from the field the store takes; a HookCallError when it cannot be followed. */
+function placeOf(storage: Record<string, string>, placement: 'Path' | 'Key' | undefined): string {
+  if (!placement) throw new HookCallError('pre-create hook failed: ChangeFileInfo.Storage is not supported by this store', false)
+  const place = storage[placement]
+  if (place === undefined) throw new HookCallError(`pre-create hook failed: ChangeFileInfo.Storage needs ${placement} on this store`, false)
+  return place
 }
 
 /** What identifies a pre-access question: upload, mode, and who asks. */

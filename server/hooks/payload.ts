@@ -15,7 +15,8 @@ function storageOf(storage: Upload['storage']): Record<string, string> | null {
   switch (storage.type) {
     case 'file': {
       const file = path.resolve(storage.path)
-      return { Type: 'filestore', Path: file, InfoPath: `${file}.json` }
+      const { infoPath } = storage as { infoPath?: string }
+      return { Type: 'filestore', Path: file, InfoPath: infoPath ? path.resolve(infoPath) : `${file}.json` }
     }
     case 's3':
       return { Type: 's3store', Bucket: storage.bucket ?? '', Key: storage.path }

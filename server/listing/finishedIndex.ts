@@ -261,6 +261,11 @@ export class FinishedIndex {
   }
 }
 
+/** Where the index of finished uploads is kept. */
+export function indexDirectory(config: Pick<Config, 'UPLOAD_LIST_INDEX_DIR' | 'FILE_DIR'>): string {
+  return config.UPLOAD_LIST_INDEX_DIR || path.join(config.FILE_DIR, '.index')
+}
+
 /** The index UPLOAD_LIST reads, for a store that can list its finished uploads (to build the index from). */
 export function finishedIndexOf(
   config: Pick<Config, 'UPLOAD_LIST_INDEX_DIR' | 'FILE_DIR' | 'WORKERS'>,
@@ -269,7 +274,7 @@ export function finishedIndexOf(
   const list = store.listFinished
   if (!list) return undefined
   return new FinishedIndex({
-    directory: config.UPLOAD_LIST_INDEX_DIR || path.join(config.FILE_DIR, '.index'),
+    directory: indexDirectory(config),
     listStore: () => list.call(store, Number.POSITIVE_INFINITY),
     compact: config.WORKERS === 1,
   })

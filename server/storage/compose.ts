@@ -1,9 +1,12 @@
 import cluster from 'node:cluster'
+import path from 'node:path'
 import type { DataStore, Locker } from '@tus/utils'
 import { CachedUploads } from '../../stores/cachedUploads.js'
-import { openLocker, openStore } from '../../stores/registry.js'
+import { openLocker, openStore, type StoreChoice } from '../../stores/registry.js'
 import type { StoreBackend, StoreCapabilities } from '../../stores/types.js'
 import { type Config, lockerSettings, storeSettings } from '../config.js'
+import { outboxDirectory } from '../hooks/outbox/index.js'
+import { indexDirectory } from '../listing/finishedIndex.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { InstrumentedLocker } from './instrumentedLocker.js'
@@ -35,7 +38,7 @@ export interface StorageDeps {
  * sweep over both.
  */
 export async function composeStorage(config: Config, { metrics, logger }: StorageDeps): Promise<Storage> {
-  const store = await openStore(storeSettings(config))
+  const store = await openStore(withKeptFolders(storeSettings(config), config))
   let lockers: Awaited<ReturnType<typeof openLocker>> | undefined
   try {
     refuseUnfitMetadata(config, store.capabilities)
@@ -63,6 +66,13 @@ export async function composeStorage(config: Config, { metrics, logger }: Storag
     await Promise.all([store.close(), lockers?.close()])
     throw error
   }
+}
+
+/** The file store told of the folders the service keeps in or near FILE_DIR, where no hook may place an upload. */
+function withKeptFolders(choice: StoreChoice, config: Config): StoreChoice {
+  if (choice.name !== 'file') return choice
+  const kept = [outboxDirectory(config), indexDirectory(config), config.CHECKSUM_STAGING_DIR].map((folder) => path.resolve(folder))
+  return { ...choice, settings: { ...choice.settings, kept } }
 }
 
 /** Creations would fail on a store that cannot keep as much upload info as MAX_METADATA_SIZE allows. */

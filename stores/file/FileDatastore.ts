@@ -1,29 +1,39 @@
 import { createReadStream } from 'node:fs'
-import { open, readdir, rm, stat } from 'node:fs/promises'
+import { lstat, open, readdir, rm, stat, symlink } from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { FileStore } from '@tus/file-store'
-import { ERRORS, type Upload } from '@tus/utils'
+import { ERRORS, Upload } from '@tus/utils'
 import { capabilities, dataStoreExtensions } from '../capabilities.js'
 import { asStoreError, fileErrorKind, StoreError } from '../errors.js'
 import { isExpired } from '../expiry.js'
 import { finishedAmong } from '../listing.js'
+import { requestedPlace } from '../placement.js'
 import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { AtomicFileKvStore } from './AtomicFileKvStore.js'
+import { createPlacedFile, placeSegments, removeData } from './placedFile.js'
 import { writeBody } from './writeBody.js'
 
 /** How many uploads the listing reads at once (each is an info file read and a stat). */
 const LIST_BATCH = 64
 const TEMP_INFO = '.json.tmp'
 
+/** Where the file store keeps an upload, as hook payloads describe it: its bytes (`path`) and its info. */
+export type FileStorage = NonNullable<Upload['storage']> & { infoPath: string }
+
 export interface FileStoreSettings {
-  /** The folder holding every upload: `<id>` (its bytes) and `<id>.json` (its info). */
+  /**
+   * The folder holding every upload: `<id>` (its bytes, or a link to the file at the Path a pre-create
+   * hook chose, relative to the folder) and `<id>.json` (its info, the chosen Path included).
+   */
   directory: string
   /** Bytes are flushed to disk before their offset is acknowledged. */
   fsync: boolean
   /** Unfinished uploads expire this long after creation; 0: never. */
   expiresAfterMs: number
+  /** Folders others keep in or near `directory` (absolute): no upload is placed in them. */
+  kept?: string[]
 }
 
 /**
@@ -36,13 +46,24 @@ export interface FileStoreSettings {
 // @ts-expect-error upstream declares checkOrCreateDirectory private; it is replaced below on purpose.
 export class FileDatastore extends FileStore {
   private readonly fsync: boolean
+  private readonly kept: string[]
   declare configstore: AtomicFileKvStore
   readonly capabilities: StoreCapabilities
 
-  constructor({ directory, expiresAfterMs, fsync }: FileStoreSettings) {
+  constructor({ directory, expiresAfterMs, fsync, kept = [] }: FileStoreSettings) {
     super({ directory, configstore: new AtomicFileKvStore(directory), expirationPeriodInMilliseconds: expiresAfterMs })
     this.fsync = fsync
-    this.capabilities = capabilities({ creationDeferLength: true, termination: true, expiresAfterMs, concatenation: true, truncate: true, listing: true })
+    // Only those inside the folder can be in a Path's way.
+    this.kept = kept.filter((folder) => folder.startsWith(`${path.resolve(directory)}${path.sep}`))
+    this.capabilities = capabilities({
+      creationDeferLength: true,
+      termination: true,
+      expiresAfterMs,
+      concatenation: true,
+      truncate: true,
+      listing: true,
+      placement: 'Path',
+    })
     this.extensions = dataStoreExtensions(this.capabilities)
   }
   // Upstream creates the folder from its constructor without waiting and throws from the callback (an
@@ -58,26 +79,57 @@ export class FileDatastore extends FileStore {
   /**
    * The data file, then the info file, each created only if absent: an id that is taken fails with a
    * StoreError 'exists' and the upload holding it stays as it was. A failure after the data file
-   * removes it again, so a refused creation leaves nothing.
+   * removes it again, so a refused creation leaves nothing. An upload placed by a hook (its Path) has its
+   * file created first, only if absent, then `<id>` as a link to it: every later step, and a crash's
+   * leftover link, finds the file through the link, which only ever leads to a file its creation made.
    */
   override async create(upload: Upload): Promise<Upload> {
     const data = this.pathOf(upload.id)
+    const place = requestedPlace(upload)
+    const segments = place === undefined ? undefined : placeSegments(place, path.resolve(this.directory), this.kept)
+    let placed: string | undefined
     try {
-      await (await open(data, 'wx')).close()
+      if (segments) {
+        placed = await createPlacedFile(this.directory, segments)
+        await symlink(segments.join('/'), data)
+        upload.storage = { type: 'file', path: segments.join('/') }
+      } else {
+        await (await open(data, 'wx')).close()
+      }
     } catch (error) {
+      if (placed) await rm(placed, { force: true })
       throw this.creationError(error, upload.id)
     }
     try {
       await this.configstore.create(upload.id, upload)
     } catch (error) {
-      await rm(data, { force: true })
+      await removeData(this.directory, data)
       throw this.creationError(error, upload.id)
     }
-    upload.storage = { type: 'file', path: data }
+    upload.storage = this.storageOf(upload.id, segments?.join('/'))
     return upload
   }
 
+  /** The upload's info and its offset (its file's size, through the link of a placed one). */
+  override async getUpload(id: string): Promise<Upload> {
+    const info = await this.configstore.get(id)
+    if (!info) throw ERRORS.FILE_NOT_FOUND
+    const stats = await stat(this.pathOf(id)).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' ? ERRORS.FILE_NO_LONGER_EXISTS : error
+    })
+    if (!stats.isFile()) throw ERRORS.FILE_NOT_FOUND
+    const { size, metadata, creation_date, storage } = info
+    return new Upload({ id, size, offset: stats.size, metadata, creation_date, storage: this.storageOf(id, storage?.path) })
+  }
+
+  /** Where an upload's bytes are (`place`: the Path a hook chose, else its own file) and its info. */
+  private storageOf(id: string, place: string | undefined): FileStorage {
+    const file = place === undefined ? this.pathOf(id) : path.join(this.directory, place)
+    return { type: 'file', path: file, infoPath: this.configstore.infoPath(id) }
+  }
+
   private creationError(error: unknown, id: string): unknown {
+    if (error instanceof StoreError) return error
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return new StoreError('exists', `upload ${id} exists`, { cause: error })
     return asStoreError(error, fileErrorKind)
   }
@@ -92,7 +144,7 @@ export class FileDatastore extends FileStore {
     } catch (error) {
       throw (error as NodeJS.ErrnoException).code === 'ENOENT' ? ERRORS.FILE_NOT_FOUND : error
     }
-    await rm(this.pathOf(id), { force: true })
+    await removeData(this.directory, this.pathOf(id))
   }
 
   override async declareUploadLength(id: string, length: number): Promise<void> {
@@ -156,7 +208,7 @@ export class FileDatastore extends FileStore {
     return finishedAmong(ids, (id) => this.getUpload(id), { limit, batch: LIST_BATCH, where })
   }
 
-  /** Data files without an info file and temporary info files, unchanged for `graceMs`. */
+  /** Data files (or links to placed ones) without an info file and temporary info files, unchanged for `graceMs`. */
   async orphans(graceMs: number): Promise<Orphan[]> {
     const names = new Set(await readdir(this.directory))
     const found: Orphan[] = []
@@ -172,7 +224,7 @@ export class FileDatastore extends FileStore {
     const names = new Set(await readdir(this.directory))
     if (!names.has(orphan.key) || this.orphanNamed(orphan.key, names)?.kind !== orphan.kind) return false
     if (!(await this.untouchedFor(orphan.key, graceMs))) return false
-    await rm(path.join(this.directory, orphan.key), { force: true })
+    await removeData(this.directory, path.join(this.directory, orphan.key))
     return true
   }
 
@@ -183,8 +235,9 @@ export class FileDatastore extends FileStore {
     return undefined
   }
 
+  /** A link counts by its own age: it is made first, and its placed file may never have been. */
   private async untouchedFor(name: string, graceMs: number): Promise<boolean> {
-    const stats = await stat(path.join(this.directory, name)).catch(() => undefined)
-    return stats?.isFile() === true && Date.now() - stats.mtimeMs >= graceMs
+    const stats = await lstat(path.join(this.directory, name)).catch(() => undefined)
+    return (stats?.isFile() === true || stats?.isSymbolicLink() === true) && Date.now() - stats.mtimeMs >= graceMs
   }
 }

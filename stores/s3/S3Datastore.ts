@@ -1,15 +1,17 @@
 import { Readable } from 'node:stream'
-import { type Options, S3Store } from '@tus/s3-store'
+import { type MetadataValue, type Options, S3Store } from '@tus/s3-store'
 import type { Upload } from '@tus/utils'
 import { ERRORS } from '@tus/utils'
 import { capabilities, dataStoreExtensions } from '../capabilities.js'
 import { asStoreError, StoreError } from '../errors.js'
 import { isExpired } from '../expiry.js'
 import { finishedAmong } from '../listing.js'
+import { requestedPlace } from '../placement.js'
 import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { type PlannedPart, planParts, type Segment } from './concatPlan.js'
 import { useKeyPrefix } from './keyPrefix.js'
+import { PlacedKeys } from './placedKeys.js'
 import { isS3NotFound, s3ErrorKind } from './s3Errors.js'
 
 /** How many uploads the listing reads at once (each is an info read, often cached, and a ListParts). */
@@ -28,13 +30,15 @@ const INFO = '.info'
 export class S3Datastore extends S3Store {
   private readonly bucketName: string
   private readonly keyPrefix: string
+  private readonly placed: PlacedKeys
   readonly capabilities: StoreCapabilities
 
   constructor(options: Options & { keyPrefix: string }) {
     super(options)
     this.bucketName = options.s3ClientConfig.bucket
     this.keyPrefix = options.keyPrefix
-    useKeyPrefix(this.client, options.keyPrefix)
+    this.placed = new PlacedKeys(options.keyPrefix)
+    useKeyPrefix(this.client, options.keyPrefix, (key) => this.placed.placedKeyOf(key))
     this.capabilities = capabilities({
       creationDeferLength: true,
       termination: true,
@@ -42,22 +46,41 @@ export class S3Datastore extends S3Store {
       concatenation: true,
       listing: true,
       maxSize: this.maxUploadSize,
+      placement: 'Key',
     })
     this.extensions = dataStoreExtensions(this.capabilities)
   }
 
   /**
    * Refused with a StoreError 'exists' when the upload's info object exists (the host holds the id's
-   * lock, so none appears meanwhile). A multipart upload begun by a creation that then failed is aborted.
+   * lock, so none appears meanwhile), or when the Key a hook chose holds an object or a multipart upload
+   * (checked, not reserved: two creations racing for one Key can both pass). A multipart upload begun
+   * by a creation that then failed is aborted.
    */
   override async create(upload: Upload): Promise<Upload> {
+    const place = requestedPlace(upload)
+    const key = place === undefined ? undefined : this.placed.check(place)
     if (await this.infoExists(upload.id)) throw new StoreError('exists', `upload ${upload.id} exists`)
+    if (key !== undefined) {
+      if ((await this.objectExists(key)) || (await this.multipartUploadsOn(key)).length > 0) {
+        throw new StoreError('place-taken', `storage Key '${key}' is taken`)
+      }
+      this.placed.set(upload.id, key)
+    }
     try {
       return await super.create(upload)
     } catch (error) {
       await this.abortMultipartUploads(upload.id).catch(() => undefined) // else the sweep finds it
+      this.placed.forget(upload.id)
       throw asStoreError(error, s3ErrorKind)
     }
+  }
+
+  /** Upstream's, learning the Key of a placed upload from its info (`storage.path`). */
+  protected override async getMetadata(id: string): Promise<MetadataValue> {
+    const metadata = await super.getMetadata(id)
+    this.placed.learn(id, metadata.file.storage?.path)
+    return metadata
   }
 
   /** Upstream reports any failure to read the info as not found, an unreachable service too. */
@@ -82,9 +105,13 @@ export class S3Datastore extends S3Store {
     }
   }
 
-  private async infoExists(id: string): Promise<boolean> {
+  private infoExists(id: string): Promise<boolean> {
+    return this.objectExists(this.infoKey(id))
+  }
+
+  private async objectExists(key: string): Promise<boolean> {
     try {
-      await this.client.headObject({ Bucket: this.bucketName, Key: this.infoKey(id) })
+      await this.client.headObject({ Bucket: this.bucketName, Key: key })
       return true
     } catch (error) {
       if (isS3NotFound(error)) return false
@@ -92,11 +119,15 @@ export class S3Datastore extends S3Store {
     }
   }
 
+  /** The ids (UploadId) of the multipart uploads in progress on exactly `key`. */
+  private async multipartUploadsOn(key: string): Promise<string[]> {
+    const { Uploads } = await this.client.listMultipartUploads({ Bucket: this.bucketName, Prefix: key })
+    return (Uploads ?? []).filter((upload) => upload.Key === key && upload.UploadId).map(({ UploadId }) => UploadId as string)
+  }
+
   private async abortMultipartUploads(id: string): Promise<void> {
-    const { Uploads } = await this.client.listMultipartUploads({ Bucket: this.bucketName, Prefix: id })
-    for (const { Key, UploadId } of Uploads ?? []) {
-      if (Key === id) await this.client.abortMultipartUpload({ Bucket: this.bucketName, Key, UploadId })
-    }
+    const key = this.placed.keyOf(id)
+    for (const UploadId of await this.multipartUploadsOn(key)) await this.client.abortMultipartUpload({ Bucket: this.bucketName, Key: key, UploadId })
   }
 
   /**
@@ -129,6 +160,7 @@ export class S3Datastore extends S3Store {
       Delete: { Objects: [{ Key: id }, { Key: this.infoKey(id) }, { Key: this.partKey(id, true) }] },
     })
     await this.clearCache(id)
+    this.placed.forget(id)
   }
 
   async checkBucket(): Promise<void> {
@@ -188,7 +220,7 @@ export class S3Datastore extends S3Store {
       const { CopyPartResult } = await this.client.uploadPartCopy({
         ...target,
         // The key prefix middleware rewrites Key, not CopySource.
-        CopySource: encodeURI(`${this.bucketName}/${this.keyPrefix}${id}`),
+        CopySource: encodeURI(`${this.bucketName}/${this.keyPrefix}${this.placed.keyOf(id)}`),
         CopySourceRange: `bytes=${start}-${end - 1}`,
       })
       return CopyPartResult?.ETag
@@ -205,21 +237,51 @@ export class S3Datastore extends S3Store {
     return at
   }
 
-  /** Unfinished uploads (open multipart uploads) whose expiry has passed, judged by their info. */
+  /**
+   * Unfinished uploads (open multipart uploads) whose expiry has passed, judged by their info. A multipart
+   * upload on a key that is no upload id may be a placed upload's: when this process does not know it
+   * yet (after a restart), every upload's info is read once to learn the placed keys.
+   */
   async expiredIds(now = Date.now()): Promise<string[]> {
-    const expired: string[] = []
+    const keys = new Set<string>()
     let KeyMarker: string | undefined
     let UploadIdMarker: string | undefined
     do {
       const page = await this.client.listMultipartUploads({ Bucket: this.bucketName, KeyMarker, UploadIdMarker })
-      for (const { Key } of page.Uploads ?? []) {
-        if (!Key || !isUploadId(Key)) continue
-        const upload = await this.getUpload(Key).catch(() => undefined)
-        if (upload && isExpired(upload, this.getExpiration(), now)) expired.push(Key)
-      }
+      for (const { Key } of page.Uploads ?? []) if (Key) keys.add(Key)
       ;({ NextKeyMarker: KeyMarker, NextUploadIdMarker: UploadIdMarker } = page.IsTruncated ? page : {})
     } while (KeyMarker)
+    const idAt = (key: string) => (isUploadId(key) ? key : this.placed.idAt(key))
+    if ([...keys].some((key) => idAt(key) === undefined)) await this.learnPlacedKeys()
+    const expired: string[] = []
+    for (const key of keys) {
+      const id = idAt(key)
+      const upload = id === undefined ? undefined : await this.getUpload(id).catch(() => undefined)
+      if (id && upload && isExpired(upload, this.getExpiration(), now)) expired.push(id)
+    }
     return expired
+  }
+
+  /** Reads the info of every upload whose key this process does not know yet. */
+  private async learnPlacedKeys(): Promise<void> {
+    for (const { id } of await this.infoObjects()) {
+      if (this.placed.keyOf(id) === id) await this.getMetadata(id).catch(() => undefined)
+    }
+  }
+
+  /** Every upload's info object: its id and when it was last written. */
+  private async infoObjects(): Promise<Array<{ id: string; modified: number }>> {
+    const infos: Array<{ id: string; modified: number }> = []
+    let ContinuationToken: string | undefined
+    do {
+      const page = await this.client.listObjectsV2({ Bucket: this.bucketName, ContinuationToken })
+      for (const { Key, LastModified } of page.Contents ?? []) {
+        const id = Key?.endsWith(INFO) ? Key.slice(0, -INFO.length) : undefined
+        if (id && isUploadId(id)) infos.push({ id, modified: LastModified?.getTime() ?? 0 })
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (ContinuationToken)
+    return infos
   }
 
   /**
@@ -229,16 +291,7 @@ export class S3Datastore extends S3Store {
    * more finished uploads than `limit` the cut is by that time.
    */
   async finishedUploads(limit: number, where?: (upload: Upload) => boolean): Promise<Upload[]> {
-    const infos: Array<{ id: string; modified: number }> = []
-    let ContinuationToken: string | undefined
-    do {
-      const page = await this.client.listObjectsV2({ Bucket: this.bucketName, ContinuationToken })
-      for (const { Key, LastModified } of page.Contents ?? []) {
-        const id = Key?.endsWith('.info') ? Key.slice(0, -'.info'.length) : undefined
-        if (id && isUploadId(id)) infos.push({ id, modified: LastModified?.getTime() ?? 0 })
-      }
-      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
-    } while (ContinuationToken)
+    const infos = await this.infoObjects()
     infos.sort((a, b) => b.modified - a.modified)
     const ids = infos.map(({ id }) => id)
     return finishedAmong(ids, (id) => this.getUpload(id), { limit, batch: LIST_BATCH, untilLimit: true, where })
