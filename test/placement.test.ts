@@ -111,6 +111,8 @@ describe('file store', () => {
         .sort(),
     ).toEqual([id, `${id}.json`])
 
+    const [listed] = (await server.app.store.listFinished?.(10)) ?? []
+    expect({ id: listed?.id, path: listed?.storage?.path }).toEqual({ id, path: placed })
     const download = await sha256OfDownload(resumed)
     expect(download).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
     await receiver.waitFor(() => receiver.of('post-finish', id).length === 1, 5_000, 'post-finish')
@@ -203,6 +205,15 @@ describe('file store', () => {
     expect(await server.app.store.removeOrphan?.(orphans?.[0] as never, 0)).toBe(true)
     expect(existsSync(path.join(dir, 'cut/x.bin'))).toBe(false)
     expect(existsSync(path.join(dir, id))).toBe(false)
+  })
+
+  test('the list of finished uploads holds an upload whose name a placed file sorts next to', async () => {
+    server = await boot(env)
+    const first = idOf(await createAt(server.url, 'p/zero.bin', 0))
+    // ' ' sorts before '.': between `<id>` and `<id>.json`.
+    const second = idOf(await createAt(server.url, `${first} x`, 0))
+    const listed = ((await server.app.store.listFinished?.(10)) ?? []).map(({ id }) => id)
+    expect(listed.sort()).toEqual([first, second].sort())
   })
 
   test('a Storage without Path fails as a failing hook does', async () => {
