@@ -310,6 +310,8 @@ describe('S3 (Ceph)', () => {
     server = await boot(env)
     expect((await remove(on(server, one))).status).toBe(204)
     expect(await multipartKeys()).toEqual([`${PREFIX}exp/two.bin`])
+    // An unfinished placed upload is no leftover.
+    expect(await server.app.store.orphans?.(0)).toEqual([])
     expect(await server.app.sweeper.sweep()).toEqual([idOf(two)])
     expect(await multipartKeys()).toEqual([])
     expect(await bucketKeys()).toEqual([])

@@ -13,6 +13,8 @@ const OWN_OBJECT = /^(.*?)(\.info|\.part)?$/
  */
 export class PlacedKeys {
   private readonly keys = new Map<string, string>()
+  /** The other way: the upload id by key. */
+  private readonly ids = new Map<string, string>()
 
   constructor(private readonly keyPrefix: string) {}
 
@@ -28,14 +30,16 @@ export class PlacedKeys {
   }
 
   set(id: string, key: string): void {
+    this.forget(id)
     this.keys.set(id, key)
+    this.ids.set(key, id)
   }
 
   /** Records the key of an upload from the object key its info holds (`storage.path`, with the prefix). */
   learn(id: string, objectKey: string | undefined): void {
     if (objectKey === undefined || !objectKey.startsWith(this.keyPrefix)) return
     const key = objectKey.slice(this.keyPrefix.length)
-    if (key !== id) this.keys.set(id, key)
+    if (key !== id && this.keys.get(id) !== key) this.set(id, key)
   }
 
   /** The key (without the prefix) of an upload's bytes: its placed key, else its id. */
@@ -50,11 +54,13 @@ export class PlacedKeys {
 
   /** The upload whose bytes are at `key`, among those known here. */
   idAt(key: string): string | undefined {
-    for (const [id, placed] of this.keys) if (placed === key) return id
-    return undefined
+    return this.ids.get(key)
   }
 
   forget(id: string): void {
+    const key = this.keys.get(id)
+    if (key === undefined) return
     this.keys.delete(id)
+    if (this.ids.get(key) === id) this.ids.delete(key)
   }
 }
