@@ -151,7 +151,7 @@ describe('file store', () => {
     ]
     for (const place of bad) {
       const res = await create(server.url, place, 10)
-      expect({ place, status: res.status }).toEqual({ place, status: 500 })
+      expect({ place, status: res.status }).toEqual({ place, status: 400 })
     }
     expect(readdirSync(outside)).toEqual([])
     expect(tree(dir)).toEqual(['out'])
@@ -323,7 +323,7 @@ describe('S3 (Ceph)', () => {
     const bad = ['../x', '/x', 'a/../../x', 'a//x', 'a/', 'AAAAAAAAAAAAAAAAAAAAAAAA', 'AAAAAAAAAAAAAAAAAAAAAAAA.info', 'k'.repeat(1024 - PREFIX.length + 1)]
     for (const place of bad) {
       const res = await create(server.url, place, 10)
-      expect({ place, status: res.status }).toEqual({ place, status: 500 })
+      expect({ place, status: res.status }).toEqual({ place, status: 400 })
     }
     expect((await create(server.url, 'taken.bin', 10)).status).toBe(409)
     const placed = await create(server.url, 'twice.bin', 10)

@@ -140,6 +140,8 @@ function byCause(value: unknown): UploadError | undefined {
     const { kind, code, name, message } = cause as { kind?: unknown; code?: unknown; name?: unknown; message?: unknown }
     if (kind === 'exists') return ERRORS.idTaken
     if (kind === 'place-taken') return ERRORS.placeTaken
+    // A hook may pass a client's file name on as the place: a bad one is the request's fault, said plainly.
+    if (name === 'PlacementError' && typeof message === 'string') return error(400, message)
     if (kind === 'no-space') return ERRORS.noSpace
     if (kind === 'unavailable') return ERRORS.unavailable
     for (const label of [code, name]) {
