@@ -1,7 +1,7 @@
 import cluster from 'node:cluster'
 import type { DataStore, Locker } from '@tus/utils'
 import { CachedUploads } from '../../stores/cachedUploads.js'
-import { openLocker, openStore } from '../../stores/registry.js'
+import { openLocker, openStore, type StoreChoice } from '../../stores/registry.js'
 import type { StoreBackend, StoreCapabilities } from '../../stores/types.js'
 import { type Config, lockerSettings, storeSettings } from '../config.js'
 import type { Logger } from '../logger.js'
@@ -35,7 +35,7 @@ export interface StorageDeps {
  * sweep over both.
  */
 export async function composeStorage(config: Config, { metrics, logger }: StorageDeps): Promise<Storage> {
-  const store = await openStore(storeSettings(config))
+  const store = await openStore(withRequestMetrics(storeSettings(config), metrics))
   let lockers: Awaited<ReturnType<typeof openLocker>> | undefined
   try {
     refuseUnfitMetadata(config, store.capabilities)
@@ -63,6 +63,11 @@ export async function composeStorage(config: Config, { metrics, logger }: Storag
     await Promise.all([store.close(), lockers?.close()])
     throw error
   }
+}
+
+/** The S3 store tells the metrics of every request it sends. */
+function withRequestMetrics(choice: StoreChoice, metrics: Metrics): StoreChoice {
+  return choice.name === 's3' ? { ...choice, settings: { ...choice.settings, onRequest: metrics.observeS3Request } } : choice
 }
 
 /** Creations would fail on a store that cannot keep as much upload info as MAX_METADATA_SIZE allows. */

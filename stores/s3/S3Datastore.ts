@@ -10,6 +10,7 @@ import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { type PlannedPart, planParts, type Segment } from './concatPlan.js'
 import { useKeyPrefix } from './keyPrefix.js'
+import { observeRequests, type S3RequestObserver } from './requestObserver.js'
 import { isS3NotFound, s3ErrorKind } from './s3Errors.js'
 
 /** How many uploads the listing reads at once (each is an info read, often cached, and a ListParts). */
@@ -30,11 +31,12 @@ export class S3Datastore extends S3Store {
   private readonly keyPrefix: string
   readonly capabilities: StoreCapabilities
 
-  constructor(options: Options & { keyPrefix: string }) {
+  constructor(options: Options & { keyPrefix: string; onRequest?: S3RequestObserver }) {
     super(options)
     this.bucketName = options.s3ClientConfig.bucket
     this.keyPrefix = options.keyPrefix
     useKeyPrefix(this.client, options.keyPrefix)
+    if (options.onRequest) observeRequests(this.client, options.onRequest)
     this.capabilities = capabilities({
       creationDeferLength: true,
       termination: true,
