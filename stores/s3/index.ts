@@ -59,7 +59,7 @@ export const s3Store: StoreModule<S3StoreSettings> = {
         // Checksums on every request are an AWS extension that other S3 stores refuse (radosgw: 411).
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
-        // Sockets for every part in flight and as many again as the SDK's default pool (50) for the rest
+        // A socket for every part in flight, plus the SDK's default pool (50) for the other requests
         // (HeadObject, ListParts...), which would otherwise queue behind the parts.
         requestHandler: { httpAgent: { maxSockets: concurrentParts + 50 }, httpsAgent: { maxSockets: concurrentParts + 50 } },
       },
