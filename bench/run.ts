@@ -14,8 +14,11 @@
 //   concurrent uploads: N uploads of 1 MiB at once (a POST and one PATCH each) to tusd, tusgate with
 //     WORKERS workers and tusgate with one, with a HEAD prober in its own process (one kept-alive
 //     connection, and a new connection per HEAD); and N PUTs of 1 MiB to the raw baseline with fsync;
-//   S3: tusgate on an S3 given by the environment (S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID,
-//     S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE, S3_PIDS: pids whose CPU counts as the store's), one PATCH.
+//   S3 (--s3=1): tusgate (WORKERS=1) on a Ceph radosgw the bench starts (mon, OSD on memstore, radosgw), for
+//     each S3_PART_SIZE x S3_CONCURRENT_PARTS of a small matrix: one upload of S3_SIZE, and S3_UPLOADS
+//     concurrent uploads of S3_EACH (a POST and one PATCH each, the POSTs inside the measured interval);
+//     with radosgw's CPU and that of the OSD and monitor, the peak of tusgate's temporary part files, and
+//     its UploadPart count and time from /metrics. Each object is read back with GetObject and checked.
 // Every upload's SHA-256 is checked; a mismatch fails the run. Server CPU is user + sys from /proc, of the
 // server process and its children (tusgate's workers), per GiB received.
 //
@@ -28,12 +31,16 @@
 //   --tusd=PATH          tusd binary (e.g. ../shared/anchors/tusd/tusd-file, used by default if it exists)
 //   --workers=N          tusgate's WORKERS (the machine's cores)
 //   --chunk=SIZE         tus-js-client chunkSize (64MiB)
-//   --s3=0|1             the S3 scenario (1 when S3_ENDPOINT is set)
+//   --s3=0|1             the S3 scenarios (0)
+//   --s3-part-sizes=A,B  their S3_PART_SIZEs (8MiB,32MiB)
+//   --s3-parallel=A,B    their S3_CONCURRENT_PARTS (1,4,60)
+//   --s3-size=SIZE       the single S3 upload (256MiB; at most SIZE)
+//   --s3-uploads=N       the concurrent S3 uploads (100), of --s3-each=SIZE (8MiB) each
 //   --profile            after the rounds, untimed: one curl PATCH each to tusgate (WORKERS=1) and bare
 //                        @tus/server, and the largest concurrency against tusgate (WORKERS=1), under
 //                        `node --cpu-prof`; self time per function and module during the measured interval
 //                        (raw profiles in bench/results/profiles/)
-//   --only=id,id         only these scenarios (debugging); ids are printed at the start
+//   --only=id,id         only these scenarios (debugging; `s3-*`: every id beginning so); ids are printed at the start
 //   --out=NAME           results file name stem in bench/results/ (full: results, quick: quick)
 //   --tusgate-env=K=V,.. extra environment for every tusgate child, for diagnosis (e.g. READ_SLOTS=0);
 //                        recorded in the results
@@ -63,8 +70,9 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DeleteObjectsCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { DeleteObjectsCommand, GetObjectCommand } from '@aws-sdk/client-s3'
 import * as tus from 'tus-js-client'
+import type { CephCluster } from '../scripts/ceph.js'
 import { idOf, send, sha256File, tusCreate, tusPatch } from './lib/client.js'
 import { type ProfileSummary, summarizeCpuProfile } from './lib/cpuprofile.js'
 import { curlPatch } from './lib/curl.js'
@@ -83,6 +91,7 @@ import {
   tsxArgs,
 } from './lib/procs.js'
 import { type Row, svgChart, table } from './lib/report.js'
+import { cephCpuSeconds, DirBytesSampler, s3RequestCounts, startBenchCeph } from './lib/s3.js'
 
 // ---------------------------------------------------------------------------------------------- options
 
@@ -111,7 +120,12 @@ const CHUNK = parseSize(option('chunk') ?? (quick ? '16MiB' : '64MiB'))
 const WORKERS = Number(option('workers') ?? os.availableParallelism())
 const DEFAULT_TUSD = path.resolve(ROOT, '../shared/anchors/tusd/tusd-file')
 const TUSD = option('tusd') ?? (existsSync(DEFAULT_TUSD) ? DEFAULT_TUSD : undefined)
-const WITH_S3 = (option('s3') ?? (process.env.S3_ENDPOINT ? '1' : '0')) === '1'
+const WITH_S3 = option('s3') === '1'
+const S3_PART_SIZES = (option('s3-part-sizes') ?? '8MiB,32MiB').split(',').map(parseSize)
+const S3_PARALLEL = (option('s3-parallel') ?? '1,4,60').split(',').map(Number)
+const S3_SIZE = parseSize(option('s3-size') ?? '256MiB')
+const S3_UPLOADS = Number(option('s3-uploads') ?? 100)
+const S3_EACH = parseSize(option('s3-each') ?? '8MiB')
 const PROFILE = flag('profile') || option('profile') === '1'
 const ONLY = option('only')?.split(',')
 const OUT = option('out') ?? (quick ? 'quick' : 'results')
@@ -127,7 +141,8 @@ if (!(ROUNDS >= 1) || !(SIZE >= MiB) || CONCURRENCY.some((n) => !(n >= 1)) || !(
 const badClient = CLIENTS.find((c) => !CLIENT_IDS.includes(c))
 if (badClient) throw new Error(`unknown client '${badClient}' (expected ${CLIENT_IDS.join(', ')})`)
 if (TUSD && !existsSync(TUSD)) throw new Error(`no tusd binary at ${TUSD}`)
-if (WITH_S3 && !(process.env.S3_ENDPOINT && process.env.S3_BUCKET)) throw new Error('--s3=1 needs S3_ENDPOINT and S3_BUCKET (and keys) in the environment')
+if (WITH_S3 && (S3_SIZE > SIZE || S3_EACH > SIZE || !(S3_UPLOADS >= 1) || S3_PARALLEL.some((n) => !(n >= 1)) || S3_PART_SIZES.some((n) => n < 5 * MiB)))
+  throw new Error('bad S3 options: --s3-size and --s3-each at most --size, --s3-uploads and --s3-parallel at least 1, part sizes at least 5 MiB')
 
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results')
 const benchStarted = Date.now()
@@ -313,6 +328,19 @@ interface RunResult {
   postMs?: number
   /** CPU seconds of the Ceph daemons during the measurement (S3 only). */
   cephCpuS?: number
+  s3?: {
+    /** radosgw's CPU seconds, and the OSD's and monitor's, during the measurement. */
+    rgwCpuS: number
+    radosCpuS: number
+    /** The most bytes of temporary part files tusgate held at once. */
+    peakTempBytes: number
+    uploadParts: number
+    /** Seconds the UploadParts took, summed over parts sent at once. */
+    uploadPartSeconds: number
+    requests: number
+    errors: number
+    uploads: number
+  }
   /** The measured interval on CLOCK_MONOTONIC, in microseconds (to cut CPU profiles to it). */
   windowUs?: { startUs: number; endUs: number }
   verified: boolean
@@ -680,45 +708,98 @@ async function runConcurrentBaseline(n: number, ctx: Ctx): Promise<Partial<RunRe
   }
 }
 
-// tusgate on an S3 the environment names, one PATCH; the object read back with GetObject
-async function runS3(ctx: Ctx): Promise<Partial<RunResult>> {
-  const env: Record<string, string> = { STORE: 's3' }
-  for (const name of ['S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'S3_FORCE_PATH_STYLE', 'S3_PART_SIZE']) {
-    if (process.env[name]) env[name] = process.env[name] as string
-  }
-  const storePids = (process.env.S3_PIDS ?? '').split(',').filter(Boolean).map(Number)
-  const storeCpu = () => storePids.reduce((sum, pid) => sum + (cpuSeconds(pid) || 0), 0)
-  const server = await startTusgate('tusgate-s3', { ...env, WORKERS: String(WORKERS) })
-  const s3 = new S3Client({
-    endpoint: env.S3_ENDPOINT,
-    region: env.S3_REGION ?? 'us-east-1',
-    forcePathStyle: env.S3_FORCE_PATH_STYLE === 'true',
-    credentials: env.S3_ACCESS_KEY_ID ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY } : undefined,
+// tusgate on the bench's Ceph: one upload of S3_SIZE or S3_UPLOADS of S3_EACH at once, with one part size
+// and one S3_CONCURRENT_PARTS; every object read back with GetObject and checked
+interface S3Case {
+  partSize: number
+  parallel: number
+  many: boolean
+}
+
+let ceph: CephCluster | undefined
+const rangeShas = new Map<string, string>()
+async function rangeSha(start: number, length: number): Promise<string> {
+  const key = `${start}+${length}`
+  if (!rangeShas.has(key)) rangeShas.set(key, await sha256File(SOURCE, start, length))
+  return rangeShas.get(key) as string
+}
+
+async function runS3({ partSize, parallel, many }: S3Case): Promise<Partial<RunResult>> {
+  if (!ceph) throw new Error('the bench Ceph is not running')
+  const cluster = ceph
+  const slices = Math.floor(SIZE / S3_EACH)
+  const ranges = many ? Array.from({ length: S3_UPLOADS }, (_, i) => ({ start: (i % slices) * S3_EACH, length: S3_EACH })) : [{ start: 0, length: S3_SIZE }]
+  for (const r of ranges) await rangeSha(r.start, r.length)
+  const tmp = freshDir('s3-tmp')
+  const bucket = await cluster.createBucket()
+  const server = await startTusgate('tusgate-s3', {
+    STORE: 's3',
+    S3_ENDPOINT: cluster.endpoint,
+    S3_BUCKET: bucket,
+    S3_REGION: cluster.region,
+    S3_ACCESS_KEY_ID: cluster.accessKeyId,
+    S3_SECRET_ACCESS_KEY: cluster.secretAccessKey,
+    S3_FORCE_PATH_STYLE: 'true',
+    S3_PART_SIZE: String(partSize),
+    S3_CONCURRENT_PARTS: String(parallel),
+    WORKERS: '1',
+    TMPDIR: tmp,
   })
-  let id: string | undefined
+  const s3 = cluster.client()
+  const ids: string[] = []
   try {
     await settle()
-    const created = await tusCreate(`${server.url}/files`, SIZE)
-    id = idOf(created.url)
-    const store0 = storeCpu()
+    const counts0 = await s3RequestCounts(server.url)
+    const agent = new http.Agent({ keepAlive: true, maxSockets: ranges.length + 4 })
+    const temp = new DirBytesSampler(tmp)
+    const ceph0 = cephCpuSeconds(cluster)
     const m = meter(server)
-    await tusPatch(created.url, whole())
-    const cephCpuS = storeCpu() - store0
-    const stats = m.stop(cephCpuS)
-    const { Body } = await s3.send(new GetObjectCommand({ Bucket: env.S3_BUCKET, Key: id }))
-    const hash = createHash('sha256')
-    for await (const chunk of Body as Readable) hash.update(chunk as Buffer)
-    const actual = hash.digest('hex')
-    if (actual !== ctx.sha) throw new VerificationError(`SHA-256 mismatch for S3 object ${id}: ${actual}`)
-    return { ...stats, bytes: SIZE, postMs: created.ms, verified: true, cephCpuS: storePids.length ? cephCpuS : undefined }
+    const outcomes = await Promise.allSettled(
+      ranges.map(async (range) => {
+        const { url } = await tusCreate(`${server.url}/files`, range.length, agent)
+        await tusPatch(url, { path: SOURCE, ...range }, agent)
+        return idOf(url)
+      }),
+    )
+    const ceph1 = cephCpuSeconds(cluster)
+    const stats = m.stop(ceph1.rgw - ceph0.rgw + ceph1.rados - ceph0.rados)
+    const peakTempBytes = temp.stop()
+    agent.destroy()
+    for (const o of outcomes) if (o.status === 'fulfilled') ids.push(o.value)
+    const failed = outcomes.find((o) => o.status === 'rejected')
+    if (failed) throw new Error(`${outcomes.length - ids.length} of ${outcomes.length} S3 uploads failed: ${(failed.reason as Error).message}`)
+    const counts = await s3RequestCounts(server.url)
+    for (const [i, id] of ids.entries()) {
+      const { Body } = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: id }))
+      const hash = createHash('sha256')
+      for await (const chunk of Body as Readable) hash.update(chunk as Buffer)
+      if (hash.digest('hex') !== (await rangeSha(ranges[i].start, ranges[i].length))) throw new VerificationError(`SHA-256 mismatch for S3 object ${id}`)
+    }
+    return {
+      ...stats,
+      bytes: ranges.reduce((sum, r) => sum + r.length, 0),
+      verified: true,
+      cephCpuS: ceph1.rgw - ceph0.rgw + ceph1.rados - ceph0.rados,
+      s3: {
+        rgwCpuS: ceph1.rgw - ceph0.rgw,
+        radosCpuS: ceph1.rados - ceph0.rados,
+        peakTempBytes,
+        uploadParts: counts.uploadParts - counts0.uploadParts,
+        uploadPartSeconds: counts.uploadPartSeconds - counts0.uploadPartSeconds,
+        requests: counts.requests - counts0.requests,
+        errors: counts.errors - counts0.errors,
+        uploads: ranges.length,
+      },
+    }
   } finally {
     await server.stop()
-    if (id) {
-      await s3
-        .send(new DeleteObjectsCommand({ Bucket: env.S3_BUCKET, Delete: { Objects: [{ Key: id }, { Key: `${id}.info` }, { Key: `${id}.part` }] } }))
-        .catch((error: Error) => log(`could not delete ${id}: ${error.message}`))
+    // The OSD keeps objects in RAM: each run's go before the next.
+    for (let at = 0; at < ids.length; at += 300) {
+      const Objects = ids.slice(at, at + 300).flatMap((id) => [{ Key: id }, { Key: `${id}.info` }, { Key: `${id}.part` }])
+      await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects } })).catch((error: Error) => log(`could not delete: ${error.message}`))
     }
     s3.destroy()
+    rmSync(tmp, { recursive: true, force: true })
   }
 }
 
@@ -732,7 +813,7 @@ interface Ctx {
 interface Scenario {
   id: string
   label: string
-  kind: 'single' | 'concurrent' | 'other'
+  kind: 'single' | 'concurrent' | 'other' | 's3'
   group: string
   peer?: Peer
   client?: ClientId
@@ -779,9 +860,23 @@ const ALL_SCENARIOS: Scenario[] = [
       }),
     ),
   ),
-  ...(WITH_S3 ? [{ id: 'tusgate/s3', label: 'tusgate on S3, one PATCH', kind: 'other' as const, group: 's3', run: runS3 }] : []),
+  ...(WITH_S3
+    ? S3_PART_SIZES.flatMap((partSize) =>
+        S3_PARALLEL.flatMap((parallel) =>
+          [false, true].map(
+            (many): Scenario => ({
+              id: `s3-${partSize / MiB}m-x${parallel}/${many ? `c${S3_UPLOADS}` : 'one'}`,
+              label: `tusgate on radosgw, ${partSize / MiB} MiB parts, ${parallel} at once: ${many ? `${S3_UPLOADS} x ${S3_EACH / MiB} MiB` : `1 x ${S3_SIZE / MiB} MiB`}`,
+              kind: 's3',
+              group: 's3',
+              run: () => runS3({ partSize, parallel, many }),
+            }),
+          ),
+        ),
+      )
+    : []),
 ]
-const SCENARIOS = ALL_SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.id))
+const SCENARIOS = ALL_SCENARIOS.filter((s) => !ONLY || ONLY.some((o) => s.id === o || (o.endsWith('*') && s.id.startsWith(o.slice(0, -1)))))
 
 // --------------------------------------------------------------------------------------------- profile
 
@@ -838,6 +933,11 @@ async function main() {
   const source = await makeSource()
   log(`source ${SIZE} B sha256 ${source.sha.slice(0, 16)}...`)
   const ctx: Ctx = { ...source }
+  if (SCENARIOS.some((s) => s.kind === 's3')) {
+    // RAM for the largest run's objects twice over (deleted objects wait for radosgw's garbage collection).
+    ceph = await startBenchCeph(Math.max(4 * GiB, 3 * Math.max(S3_SIZE, S3_UPLOADS * S3_EACH)))
+    log(`Ceph started in ${ceph.startupMs} ms at ${ceph.endpoint} (pids ${JSON.stringify(ceph.pids)})`)
+  }
 
   const runs: RunResult[] = []
   let fatal: Error | undefined
@@ -879,6 +979,7 @@ async function main() {
     }
   }
   if (PROFILE && !fatal) profiles = await profileRun(ctx)
+  await ceph?.stop()
   report(runs, load1Start, profiles, fatal)
 }
 
@@ -1069,6 +1170,61 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
     ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   )
 
+  // S3: the costs per GiB of each side, and how busy the machine and the part uploads were.
+  const s3Rows = SCENARIOS.filter((s) => s.kind === 's3').map((s) => {
+    const ok = of(s.id).filter((r) => r.s3)
+    const pick = (f: (r: RunResult, s3: NonNullable<RunResult['s3']>) => number) => median(ok.map((r) => f(r, r.s3!)))
+    const perGiB = (f: (s3: NonNullable<RunResult['s3']>) => number) => pick((r, x) => f(x) / (r.bytes / GiB))
+    return {
+      id: s.id,
+      label: s.label,
+      ...stat(s.id),
+      rgwCpuPerGiB: perGiB((x) => x.rgwCpuS),
+      radosCpuPerGiB: perGiB((x) => x.radosCpuS),
+      machineBusy: pick((r, x) => (r.serverCpuS + r.benchCpuS + r.otherCpuS + x.rgwCpuS + x.radosCpuS) / (r.seconds * os.availableParallelism())),
+      peakTempMB: pick((_r, x) => x.peakTempBytes / 1e6),
+      uploadParts: pick((_r, x) => x.uploadParts),
+      meanPartS: pick((_r, x) => x.uploadPartSeconds / x.uploadParts),
+      partsInFlight: pick((r, x) => x.uploadPartSeconds / r.seconds),
+      s3Errors: ok.reduce((sum, r) => sum + r.s3!.errors, 0),
+    }
+  })
+  const s3Table = table(
+    [
+      'scenario',
+      'MB/s',
+      'min..max',
+      'tusgate CPU s/GiB',
+      'radosgw CPU s/GiB',
+      'OSD+mon CPU s/GiB',
+      'machine busy',
+      'srv RSS MB',
+      'peak temp MB',
+      'UploadParts',
+      'mean part s',
+      'parts in flight',
+      'S3 errors (not 404)',
+      'runs ok',
+    ],
+    s3Rows.map((r) => [
+      r.id,
+      f(r.mbps, 0),
+      `${f(r.min, 0)}..${f(r.max, 0)}`,
+      f(r.cpuPerGiB),
+      f(r.rgwCpuPerGiB),
+      f(r.radosCpuPerGiB),
+      `${f(r.machineBusy * 100, 0)}%`,
+      f(r.rssMBWorst, 0),
+      f(r.peakTempMB, 0),
+      f(r.uploadParts, 0),
+      f(r.meanPartS),
+      f(r.partsInFlight, 1),
+      String(r.s3Errors),
+      `${r.ok}/${r.runs}`,
+    ]),
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+  )
+
   // The issue's targets, where this run has the scenarios to judge them.
   type Target = { name: string; value: string; met: boolean | undefined; note?: string }
   const target = (name: string, v: number | undefined, ok: (v: number) => boolean, d = 2, note?: string): Target => ({
@@ -1153,6 +1309,14 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
     )
   }
   if (others.length) text.push('', 'Other scenarios:', otherTable)
+  if (s3Rows.length) {
+    text.push(
+      '',
+      `S3: tusgate (WORKERS=1) on the bench's Ceph radosgw (OSD on memstore), POSTs and PATCHes; CPU per GiB received; machine busy: every`,
+      `process's CPU over the interval's ${os.availableParallelism()} cores; parts in flight: UploadPart seconds over the interval (from /metrics)`,
+      s3Table,
+    )
+  }
   text.push('', 'Targets:', targetText)
   if (conc.some((c) => c.failureSamples.length))
     text.push('', 'Failed uploads, samples:', ...conc.flatMap((c) => c.failureSamples.map((s) => `  ${c.id}: ${s}`)))
@@ -1199,7 +1363,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       workers: WORKERS,
       tusd: TUSD,
       chunk: CHUNK,
-      s3: WITH_S3,
+      s3: WITH_S3 ? { partSizes: S3_PART_SIZES, parallel: S3_PARALLEL, size: S3_SIZE, uploads: S3_UPLOADS, each: S3_EACH } : false,
       probeUploads: PROBE_UPLOADS,
       tusgateEnv: TUSGATE_ENV,
       tusgateMain: TUSGATE_MAIN,
@@ -1209,6 +1373,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
     single: singleRows.map(({ s, st, xTusd, xRaw, xBare, cpuXRaw }) => ({ id: s.id, peer: s.peer?.id, client: s.client, ...st, xTusd, xRaw, xBare, cpuXRaw })),
     concurrency: conc.map(({ peer, ...c }) => ({ ...c, peer: peer.id })),
     other: others.map((s) => ({ id: s.id, ...stat(s.id) })),
+    s3: s3Rows,
     targets,
     runs,
     profiles,
@@ -1241,6 +1406,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       const st = stat(s.id)
       return { id: s.id, label: s.label, group: s.group, mbps: st.mbps, minMbps: st.min, maxMbps: st.max, cpuPerGiB: st.cpuPerGiB }
     }),
+    ...s3Rows.map((r) => ({ id: r.id, label: r.label, group: 's3', mbps: r.mbps, minMbps: r.min, maxMbps: r.max, cpuPerGiB: r.cpuPerGiB })),
   ]
   const svgSub = [
     `${ROUNDS} round(s), ${(SIZE / MiB).toFixed(0)} MiB single uploads, node ${env.node}, ${env.cpus} CPUs, tusgate WORKERS=${WORKERS}, load avg ${load1Start[0].toFixed(2)} -> ${loadEnd[0].toFixed(2)}`,

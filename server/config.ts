@@ -87,6 +87,8 @@ const schema = z.object({
   S3_FORCE_PATH_STYLE: flag.prefault('false'),
   // S3 refuses parts under 5 MiB (but the last), and allows 10,000 parts: 8 MiB parts reach 78 GiB.
   S3_PART_SIZE: size.refine((v) => v >= 5 * 1024 * 1024, 'expected at least 5MB').prefault('8MB'),
+  // Parts spooled or being sent at once per process, across uploads; each holds a temporary file of S3_PART_SIZE.
+  S3_CONCURRENT_PARTS: z.coerce.number().int('expected a whole number').min(1, 'expected at least 1').max(1000, 'expected at most 1000').default(60),
   S3_USE_TAGS: flag.prefault('true'),
   S3_KEY_PREFIX: z
     .string()
@@ -351,6 +353,7 @@ function s3StoreSettings(config: Config): S3StoreSettings {
     forcePathStyle: config.S3_FORCE_PATH_STYLE,
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
     partSize: config.S3_PART_SIZE,
+    concurrentParts: config.S3_CONCURRENT_PARTS,
     useTags: config.S3_USE_TAGS,
     keyPrefix: config.S3_KEY_PREFIX,
     expiresAfterMs: config.UPLOAD_EXPIRES_AFTER,

@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { Server } from 'node:http'
 import { type RequestHandler, Router } from 'express'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { S3Request } from '../stores/s3/requestObserver.js'
 import type { Config } from './config.js'
 import type { Fault } from './core/errors.js'
 import { requestContext } from './requestContext.js'
@@ -58,6 +59,33 @@ export class Metrics {
     buckets: SECONDS,
     registers: this.registers,
   })
+
+  readonly s3Requests = new Counter({
+    name: `${PREFIX}s3_requests_total`,
+    help: 'HTTP requests sent to S3, by operation (UploadPart, HeadObject...); each attempt of a retried command counts',
+    labelNames: ['operation'],
+    registers: this.registers,
+  })
+  readonly s3RequestErrors = new Counter({
+    name: `${PREFIX}s3_request_errors_total`,
+    help: 'S3 requests that failed, by operation and HTTP status (none: no answer); a 404 to HeadObject is also how the store asks whether an object exists',
+    labelNames: ['operation', 'status'],
+    registers: this.registers,
+  })
+  readonly s3RequestDuration = new Histogram({
+    name: `${PREFIX}s3_request_duration_seconds`,
+    help: 'S3 request duration by operation, from sending to the answer (an UploadPart includes sending its part)',
+    labelNames: ['operation'],
+    buckets: SECONDS,
+    registers: this.registers,
+  })
+
+  /** What the S3 store reports of each request it sends, counted. */
+  readonly observeS3Request = ({ operation, seconds, failure }: S3Request): void => {
+    this.s3Requests.inc({ operation })
+    this.s3RequestDuration.observe({ operation }, seconds)
+    if (failure) this.s3RequestErrors.inc({ operation, status: String(failure.status) })
+  }
 
   readonly hookInvocations = new Counter({
     name: `${PREFIX}hook_invocations_total`,

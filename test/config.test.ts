@@ -86,6 +86,10 @@ describe('config', () => {
     ['CREATE_RATE_LIMIT_IP', '60/500ms'],
     ['CREATE_RATE_LIMIT_IP', '0/1m'],
     ['CORS_CREDENTIALS', 'yes'],
+    ['S3_CONCURRENT_PARTS', '0'],
+    ['S3_CONCURRENT_PARTS', '2.5'],
+    ['S3_CONCURRENT_PARTS', 'many'],
+    ['S3_CONCURRENT_PARTS', '1001'],
   ])('%s=%j is refused with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError)
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid ${name}: `))
@@ -280,6 +284,7 @@ describe('config: each store and locker gets its own settings', () => {
         forcePathStyle: true,
         credentials: undefined,
         partSize: 8 * 1024 * 1024,
+        concurrentParts: 60,
         useTags: true,
         keyPrefix: 'p/',
         expiresAfterMs: 24 * 3600_000,
@@ -295,8 +300,12 @@ describe('config: each store and locker gets its own settings', () => {
       REDIS_KEY_PREFIX: 'x:',
       LOCK_TTL: '4s',
       LOCK_TIMEOUT: '9s',
+      S3_PART_SIZE: '32MB',
+      S3_CONCURRENT_PARTS: '4',
     })
     expect(storeSettings(shared).settings).toMatchObject({
+      partSize: 32 * 1024 * 1024,
+      concurrentParts: 4,
       credentials: { accessKeyId: 'id', secretAccessKey: 'secret' },
       infoCache: { redisUrl: 'redis://r:6379', keyPrefix: 'x:' },
     })

@@ -38,7 +38,7 @@ export interface StorageDeps {
  * sweep over both.
  */
 export async function composeStorage(config: Config, { metrics, logger }: StorageDeps): Promise<Storage> {
-  const store = await openStore(withKeptFolders(storeSettings(config), config))
+  const store = await openStore(withRequestMetrics(withKeptFolders(storeSettings(config), config), metrics))
   let lockers: Awaited<ReturnType<typeof openLocker>> | undefined
   try {
     refuseUnfitMetadata(config, store.capabilities)
@@ -73,6 +73,11 @@ function withKeptFolders(choice: StoreChoice, config: Config): StoreChoice {
   if (choice.name !== 'file') return choice
   const kept = [outboxDirectory(config), indexDirectory(config), config.CHECKSUM_STAGING_DIR].map((folder) => path.resolve(folder))
   return { ...choice, settings: { ...choice.settings, kept } }
+}
+
+/** The S3 store tells the metrics of every request it sends. */
+function withRequestMetrics(choice: StoreChoice, metrics: Metrics): StoreChoice {
+  return choice.name === 's3' ? { ...choice, settings: { ...choice.settings, onRequest: metrics.observeS3Request } } : choice
 }
 
 /** Creations would fail on a store that cannot keep as much upload info as MAX_METADATA_SIZE allows. */

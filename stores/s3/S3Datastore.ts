@@ -12,6 +12,7 @@ import { isUploadId } from '../uploadId.js'
 import { type PlannedPart, planParts, type Segment } from './concatPlan.js'
 import { useKeyPrefix } from './keyPrefix.js'
 import { PlacedKeys } from './placedKeys.js'
+import { observeRequests, type S3RequestObserver } from './requestObserver.js'
 import { isS3NotFound, s3ErrorKind } from './s3Errors.js'
 
 /** How many uploads the listing reads at once (each is an info read, often cached, and a ListParts). */
@@ -33,12 +34,13 @@ export class S3Datastore extends S3Store {
   private readonly placed: PlacedKeys
   readonly capabilities: StoreCapabilities
 
-  constructor(options: Options & { keyPrefix: string }) {
+  constructor(options: Options & { keyPrefix: string; onRequest?: S3RequestObserver }) {
     super(options)
     this.bucketName = options.s3ClientConfig.bucket
     this.keyPrefix = options.keyPrefix
     this.placed = new PlacedKeys(options.keyPrefix)
     useKeyPrefix(this.client, options.keyPrefix, (key) => this.placed.placedKeyOf(key))
+    if (options.onRequest) observeRequests(this.client, options.onRequest)
     this.capabilities = capabilities({
       creationDeferLength: true,
       termination: true,

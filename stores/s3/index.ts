@@ -2,6 +2,7 @@ import type { MetadataValue } from '@tus/s3-store'
 import { IoRedisKvStore, type KvStore } from '@tus/utils'
 import { closeRedis, connectRedis, createRedisClient } from '../redis/client.js'
 import type { StoreModule } from '../types.js'
+import type { S3RequestObserver } from './requestObserver.js'
 import { S3Datastore } from './S3Datastore.js'
 
 export interface S3StoreSettings {
@@ -14,6 +15,11 @@ export interface S3StoreSettings {
   credentials?: { accessKeyId: string; secretAccessKey: string }
   /** Bytes per part (at least 5 MiB). */
   partSize: number
+  /**
+   * Parts between the start of their temporary file and the end of their UploadPart, in this process,
+   * across all uploads; a body waits for a free one before it spools its next part. Absent: 60, as upstream.
+   */
+  concurrentParts?: number
   /** Tag the info object of a finished upload, for lifecycle rules. */
   useTags: boolean
   /** Put before every object key, e.g. 'uploads/'. */
@@ -22,6 +28,8 @@ export interface S3StoreSettings {
   expiresAfterMs: number
   /** Upload info cached in Redis, shared by every instance; absent: cached in this process. */
   infoCache?: { redisUrl: string; keyPrefix: string }
+  /** Told of every HTTP request sent to S3 (metrics). */
+  onRequest?: S3RequestObserver
 }
 
 /** Uploads as S3 multipart uploads, on AWS S3 or any compatible store (MinIO, Ceph, R2). */
@@ -33,9 +41,12 @@ export const s3Store: StoreModule<S3StoreSettings> = {
     const redis = settings.infoCache ? createRedisClient(settings.infoCache.redisUrl, { connectionName: 'tusgate-s3-info' }) : undefined
     if (redis) await connectRedis(redis, 5000)
     const cache: KvStore<MetadataValue> | undefined = redis && new IoRedisKvStore(redis, `${settings.infoCache?.keyPrefix}s3-info:`)
+    const concurrentParts = settings.concurrentParts ?? 60
     const datastore = new S3Datastore({
       cache,
       partSize: settings.partSize,
+      maxConcurrentPartUploads: concurrentParts,
+      onRequest: settings.onRequest,
       useTags: settings.useTags,
       expirationPeriodInMilliseconds: settings.expiresAfterMs,
       keyPrefix: settings.keyPrefix,
@@ -48,6 +59,9 @@ export const s3Store: StoreModule<S3StoreSettings> = {
         // Checksums on every request are an AWS extension that other S3 stores refuse (radosgw: 411).
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
+        // A socket for every part in flight, plus the SDK's default pool (50) for the other requests
+        // (HeadObject, ListParts...), which would otherwise queue behind the parts.
+        requestHandler: { httpAgent: { maxSockets: concurrentParts + 50 }, httpsAgent: { maxSockets: concurrentParts + 50 } },
       },
     })
     return {

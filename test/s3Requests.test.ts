@@ -1,0 +1,115 @@
+import { Readable } from 'node:stream'
+import { Upload } from '@tus/utils'
+import { s3Store } from '../stores/s3/index.js'
+import type { S3Request } from '../stores/s3/requestObserver.js'
+import { newUploadId } from '../stores/uploadId.js'
+import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
+import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
+import { type InProcessServer, startServer } from './helpers/servers.js'
+
+// S3_CONCURRENT_PARTS and the S3 request metrics, against a real radosgw (killed in the last test).
+
+const MiB = 1024 * 1024
+const PART = 5 * MiB // tusgateS3Env's S3_PART_SIZE
+
+let ceph: CephCluster
+beforeAll(async () => {
+  ceph = await startCeph()
+}, 120_000)
+afterAll(() => ceph?.stop())
+
+/** The sum of the samples of a metric of /metrics whose labels include `labels`, e.g. `operation="UploadPart"`. */
+function sum(text: string, name: string, labels: string): number {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
+    .reduce((total, l) => total + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
+}
+
+describe('S3_CONCURRENT_PARTS', () => {
+  test('1: a 30 MiB write in 5 MiB parts sends its UploadParts one after another; the bytes arrive whole', async () => {
+    const requests: { operation: string; start: number; end: number }[] = []
+    const onRequest = ({ operation, seconds }: S3Request) => {
+      const end = performance.now()
+      requests.push({ operation, start: end - seconds * 1000, end })
+    }
+    const store = await s3Store.create({
+      bucket: await ceph.createBucket(),
+      region: ceph.region,
+      endpoint: ceph.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey },
+      partSize: PART,
+      concurrentParts: 1,
+      useTags: false,
+      keyPrefix: '',
+      expiresAfterMs: 0,
+      onRequest,
+    })
+    try {
+      const data = randomData(30 * MiB, 30)
+      const id = newUploadId()
+      await store.datastore.create(new Upload({ id, size: data.length, offset: 0 }))
+      // Small reads, so the body is never the part: the store cuts and spools the parts itself.
+      const body = Readable.from(
+        (function* () {
+          for (let at = 0; at < data.length; at += 256 * 1024) yield data.subarray(at, at + 256 * 1024)
+        })(),
+      )
+      expect(await store.datastore.write(body, id, 0)).toBe(data.length)
+      const parts = requests.filter((r) => r.operation === 'UploadPart').sort((a, b) => a.start - b.start)
+      expect(parts.length).toBe(6)
+      for (let i = 1; i < parts.length; i++) expect(parts[i].start).toBeGreaterThanOrEqual(parts[i - 1].end)
+      const stored = await store.download(id)
+      const chunks: Buffer[] = []
+      for await (const chunk of stored) chunks.push(chunk as Buffer)
+      expect(sha256(Buffer.concat(chunks))).toBe(sha256(data))
+    } finally {
+      await store.close()
+    }
+  }, 60_000)
+})
+
+describe('S3 request metrics on /metrics', () => {
+  let server: InProcessServer
+  beforeAll(async () => {
+    server = await startServer(await tusgateS3Env(ceph))
+  })
+  afterAll(() => server?.stop())
+  const scrape = async () => (await request(`${server.url}/metrics`)).body.toString()
+
+  test('an upload of 26 MiB in 5 MiB parts counts its UploadParts (5 whole and the last), a multipart upload begun and completed', async () => {
+    const before = await scrape()
+    const data = randomData(26 * MiB, 26)
+    const url = await createUpload(server.url, { 'Upload-Length': data.length })
+    expect((await patch(url, 0, data)).status).toBe(204)
+    expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+
+    const after = await scrape()
+    const grew = (name: string, labels: string) => sum(after, name, labels) - sum(before, name, labels)
+    const parts = Math.ceil(data.length / PART)
+    expect(grew('tusgate_s3_requests_total', 'operation="UploadPart"')).toBeGreaterThanOrEqual(parts)
+    expect(grew('tusgate_s3_request_duration_seconds_count', 'operation="UploadPart"')).toBeGreaterThanOrEqual(parts)
+    expect(grew('tusgate_s3_requests_total', 'operation="CreateMultipartUpload"')).toBe(1)
+    expect(grew('tusgate_s3_requests_total', 'operation="CompleteMultipartUpload"')).toBe(1)
+    expect(grew('tusgate_s3_requests_total', 'operation="GetObject"')).toBeGreaterThanOrEqual(1)
+    expect(sum(after, 'tusgate_s3_request_errors_total', 'operation="UploadPart"')).toBe(0)
+  })
+
+  test('with radosgw killed, a HEAD fails and the errors of that operation rise, with no answer as their status', async () => {
+    const data = randomData(MiB, 1)
+    const url = await createUpload(server.url, { 'Upload-Length': 2 * MiB })
+    expect((await patch(url, 0, data)).status).toBe(204)
+    const before = await scrape()
+    await ceph.gateway.kill()
+    try {
+      const head = await request(url, { method: 'HEAD', headers: TUS })
+      expect(head.status).toBeGreaterThanOrEqual(500)
+      const after = await scrape()
+      expect(sum(after, 'tusgate_s3_request_errors_total', 'status="none"')).toBeGreaterThan(sum(before, 'tusgate_s3_request_errors_total', 'status="none"'))
+      expect(sum(after, 'tusgate_s3_requests_total', '')).toBeGreaterThan(sum(before, 'tusgate_s3_requests_total', ''))
+    } finally {
+      await ceph.gateway.start()
+    }
+  }, 60_000)
+})
