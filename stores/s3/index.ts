@@ -24,6 +24,21 @@ export interface S3StoreSettings {
   infoCache?: { redisUrl: string; keyPrefix: string }
 }
 
+// A failed request reaches the core, which logs it once with its cause; the SDK would print it again (for
+// each broken PATCH, that a streaming request cannot be retried). Its other warnings (rare, such as
+// sockets at capacity) are worth seeing, so they stay.
+const REPEATED = /non-retryable streaming request/
+const quiet = () => {}
+const sdkLogger = {
+  trace: quiet,
+  debug: quiet,
+  info: quiet,
+  warn: (...content: unknown[]) => {
+    if (!REPEATED.test(String(content[0]))) console.warn(...content)
+  },
+  error: quiet,
+}
+
 /** Uploads as S3 multipart uploads, on AWS S3 or any compatible store (MinIO, Ceph, R2). */
 export const s3Store: StoreModule<S3StoreSettings> = {
   name: 's3',
@@ -48,6 +63,7 @@ export const s3Store: StoreModule<S3StoreSettings> = {
         // Checksums on every request are an AWS extension that other S3 stores refuse (radosgw: 411).
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
+        logger: sdkLogger,
       },
     })
     return {
