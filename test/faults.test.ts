@@ -13,7 +13,9 @@ import { S3ServiceException } from '@aws-sdk/client-s3'
 import { RestError } from '@azure/storage-blob'
 import { ApiError } from '@google-cloud/storage'
 import { ERRORS as STORE_ERRORS } from '@tus/utils'
+import { Redis } from 'ioredis'
 import { toUploadError } from '../server/core/errors.js'
+import { REDIS_READY_REUSE_MS } from '../server/redisReadiness.js'
 import { DEFAULT_AZURE_RETRY, retryWaitMs } from '../stores/azure/index.js'
 import { RedisUnavailableError } from '../stores/redis/client.js'
 import { type Azurite, startAzurite } from './helpers/azurite.js'
@@ -399,6 +401,19 @@ describe('Redis killed and restarted under LOCKER=redis with two instances', () 
       const readyAgain = await until('/readyz on both instances after Redis returned', 15_000, async () =>
         (await Promise.all([a, b].map((server) => status(`${server.url}/readyz`)))).every((code) => code === 200),
       )
+      // A storm of probes costs Redis one PING per reuse window.
+      const probe = new Redis(redis.url)
+      try {
+        const pings = async () => Number(/cmdstat_ping:calls=(\d+)/.exec(await probe.info('commandstats'))?.[1] ?? 0)
+        const before = await pings()
+        const stormed = Date.now()
+        const answers = await Promise.all(Array.from({ length: 50 }, () => status(`${a.url}/readyz`)))
+        const windows = Math.ceil((Date.now() - stormed) / REDIS_READY_REUSE_MS) + 1
+        expect(answers.every((code) => code === 200)).toBe(true)
+        expect((await pings()) - before).toBeLessThanOrEqual(windows)
+      } finally {
+        probe.disconnect()
+      }
       // The refused PATCH wrote nothing: the offset is what was acknowledged.
       expect(await offsetOf(onB)).toBe(acknowledged)
       await resume(onB, data)
