@@ -26,7 +26,8 @@ async function within(check: Promise<void>, ms: number): Promise<void> {
 
 /**
  * /healthz: the process answers. /readyz: the store takes writes and every other dependency answers (checked
- * on every call, so it is ready again by itself once the fault is gone), else 503 with the reason.
+ * afresh for every call but those that arrive while a check runs, so it is ready again by itself once the
+ * fault is gone), else 503 with the reason.
  */
 export function healthRoutes(
   backend: StoreBackend,
@@ -36,12 +37,20 @@ export function healthRoutes(
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' })
   })
+  // Probes that arrive while a check runs share its answer: a storm of them checks once.
+  let running: Promise<void> | undefined
+  const check = () => {
+    running ??= within(
+      Promise.all([backend.health(), ...checks.map((dependency) => dependency.check())]).then(() => undefined),
+      readyTimeoutMs,
+    ).finally(() => {
+      running = undefined
+    })
+    return running
+  }
   router.get('/readyz', async (_req, res) => {
     try {
-      await within(
-        Promise.all([backend.health(), ...checks.map((dependency) => dependency.check())]).then(() => undefined),
-        readyTimeoutMs,
-      )
+      await check()
       res.json({ status: 'ready' })
     } catch (error) {
       res
