@@ -18,6 +18,7 @@ import { finishedIndexOf } from './listing/finishedIndex.js'
 import type { Logger } from './logger.js'
 import { Metrics, metricsRoute } from './metrics.js'
 import { trustsHop } from './proxyTrust.js'
+import { redisReadiness } from './redisReadiness.js'
 import { securityHeadersOutside } from './securityHeaders.js'
 import { composeStorage } from './storage/compose.js'
 import type { Sweeper } from './storage/sweeper.js'
@@ -85,7 +86,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   app.use(accessLog(logger))
   app.use(metrics.middleware())
   app.use(securityHeadersOutside(config.TUS_PATH))
-  app.use(healthRoutes(store))
+  const redisReady = config.REDIS_URL ? redisReadiness(config.REDIS_URL) : undefined
+  app.use(healthRoutes(store, { checks: redisReady ? [redisReady] : [] }))
   if (config.METRICS) app.use(metricsRoute(config, metrics))
   const access = accessControl(config, store.datastore, logger)
   if (config.WEB_UI) app.use(webUi(config, store, access.authenticate, finished))
@@ -127,7 +129,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     async close() {
       await sweeper.stop()
       await hooks?.close()
-      await Promise.all([storage.close(), limits.close(), idempotency?.close()])
+      await Promise.all([storage.close(), limits.close(), idempotency?.close(), redisReady?.close()])
     },
   }
 }

@@ -207,7 +207,12 @@ export class AzureDatastore extends AzureStore {
           rest = rest.subarray(take)
           if (pendingBytes === this.blockSize) {
             storeFailed = true
-            await append()
+            // The body ends with the store's failure: leaving the loop would end it with a bare AbortError,
+            // which would pass for the cause.
+            await append().catch((error) => {
+              stream.destroy(error)
+              throw error
+            })
             storeFailed = false
           }
         }

@@ -2,7 +2,7 @@ import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-bl
 import type { StoreModule } from '../types.js'
 import { AzureDatastore, azureErrorCode } from './AzureDatastore.js'
 
-// Readiness answers within this even when the account does not (the SDK retries for much longer).
+// Readiness answers within this even when the account does not.
 const HEALTH_TIMEOUT_MS = 5_000
 const STARTUP_TIMEOUT_MS = 30_000
 
@@ -13,12 +13,35 @@ export interface AzureStoreSettings {
   account: { connectionString: string } | { name: string; key: string; endpoint?: string }
   /** Unfinished uploads expire this long after creation; 0: never. */
   expiresAfterMs: number
+  /** How the SDK retries a request that failed (unreachable, 500, 503); absent: DEFAULT_AZURE_RETRY. */
+  retry?: AzureRetry
 }
 
-export function azureServiceClient({ account }: Pick<AzureStoreSettings, 'account'>): BlobServiceClient {
-  if ('connectionString' in account) return BlobServiceClient.fromConnectionString(account.connectionString)
+/** Tries of one request, spaced as the SDK does: the n-th retry after (2^(n-1) - 1) × delayMs, at most maxDelayMs. */
+export interface AzureRetry {
+  tries: number
+  delayMs: number
+  maxDelayMs: number
+}
+
+/**
+ * The SDK's own (4 tries, 4 s apart and doubling) waits 16 s on an unreachable account before a request
+ * fails, and the client meanwhile; this waits 2 s (retryWaitMs), then the client is told 503 and retries itself.
+ */
+export const DEFAULT_AZURE_RETRY: AzureRetry = { tries: 4, delayMs: 500, maxDelayMs: 2_000 }
+
+/** The longest one request waits between its tries in all. */
+export function retryWaitMs({ tries, delayMs, maxDelayMs }: AzureRetry): number {
+  let total = 0
+  for (let retry = 1; retry < tries; retry++) total += Math.min((2 ** (retry - 1) - 1) * delayMs, maxDelayMs)
+  return total
+}
+
+export function azureServiceClient({ account, retry = DEFAULT_AZURE_RETRY }: Pick<AzureStoreSettings, 'account' | 'retry'>): BlobServiceClient {
+  const options = { retryOptions: { maxTries: retry.tries, retryDelayInMs: retry.delayMs, maxRetryDelayInMs: retry.maxDelayMs } }
+  if ('connectionString' in account) return BlobServiceClient.fromConnectionString(account.connectionString, options)
   const endpoint = account.endpoint ?? `https://${account.name}.blob.core.windows.net`
-  return new BlobServiceClient(endpoint, new StorageSharedKeyCredential(account.name, account.key))
+  return new BlobServiceClient(endpoint, new StorageSharedKeyCredential(account.name, account.key), options)
 }
 
 /** Uploads as append blobs in an Azure Storage container. */

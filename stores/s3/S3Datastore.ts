@@ -1,7 +1,9 @@
+import { createReadStream } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { Readable } from 'node:stream'
+import type { Part } from '@aws-sdk/client-s3'
 import { type MetadataValue, type Options, S3Store } from '@tus/s3-store'
-import type { Upload } from '@tus/utils'
-import { ERRORS } from '@tus/utils'
+import { ERRORS, Upload } from '@tus/utils'
 import { capabilities, dataStoreExtensions } from '../capabilities.js'
 import { asStoreError, StoreError } from '../errors.js'
 import { isExpired } from '../expiry.js'
@@ -11,9 +13,10 @@ import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { type PlannedPart, planParts, type Segment } from './concatPlan.js'
 import { useKeyPrefix } from './keyPrefix.js'
+import { consecutiveParts, incompleteCounts, STARTS_AT, sizeOf, writeParts } from './partWriter.js'
 import { PlacedKeys } from './placedKeys.js'
 import { observeRequests, type S3RequestObserver } from './requestObserver.js'
-import { isS3NotFound, s3ErrorKind } from './s3Errors.js'
+import { isCompleted, isS3NotFound, s3ErrorKind } from './s3Errors.js'
 
 /** How many uploads the listing reads at once (each is an info read, often cached, and a ListParts). */
 const LIST_BATCH = 16
@@ -85,25 +88,88 @@ export class S3Datastore extends S3Store {
     return metadata
   }
 
-  /** Upstream reports any failure to read the info as not found, an unreachable service too. */
+  /**
+   * Upstream reports any failure to read the info as not found, an unreachable service too. The offset is
+   * where the parts end without a gap, plus the incomplete part if it continues them (see STARTS_AT).
+   */
   override async getUpload(id: string): Promise<Upload> {
+    let metadata: MetadataValue
     try {
-      await this.getMetadata(id)
+      metadata = await this.getMetadata(id)
     } catch (error) {
       throw isS3NotFound(error) ? ERRORS.FILE_NOT_FOUND : asStoreError(error, s3ErrorKind)
     }
+    const { file } = metadata
     try {
-      return await super.getUpload(id)
+      const { partsSize, incomplete } = await this.progress(id)
+      return new Upload({ ...file, offset: partsSize + (incomplete?.size ?? 0) })
+    } catch (error) {
+      // The multipart upload is gone while its info is there: it was completed.
+      if (isCompleted(error)) return new Upload({ ...file, offset: file.size ?? 0 })
+      throw asStoreError(error, s3ErrorKind)
+    }
+  }
+
+  /**
+   * Upstream deletes the incomplete part before uploading its bytes again with the new ones, so a write that
+   * fails in between loses acknowledged bytes. Here it stays until they are stored (writeParts).
+   */
+  override async write(readable: Readable, id: string, _offset: number): Promise<number> {
+    try {
+      return await this.writeFrom(readable, id)
     } catch (error) {
       throw asStoreError(error, s3ErrorKind)
     }
   }
 
-  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+  private async writeFrom(source: Readable, id: string): Promise<number> {
+    const metadata = await this.getMetadata(id)
+    const { parts, partsSize, incomplete } = await this.progress(id)
+    const head = incomplete && (await this.downloadIncompletePart(id))
+    const offset = await writeParts(
+      source,
+      {
+        offset: partsSize,
+        nextPart: parts.length + 1,
+        incomplete: head ? { size: head.size, read: () => head.createReader({ cleanUpOnEnd: true }) } : undefined,
+        size: metadata.file.size,
+        chunkSize: this.calcOptimalPartSize(metadata.file.size),
+        minPartSize: this.minPartSize,
+      },
+      {
+        permit: () => this.partUploadSemaphore.acquire(),
+        uploadPart: (partNumber, path) => this.uploadPart(metadata, createReadStream(path), partNumber),
+        putIncomplete: async (path, startsAt) => {
+          await this.client.putObject({
+            Bucket: this.bucketName,
+            Key: this.partKey(id, true),
+            Body: createReadStream(path),
+            Tagging: this.useCompleteTag('false'),
+            Metadata: { [STARTS_AT]: String(startsAt) },
+          })
+        },
+        dropIncomplete: () => this.deleteIncompletePart(id).catch(() => undefined),
+      },
+    ).finally(() => head && rm(head.path, { force: true }))
+    if (offset === metadata.file.size) {
+      await this.finishMultipartUpload(metadata, consecutiveParts(await this.retrieveParts(id)))
+      await this.completeMetadata(metadata.file)
+      await this.clearCache(id)
+    }
+    return offset
+  }
+
+  /** The parts without a gap, their size, and the incomplete part if it continues them. */
+  private async progress(id: string): Promise<{ parts: Part[]; partsSize: number; incomplete?: { size: number } }> {
+    const parts = consecutiveParts(await this.retrieveParts(id))
+    const partsSize = sizeOf(parts)
     try {
-      return await super.write(readable, id, offset)
+      const { ContentLength, Metadata } = await this.client.headObject({ Bucket: this.bucketName, Key: this.partKey(id, true) })
+      const counts = ContentLength !== undefined && ContentLength > 0 && incompleteCounts(partsSize, Metadata?.[STARTS_AT])
+      return { parts, partsSize, incomplete: counts ? { size: ContentLength } : undefined }
     } catch (error) {
-      throw asStoreError(error, s3ErrorKind)
+      if (isS3NotFound(error)) return { parts, partsSize }
+      throw error
     }
   }
 

@@ -32,6 +32,21 @@ export interface S3StoreSettings {
   onRequest?: S3RequestObserver
 }
 
+// A failed request reaches the core, which logs it once with its cause; the SDK would print it again (for
+// each broken PATCH, that a streaming request cannot be retried). Its other warnings (rare, such as
+// sockets at capacity) are worth seeing, so they stay.
+const REPEATED = /non-retryable streaming request/
+const quiet = () => {}
+const sdkLogger = {
+  trace: quiet,
+  debug: quiet,
+  info: quiet,
+  warn: (...content: unknown[]) => {
+    if (!REPEATED.test(String(content[0]))) console.warn(...content)
+  },
+  error: quiet,
+}
+
 /** Uploads as S3 multipart uploads, on AWS S3 or any compatible store (MinIO, Ceph, R2). */
 export const s3Store: StoreModule<S3StoreSettings> = {
   name: 's3',
@@ -62,6 +77,7 @@ export const s3Store: StoreModule<S3StoreSettings> = {
         // A socket for every part in flight, plus the SDK's default pool (50) for the other requests
         // (HeadObject, ListParts...), which would otherwise queue behind the parts.
         requestHandler: { httpAgent: { maxSockets: concurrentParts + 50 }, httpsAgent: { maxSockets: concurrentParts + 50 } },
+        logger: sdkLogger,
       },
     })
     return {

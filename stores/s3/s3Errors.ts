@@ -30,3 +30,9 @@ export function isS3NotFound(error: unknown): boolean {
   const { name, $metadata } = (error ?? {}) as S3Error
   return name === 'NoSuchKey' || name === 'NotFound' || name === 'NoSuchUpload' || $metadata?.httpStatusCode === 404
 }
+
+/** Listing the parts of a multipart upload that was completed (AWS answers NoSuchUpload, some others NoSuchKey). */
+export function isCompleted(error: unknown): boolean {
+  const { name, Code } = (error ?? {}) as S3Error
+  return [name, Code].some((code) => code === 'NoSuchUpload' || code === 'NoSuchKey')
+}

@@ -1,12 +1,14 @@
 import net from 'node:net'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { setTimeout as sleep } from 'node:timers/promises'
+import * as S3Commands from '@aws-sdk/client-s3'
 import { Upload } from '@tus/utils'
 import * as tus from 'tus-js-client'
 import { loadConfig } from '../../server/config.js'
 import { Metrics } from '../../server/metrics.js'
 import { composeStorage } from '../../server/storage/compose.js'
+import { consecutiveParts, incompleteCounts, sizeOf } from '../../stores/s3/partWriter.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import { type CephCluster, startCeph, tusgateS3Env } from '../helpers/ceph.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from '../helpers/http.js'
@@ -21,6 +23,13 @@ beforeAll(async () => {
 afterAll(() => ceph?.stop())
 
 const s3Env = (extra: Record<string, string> = {}) => tusgateS3Env(ceph, extra)
+
+/** HEAD's Upload-Offset (the answer must be 200). */
+async function offsetOf(url: string): Promise<number> {
+  const head = await request(url, { method: 'HEAD', headers: TUS })
+  expect(head.status).toBe(200)
+  return Number(head.headers['upload-offset'])
+}
 
 function upload(data: Buffer, options: tus.UploadOptions): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -101,6 +110,33 @@ describe('tusgate on S3 (Ceph radosgw)', () => {
     expect((await sha256OfDownload(url.toString())).sha).toBe(sha256(data))
   }, 60_000)
 
+  test('a second PATCH cut by the client before a whole part: the acknowledged incomplete part is never lost', async () => {
+    const data = randomData(9 * MiB, 16)
+    const url = new URL(await createUpload(server.url, { 'Upload-Length': data.length }))
+    expect((await patch(url.toString(), 0, data.subarray(0, MiB))).status).toBe(204)
+    const socket = net.connect(Number(url.port), '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(
+      `PATCH ${url.pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n` +
+        `Content-Type: application/offset+octet-stream\r\nUpload-Offset: ${MiB}\r\nContent-Length: ${data.length - MiB}\r\n\r\n`,
+    )
+    await new Promise<void>((resolve) => socket.write(data.subarray(MiB, 3 * MiB), () => resolve()))
+    socket.destroy()
+    // What arrived is stored (the body ends where the client went); HEAD never says less than was acknowledged.
+    const offsets: number[] = []
+    for (let i = 0; i < 100 && (offsets.length === 0 || server.app.core.writesInProgress > 0); i++) {
+      const head = await request(url.toString(), { method: 'HEAD', headers: TUS })
+      if (head.status === 200) offsets.push(Number(head.headers['upload-offset']))
+      await sleep(100)
+    }
+    expect(server.app.core.writesInProgress).toBe(0)
+    const kept = await offsetOf(url.toString())
+    expect(Math.min(...offsets, kept)).toBeGreaterThanOrEqual(MiB)
+    expect(kept).toBeLessThanOrEqual(3 * MiB)
+    expect((await patch(url.toString(), kept, data.subarray(kept))).status).toBe(204)
+    expect(await sha256OfDownload(url.toString())).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
+  }, 60_000)
+
   test('deferred length, declared with the last PATCH', async () => {
     const data = randomData(6 * MiB, 14)
     const url = await createUpload(server.url, { 'Upload-Defer-Length': 1 })
@@ -131,6 +167,93 @@ describe('tusgate on S3 (Ceph radosgw)', () => {
     const id = url.split('/').pop() as string
     expect((listed.Contents ?? []).filter((o) => o.Key?.includes(id)).map((o) => o.Key)).toEqual([])
   })
+})
+
+describe('what the offset counts', () => {
+  test('the parts from 1 without a gap, in order; a part past a gap holds no offset', () => {
+    const parts = [5, 3, 1, 2].map((PartNumber) => ({ PartNumber, Size: PartNumber * 10 }))
+    expect(consecutiveParts(parts).map((p) => p.PartNumber)).toEqual([1, 2, 3])
+    expect(sizeOf(consecutiveParts(parts))).toBe(60)
+    expect(consecutiveParts([{ PartNumber: 2, Size: 1 }])).toEqual([])
+  })
+  test('the incomplete part only where the parts end (or, written before that was recorded, always)', () => {
+    expect(incompleteCounts(5 * MiB, String(5 * MiB))).toBe(true)
+    expect(incompleteCounts(5 * MiB, '0')).toBe(false)
+    expect(incompleteCounts(5 * MiB, String(10 * MiB))).toBe(false)
+    expect(incompleteCounts(0, undefined)).toBe(true)
+  })
+})
+
+describe('acknowledged bytes of the incomplete part survive a write that fails (Ceph radosgw)', () => {
+  const { HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand } = S3Commands
+  let storage: Awaited<ReturnType<typeof composeStorage>>
+  let Bucket: string
+  beforeAll(async () => {
+    const env = await s3Env({ S3_KEY_PREFIX: 'cut/' })
+    Bucket = env.S3_BUCKET
+    storage = await composeStorage(loadConfig(env), { metrics: new Metrics(), logger: capturedLogger().logger })
+  })
+  afterAll(() => storage?.close())
+
+  /** An upload of `data` with its first MiB written: 1 MiB acknowledged, held as the incomplete part. */
+  async function begun(data: Buffer): Promise<string> {
+    const id = newUploadId()
+    await storage.datastore.create(new Upload({ id, size: data.length, offset: 0 }))
+    expect(await storage.datastore.write(Readable.from([data.subarray(0, MiB)]), id, 0)).toBe(MiB)
+    return id
+  }
+
+  /** A body the test cuts: what is written to it is read by the store, then it fails as a broken connection does. */
+  function cutBody() {
+    const body = new PassThrough()
+    return {
+      body,
+      send: async (bytes: Buffer, consumed: () => Promise<boolean>) => {
+        body.write(bytes)
+        for (let i = 0; i < 300 && !(await consumed()); i++) await sleep(100)
+        expect(await consumed()).toBe(true)
+        body.destroy(new Error('connection reset'))
+      },
+    }
+  }
+
+  async function parts(id: string) {
+    const { Uploads } = await ceph.client().send(new ListMultipartUploadsCommand({ Bucket, Prefix: `cut/${id}` }))
+    const UploadId = Uploads?.[0]?.UploadId
+    return (await ceph.client().send(new ListPartsCommand({ Bucket, Key: `cut/${id}`, UploadId }))).Parts ?? []
+  }
+
+  async function resumes(id: string, data: Buffer): Promise<void> {
+    const { offset } = await storage.datastore.getUpload(id)
+    expect(await storage.datastore.write(Readable.from([data.subarray(offset)]), id, offset)).toBe(data.length)
+    expect(sha256(await buffer(await storage.backend.download(id)))).toBe(sha256(data))
+  }
+
+  test('cut before a whole part is stored: the incomplete part stays, the offset stays at what was acknowledged', async () => {
+    const data = randomData(12 * MiB, 31)
+    const id = await begun(data)
+    const cut = cutBody()
+    const writing = storage.datastore.write(cut.body, id, MiB)
+    await cut.send(data.subarray(MiB, 3 * MiB), async () => cut.body.readableLength === 0)
+    await expect(writing).rejects.toThrow()
+    expect(await parts(id)).toEqual([])
+    expect((await storage.datastore.getUpload(id)).offset).toBe(MiB)
+    await resumes(id, data)
+  }, 60_000)
+
+  test('cut after a part holding the incomplete part was stored: that copy is stale and not counted twice', async () => {
+    const data = randomData(12 * MiB, 32)
+    const id = await begun(data)
+    const cut = cutBody()
+    const writing = storage.datastore.write(cut.body, id, MiB)
+    // 1 MiB + 5 MiB: part 1 (5 MiB, the incomplete part's bytes first), and 1 MiB that the cut drops.
+    await cut.send(data.subarray(MiB, 6 * MiB), async () => (await parts(id)).length === 1)
+    await expect(writing).rejects.toThrow()
+    const stale = await ceph.client().send(new HeadObjectCommand({ Bucket, Key: `cut/${id}.part` }))
+    expect(stale.ContentLength).toBe(MiB)
+    expect((await storage.datastore.getUpload(id)).offset).toBe(5 * MiB)
+    await resumes(id, data)
+  }, 60_000)
 })
 
 describe('expiry on S3 (Ceph radosgw)', () => {
