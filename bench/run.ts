@@ -321,8 +321,11 @@ interface RunResult {
   serverRssBeforeBytes?: number
   serverPeakRssBytes?: number
   serverHwmBytes?: number
-  /** Peak of the summed PSS of the server and its workers (shared pages counted once). */
-  serverPeakPssBytes?: number
+  /**
+   * Peak of the summed anonymous RSS of the server and its workers: its data (heap, buffers, stacks), not
+   * the executable and libraries mapped from disk, which each Node worker maps again.
+   */
+  serverPeakAnonBytes?: number
   benchPeakRssBytes?: number
   benchRssBeforeBytes?: number
   postMs?: number
@@ -399,7 +402,7 @@ function meter(server: ServerChild, { sampleBench = false } = {}) {
         serverRssBeforeBytes: serverRssBefore === undefined ? undefined : serverRssBefore * 1024,
         serverPeakRssBytes: rss.peakBytes,
         serverHwmBytes: rss.hwmBytes,
-        serverPeakPssBytes: rss.peakPssBytes,
+        serverPeakAnonBytes: rss.peakAnonBytes,
         benchPeakRssBytes: bench?.peakBytes,
         benchRssBeforeBytes: sampleBench ? benchRssBefore : undefined,
       }
@@ -1006,7 +1009,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       rssMB: median(ok.map((r) => Math.max(r.serverHwmBytes ?? 0, r.serverPeakRssBytes ?? 0) / 1e6)),
       rssMBWorst: Math.max(...ok.map((r) => Math.max(r.serverHwmBytes ?? 0, r.serverPeakRssBytes ?? 0) / 1e6)),
       rssIdleMB: median(ok.map((r) => (r.serverRssBeforeBytes ?? NaN) / 1e6)),
-      pssMB: median(ok.map((r) => (r.serverPeakPssBytes ?? NaN) / 1e6)),
+      anonMB: median(ok.map((r) => (r.serverPeakAnonBytes ?? NaN) / 1e6)),
       load1: median(runs.filter((r) => r.scenario === id).map((r) => r.load1Before)),
     }
   }
@@ -1105,7 +1108,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       uploadP99: median(c.map((x) => x.uploadMsP99)),
       xTusd: s.peer?.id !== 'tusd' ? ratio(s.id, `tusd/c${n}`) : undefined,
       rssXTusd: s.peer?.id !== 'tusd' ? ratio(s.id, `tusd/c${n}`, (x) => x.rssMB) : undefined,
-      pssXTusd: s.peer?.id !== 'tusd' ? ratio(s.id, `tusd/c${n}`, (x) => x.pssMB) : undefined,
+      anonXTusd: s.peer?.id !== 'tusd' ? ratio(s.id, `tusd/c${n}`, (x) => x.anonMB) : undefined,
       failureSamples: c.flatMap((x) => x.failureSamples).slice(0, 5),
     }
   })
@@ -1127,8 +1130,8 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       'upload p99 ms',
       'srv RSS MB idle/peak (worst)',
       'RSS x tusd',
-      'srv PSS MB peak',
-      'PSS x tusd',
+      'srv anon RSS MB peak',
+      'anon x tusd',
     ],
     conc.map((c) => [
       c.id,
@@ -1145,8 +1148,8 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
       f(c.uploadP99, 0),
       `${f(c.st.rssIdleMB, 0)} / ${f(c.st.rssMB, 0)} (${f(c.st.rssMBWorst, 0)})`,
       f(c.rssXTusd),
-      f(c.st.pssMB, 0),
-      f(c.pssXTusd),
+      f(c.st.anonMB, 0),
+      f(c.anonXTusd),
     ]),
     ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   )

@@ -18,7 +18,6 @@ import { finishedIndexOf } from './listing/finishedIndex.js'
 import type { Logger } from './logger.js'
 import { Metrics, metricsRoute } from './metrics.js'
 import { trustsHop } from './proxyTrust.js'
-import { redisReadiness } from './redisReadiness.js'
 import { securityHeadersOutside } from './securityHeaders.js'
 import { composeStorage } from './storage/compose.js'
 import type { Sweeper } from './storage/sweeper.js'
@@ -86,10 +85,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   app.use(accessLog(logger))
   app.use(metrics.middleware())
   app.use(securityHeadersOutside(config.TUS_PATH))
-  const redisReady = config.REDIS_URL ? redisReadiness(config.REDIS_URL) : undefined
+  // Loaded only with Redis: a process holds (and its collector walks) only the modules it uses.
+  const redisReady = config.REDIS_URL ? (await import('./redisReadiness.js')).redisReadiness(config.REDIS_URL) : undefined
   app.use(healthRoutes(store, { checks: redisReady ? [redisReady] : [] }))
   if (config.METRICS) app.use(metricsRoute(config, metrics))
-  const access = accessControl(config, store.datastore, logger)
+  const access = await accessControl(config, store.datastore, logger)
   if (config.WEB_UI) app.use(webUi(config, store, access.authenticate, finished))
 
   // No body parser anywhere near these routes: the handlers stream the raw request body.

@@ -126,7 +126,7 @@ function procStatus(pid: number): string | undefined {
 }
 
 /** A field of /proc/<pid>/status in kB (VmRSS, VmHWM), or undefined once the process is gone. */
-export function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
+export function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon'): number | undefined {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(procStatus(pid) ?? '')
   return match ? Number(match[1]) : undefined
 }
@@ -191,9 +191,8 @@ export function machineCpu(): { busy: number; total: number } {
 export class RssSampler {
   private timer: NodeJS.Timeout
   private peakKiB = 0
-  private peakPssKiB = 0
+  private peakAnonKiB = 0
   private processes = 1
-  private ticks = 0
   samples = 0
   constructor(
     private readonly pid: number,
@@ -208,33 +207,21 @@ export class RssSampler {
         this.samples++
         if (kib > this.peakKiB) this.peakKiB = kib
       }
-      // PSS walks the page tables: every fourth sample is enough for a peak, and perturbs less.
-      if (this.ticks++ % 4 === 0) {
-        const pss = tree.reduce((sum, p) => sum + (pssKiB(p) ?? 0), 0)
-        if (pss > this.peakPssKiB) this.peakPssKiB = pss
-      }
+      const anon = tree.reduce((sum, p) => sum + (p === process.pid ? 0 : (statusKiB(p, 'RssAnon') ?? 0)), 0)
+      if (anon > this.peakAnonKiB) this.peakAnonKiB = anon
     }
     sample()
     this.timer = setInterval(sample, everyMs)
   }
-  stop(): { peakBytes: number; hwmBytes: number | undefined; peakPssBytes: number; samples: number } {
+  stop(): { peakBytes: number; hwmBytes: number | undefined; peakAnonBytes: number; samples: number } {
     clearInterval(this.timer)
     const hwm = this.processes === 1 ? statusKiB(this.pid, 'VmHWM') : undefined
-    return { peakBytes: this.peakKiB * 1024, hwmBytes: hwm === undefined ? undefined : hwm * 1024, peakPssBytes: this.peakPssKiB * 1024, samples: this.samples }
-  }
-}
-
-/**
- * Proportional set size: resident pages, each shared page divided among the processes sharing it. Summed
- * over a server's processes it counts the Node binary and libraries its workers share once, where RSS
- * counts them once per process.
- */
-export function pssKiB(pid: number): number | undefined {
-  try {
-    const match = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))
-    return match ? Number(match[1]) : undefined
-  } catch {
-    return undefined
+    return {
+      peakBytes: this.peakKiB * 1024,
+      hwmBytes: hwm === undefined ? undefined : hwm * 1024,
+      peakAnonBytes: this.peakAnonKiB * 1024,
+      samples: this.samples,
+    }
   }
 }
 

@@ -11,7 +11,7 @@ import { typeAllowed } from '../limits/fileTypes.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 import { replyError, tusReply } from '../tus/reply.js'
-import { createVerifier, type Grant, InvalidToken } from './jwt.js'
+import type { Grant } from './jwt.js'
 
 export interface AccessControl {
   /** For everything under TUS_PATH, before the protocol guard: a valid bearer token, or 401 (OPTIONS is let through). */
@@ -45,8 +45,10 @@ function wholeHeader(value: string | undefined): number | undefined {
  * off), answers exactly as an unknown one: same status, headers and body, before any lock is taken or
  * byte written. With AUTH_MODE=none all three are pass-throughs.
  */
-export function accessControl(config: Config, datastore: DataStore, logger: Logger): AccessControl {
+export async function accessControl(config: Config, datastore: DataStore, logger: Logger): Promise<AccessControl> {
   if (config.AUTH_MODE !== 'jwt') return { authenticate: pass, uploads: pass, downloads: pass }
+  // jose loads only with AUTH_MODE=jwt: a process holds (and its collector walks) only the modules it uses.
+  const { createVerifier, InvalidToken } = await import('./jwt.js')
   const verify = createVerifier(config)
 
   const reply = (req: Request, res: Response, status: number, message: string, headers: Record<string, string> = {}) =>

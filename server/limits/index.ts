@@ -2,16 +2,13 @@ import type { DataStore } from '@tus/utils'
 import type { Request, RequestHandler, Response } from 'express'
 import type { RateLimiterAbstract } from 'rate-limiter-flexible'
 import { parseMetadata } from '../../stores/metadata.js'
-import { closeRedis, connectRedis, createRedisClient } from '../../stores/redis/client.js'
 import type { Config } from '../config.js'
 import { hasBody } from '../http/request.js'
 import type { Logger } from '../logger.js'
 import { requestContext } from '../requestContext.js'
 import { tusReply } from '../tus/reply.js'
 import { typeAllowed } from './fileTypes.js'
-import { contentProblem, peekBody } from './magicBytes.js'
 import { MemorySets, RedisSets } from './principalSets.js'
-import { rateLimiter, retryAfter } from './rateLimit.js'
 import { type Settle, unfinishedLimit } from './unfinished.js'
 
 export interface UploadLimits {
@@ -49,14 +46,19 @@ const filetypeOf = (req: Request): string | undefined => {
 export async function uploadLimits(config: LimitsConfig, datastore: DataStore, logger: Logger): Promise<UploadLimits> {
   const { CREATE_RATE_LIMIT_IP: perIp, CREATE_RATE_LIMIT_PRINCIPAL: perPrincipal, MAX_UNFINISHED_PER_PRINCIPAL: maxUnfinished } = config
   const shared = config.REDIS_URL !== undefined && (perIp !== undefined || perPrincipal !== undefined || maxUnfinished > 0)
-  const redis = shared ? createRedisClient(config, { connectionName: 'tusgate-limits' }) : undefined
-  if (redis) await connectRedis(redis, 5000)
+  // The Redis client, the rate limiter and file-type load only when a limit needs them: a process holds
+  // (and its collector walks) only the modules it uses.
+  const redisClient = shared ? await import('../../stores/redis/client.js') : undefined
+  const redis = redisClient?.createRedisClient(config, { connectionName: 'tusgate-limits' })
+  if (redis) await redisClient?.connectRedis(redis, 5000)
+  const rateLimits = perIp || perPrincipal ? await import('./rateLimit.js') : undefined
+  const magicBytes = config.MAGIC_BYTES_CHECK ? await import('./magicBytes.js') : undefined
   const prefix = `${config.REDIS_KEY_PREFIX}limits:`
   const rates: Array<{ limiter: RateLimiterAbstract; key: (req: Request) => string | undefined; who: string }> = []
-  if (perIp) rates.push({ limiter: rateLimiter(perIp, `${prefix}ip`, redis), key: (req) => req.ip, who: 'from this address' })
-  if (perPrincipal) {
+  if (rateLimits && perIp) rates.push({ limiter: rateLimits.rateLimiter(perIp, `${prefix}ip`, redis), key: (req) => req.ip, who: 'from this address' })
+  if (rateLimits && perPrincipal) {
     const key = () => requestContext.current()?.principal
-    rates.push({ limiter: rateLimiter(perPrincipal, `${prefix}principal`, redis), key, who: 'by this user' })
+    rates.push({ limiter: rateLimits.rateLimiter(perPrincipal, `${prefix}principal`, redis), key, who: 'by this user' })
   }
   const unfinished =
     maxUnfinished > 0 ? unfinishedLimit(maxUnfinished, redis ? new RedisSets(redis, `${prefix}unfinished:`) : new MemorySets(), datastore) : undefined
@@ -68,7 +70,7 @@ export async function uploadLimits(config: LimitsConfig, datastore: DataStore, l
     for (const { limiter, key, who } of rates) {
       const id = key(req)
       if (id === undefined) continue
-      const wait = await retryAfter(limiter, id).catch((error) => void degraded('creation rate', error))
+      const wait = await rateLimits?.retryAfter(limiter, id).catch((error) => void degraded('creation rate', error))
       if (wait !== undefined) return [wait, `Too many uploads created ${who}; retry in ${wait} s`]
     }
     return undefined
@@ -76,9 +78,10 @@ export async function uploadLimits(config: LimitsConfig, datastore: DataStore, l
 
   /** Whether the first bytes of the body fit `filetype`; answers 415 itself when not. Undefined when the client left. */
   const firstBytesFit = async (req: Request, res: Response, filetype: string): Promise<boolean | undefined> => {
-    const head = await peekBody(req)
+    if (!magicBytes) return true
+    const head = await magicBytes.peekBody(req)
     if (head === undefined) return undefined
-    const problem = await contentProblem(head, filetype, config.ALLOWED_TYPES)
+    const problem = await magicBytes.contentProblem(head, filetype, config.ALLOWED_TYPES)
     if (problem) tusReply(config, req, res, 415, problem)
     return problem === undefined
   }
@@ -130,7 +133,7 @@ export async function uploadLimits(config: LimitsConfig, datastore: DataStore, l
   return {
     uploads,
     async close() {
-      if (redis) await closeRedis(redis)
+      if (redis) await redisClient?.closeRedis(redis)
     },
   }
 }
