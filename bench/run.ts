@@ -202,8 +202,13 @@ const tusgateEnv = (extra: Record<string, string>) => ({ HOST: '127.0.0.1', LOG_
 const logOf = (label: string) => path.join(work, `${label}-${++runDirs}.log`)
 
 const TUSGATE_MAIN = process.env.TUSGATE_MAIN ?? 'dist/server/main.js'
+/** The Node flags of package.json's `start` script, so tusgate runs here as `npm start` runs it. */
+const START_FLAGS = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start as string)
+  .split(/\s+/)
+  .filter((word) => word.startsWith('--'))
 function startTusgate(label: string, env: Record<string, string>, nodeFlags: string[] = []): Promise<ServerChild> {
-  const args = TUSGATE_MAIN.endsWith('.ts') ? tsxArgs(TUSGATE_MAIN, nodeFlags) : [...nodeFlags, TUSGATE_MAIN]
+  const flags = [...START_FLAGS, ...nodeFlags]
+  const args = TUSGATE_MAIN.endsWith('.ts') ? tsxArgs(TUSGATE_MAIN, flags) : [...flags, TUSGATE_MAIN]
   return startServerChild(`tusgate (${label})`, args, tusgateEnv(env), logOf(label))
 }
 function startBaseline(dir: string, fsync: boolean): Promise<ServerChild> {

@@ -3,6 +3,7 @@ import { MemoryLocker } from '../stores/lockers/memory.js'
 import { serveLocks } from '../stores/lockers/primaryLocks.js'
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
+import { withRuntimeFlags } from './runtimeFlags.js'
 
 // Several processes on one port (WORKERS > 1), with the cluster module; each worker is a whole tusgate
 // (server/main.ts). The workers accept from the one listening socket themselves (SCHED_NONE), so the
@@ -39,6 +40,7 @@ export function workerCount(config: Config, logger: Logger): number {
  */
 export function runPrimary(config: Config, logger: Logger, count: number): void {
   cluster.schedulingPolicy = cluster.SCHED_NONE
+  cluster.setupPrimary({ execArgv: withRuntimeFlags(process.execArgv) })
   const locks = config.LOCKER === 'memory' ? new MemoryLocker(config.LOCK_TIMEOUT) : undefined
   const live = new Set<Worker>()
   let stopping = false

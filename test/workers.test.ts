@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { NODE_FLAGS } from '../server/runtimeFlags.js'
 import { createUpload, pacedPatch, request, sha256, TUS } from './helpers/http.js'
 import { processPool, type ServerProcess } from './helpers/servers.js'
 
@@ -163,4 +164,20 @@ test('SIGTERM stops every worker gracefully, and the primary exits 0', async () 
   const code = await server.stop('SIGTERM')
   expect(code).toBe(0)
   expect(server.output().match(/"message":"stopped"/g)).toHaveLength(2)
+}, 60_000)
+
+test('workers run with the runtime flags, which npm start and the image pass to a single process too', async () => {
+  const { server, workers } = await launchTwo(pool.newDir())
+  for (const pid of workers) {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    for (const flag of NODE_FLAGS) expect(argv).toContain(flag)
+  }
+  await server.stop('SIGTERM')
+  const root = path.join(import.meta.dirname, '..')
+  const start = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts.start as string
+  const cmd = /^CMD (.*)$/m.exec(readFileSync(path.join(root, 'Dockerfile'), 'utf8'))?.[1] ?? ''
+  for (const flag of NODE_FLAGS) {
+    expect(start.split(' ')).toContain(flag)
+    expect(JSON.parse(cmd)).toContain(flag)
+  }
 }, 60_000)
