@@ -6,6 +6,7 @@ import { Ajv, type ValidateFunction } from 'ajv'
 import ts from 'typescript'
 import { parse as parseYaml } from 'yaml'
 import { loadConfig } from '../server/config.js'
+import { NODE_FLAGS } from '../server/runtimeFlags.js'
 import { nginxConfig } from './helpers/nginx.js'
 import { ROOT, startServer } from './helpers/servers.js'
 
@@ -443,7 +444,7 @@ describe('Dockerfile', () => {
 
   test(`CMD runs the compiled entry (${entry}) that the build stage produced`, () => {
     const cmd = execForm(last(runtime, 'CMD')!.args)
-    expect(cmd).toEqual(['node', entry])
+    expect(cmd).toEqual(['node', ...NODE_FLAGS, entry])
     expect(entry).toBe('dist/server/main.js')
     // The runtime stage copies the build stage's outDir to <WORKDIR>/<outDir>, where CMD looks for it.
     const copies = all(runtime, 'COPY')
