@@ -233,15 +233,6 @@ function sharedSuite(name: string, subject: () => Subject) {
     let receiver: HookReceiver
     const servers: InProcessServer[] = []
     let prefix = 0
-    beforeAll(async () => {
-      redis = await startRedis()
-      receiver = await startHookReceiver()
-    })
-    afterAll(async () => {
-      for (const server of servers) await server.stop().catch(() => undefined)
-      await receiver?.stop()
-      await redis?.dispose()
-    })
     const start = async (store: Record<string, string>, keyPrefix: string, env: Record<string, string> = {}) => {
       const server = await startServer({
         ...store,
@@ -255,6 +246,20 @@ function sharedSuite(name: string, subject: () => Subject) {
       servers.push(server)
       return server
     }
+    beforeAll(async () => {
+      redis = await startRedis()
+      receiver = await startHookReceiver()
+      // A fresh Redis grants no lock for a while (stores/lockers/redis.ts): past that before any test, so
+      // that only the lock a test holds on purpose makes a request wait.
+      const warmUp = await start(await subject().store(), 'warm-up:', { LOCK_TIMEOUT: '30s' })
+      await createUpload(warmUp.url)
+      await warmUp.stop()
+    }, 60_000)
+    afterAll(async () => {
+      for (const server of servers) await server.stop().catch(() => undefined)
+      await receiver?.stop()
+      await redis?.dispose()
+    })
 
     test('two instances: the final is created on one, its last partial finishes on the other, which assembles it once', async () => {
       const store = await subject().store()
