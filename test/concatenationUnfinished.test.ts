@@ -286,6 +286,31 @@ function sharedSuite(name: string, subject: () => Subject) {
       await expectOnePostFinish(receiver, one.url, idOf(url))
     })
 
+    test('both partials finish at once, one on each instance: the final is assembled exactly once', async () => {
+      const store = await subject().store()
+      const keyPrefix = `race${++prefix}:`
+      const one = await start(store, keyPrefix)
+      const other = await start(store, keyPrefix)
+      const first = randomData(80_000, 41)
+      const second = randomData(60_000, 42)
+      const a = await partial(one.url, first.length)
+      const b = await partial(one.url, second.length)
+      const url = locationOf(one.url, await final(one.url, [a, b]))
+      await patched(a, 0, first.subarray(0, first.length - 1))
+      await patched(b, 0, second.subarray(0, second.length - 1))
+      await Promise.all([
+        patched(a, first.length - 1, first.subarray(first.length - 1)),
+        patched(b.replace(one.url, other.url), second.length - 1, second.subarray(second.length - 1)),
+      ])
+      const total = String(first.length + second.length)
+      const info = await head(url)
+      expect([info.headers['upload-offset'], info.headers['upload-length']]).toEqual([total, total])
+      expect((await sha256OfDownload(url)).sha).toBe(sha256(Buffer.concat([first, second])))
+      const assemblies = [one, other].flatMap((server) => server.logs.filter((line) => line.message === 'upload finished' && line.uploadId === idOf(url)))
+      expect(assemblies).toHaveLength(1)
+      await expectOnePostFinish(receiver, one.url, idOf(url))
+    })
+
     test('after a restart: the last partial finished while the assembly could not run (the final locked); the next instance assembles it on HEAD, once', async () => {
       const store = await subject().store()
       const keyPrefix = `restart${++prefix}:`

@@ -397,7 +397,8 @@ export class UploadCore {
     for (const finalId of finalIds) {
       try {
         const final = await this.uploadOrNone(finalId)
-        if (!final || complete(final)) await waiting.remove(partialId, finalId)
+        // One assembled, removed or expired (the sweep removes it) waits no more.
+        if (!final || complete(final) || isExpired(final, this.expiration)) await waiting.remove(partialId, finalId)
         else await this.settleFinal(caller, final)
       } catch (error) {
         // A final that failed (410: a partial gone, 413: too large) was logged as such; any other is tried again by its next HEAD.
