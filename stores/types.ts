@@ -59,6 +59,8 @@ export interface WaitingFinals {
   finalsOf(partialId: string): Promise<string[]>
   /** Drops one entry; one already gone is no error. */
   remove(partialId: string, finalId: string): Promise<void>
+  /** Every partial some final waits for (looked at once when the service starts). */
+  partials(): Promise<string[]>
 }
 
 /** What a storage back end gives the host. */

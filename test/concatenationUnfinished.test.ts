@@ -2,8 +2,9 @@
 // still uploading. The concatenation-unfinished cases of lua-tus-server's public compliance suite
 // (t/suite.t: OPTIONS, finals naming unfinished and deferred partials, HEAD, PATCH of a final, the
 // partials finished) reproduced over raw HTTP; HEAD as the partials progress; assembly exactly once with
-// post-finish once, when the last partial finishes on this instance, on another one (LOCKER=redis), or
-// after a restart; a partial removed before the final assembles.
+// post-finish once, when the last partial finishes on this instance, on another one (LOCKER=redis), on
+// both at once, or before a restart (assembled as the next instance starts), or on the final's HEAD; a
+// partial removed before the final assembles.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
@@ -195,6 +196,23 @@ function unfinishedSuite(name: string, subject: () => Subject) {
       expect((await head(a)).status).toBe(200)
     })
 
+    test('a final whose waiting entry was lost: the PATCH finishing its last partial does not find it, its HEAD assembles it, once', async () => {
+      const base = server.url
+      const a = await partial(base, 5)
+      const b = await partial(base, 5)
+      const url = locationOf(base, await final(base, [a, b]))
+      const id = idOf(url)
+      await patched(a, 0, 'hello')
+      await server.app.store.waitingFinals?.remove(idOf(b), id)
+      await patched(b, 0, 'world')
+      expect(server.logs.filter((line) => line.message === 'upload finished' && line.uploadId === id)).toHaveLength(0)
+      const info = await head(url)
+      expect([info.headers['upload-offset'], info.headers['upload-length']]).toEqual(['10', '10'])
+      expect((await request(url)).body.toString()).toBe('helloworld')
+      expect(server.logs.filter((line) => line.message === 'upload finished' && line.uploadId === id)).toHaveLength(1)
+      await expectOnePostFinish(receiver, base, id)
+    })
+
     test('repeats past twice the bytes uploaded, known only once the deferred partial finishes: the final is removed, the partial kept', async () => {
       const base = server.url
       const d = await partial(base)
@@ -311,7 +329,7 @@ function sharedSuite(name: string, subject: () => Subject) {
       await expectOnePostFinish(receiver, one.url, idOf(url))
     })
 
-    test('after a restart: the last partial finished while the assembly could not run (the final locked); the next instance assembles it on HEAD, once', async () => {
+    test('after a restart: the last partial finished while the assembly could not run (the final locked); the next instance assembles it as it starts, once', async () => {
       const store = await subject().store()
       const keyPrefix = `restart${++prefix}:`
       const before = await start(store, keyPrefix, { LOCK_TIMEOUT: '2s' })
@@ -335,6 +353,8 @@ function sharedSuite(name: string, subject: () => Subject) {
       expect(receiver.of('post-finish', id)).toHaveLength(0)
 
       const after = await start(store, keyPrefix, { LOCK_TIMEOUT: '10s' })
+      // No request asks for it: the start's look at the waiting finals assembles it.
+      await receiver.waitFor(() => receiver.of('post-finish', id).length > 0, 20_000, 'post-finish of the final')
       const again = url.replace(before.url, after.url)
       const info = await head(again)
       const total = String(first.length + second.length)

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, rm } from 'node:fs/promises'
+import { IncomingMessage } from 'node:http'
+import { Socket } from 'node:net'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -139,17 +141,20 @@ export function offsetMismatch(expected: number, provided: number): UploadError 
  */
 export class UploadCore {
   private readonly pending = new Set<Promise<unknown>>()
+  private startup?: Promise<void>
 
   constructor(private readonly deps: CoreDeps) {}
 
   /** Prepares what the core needs on disk (the checksum staging folder). */
   async start(): Promise<void> {
     if (!this.deps.abilities.truncate) await mkdir(this.deps.settings.stagingDir, { recursive: true })
+    // A final whose last partial finished just before a stop or a crash is assembled now, not at its next HEAD.
+    this.startup = this.completeAllWaiting()
   }
 
-  /** Resolves once no body write is in progress (shutdown waits for them). */
+  /** Resolves once no body write is in progress, nor the start's look at waiting finals (shutdown waits for them). */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.pending])
+    await Promise.allSettled([...this.pending, this.startup])
   }
 
   get writesInProgress(): number {
@@ -405,6 +410,18 @@ export class UploadCore {
         const { status } = toUploadError(error).error
         if (status !== 410 && status !== 413) logger.warn('cannot complete a final upload', { requestId: caller.record.requestId, uploadId: finalId, error })
       }
+    }
+  }
+
+  /** Every final waiting for a partial, assembled if its partials all finished: at start, in the background, for no request. */
+  private async completeAllWaiting(): Promise<void> {
+    const { abilities, logger } = this.deps
+    if (!abilities.waiting) return
+    const caller: Caller = { req: new IncomingMessage(new Socket()), record: { requestId: 'start', bytes: 0 } }
+    try {
+      for (const id of await abilities.waiting.partials()) await this.completeWaiting(caller, id)
+    } catch (error) {
+      logger.error('cannot look at the finals waiting for partial uploads', { error })
     }
   }
 

@@ -14,6 +14,11 @@ export function fileWaitingFinals(directory: string): WaitingFinals {
     if (!isUploadId(partialId) || !isUploadId(finalId)) throw ERRORS.FILE_NOT_FOUND
     return path.join(folder, `${partialId}.${finalId}`)
   }
+  const entries = () =>
+    readdir(folder).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return []
+      throw error
+    })
   return {
     async add(partialId, finalId) {
       const file = entry(partialId, finalId)
@@ -21,12 +26,11 @@ export function fileWaitingFinals(directory: string): WaitingFinals {
       await (await open(file, 'w')).close()
     },
     async finalsOf(partialId) {
-      const names = await readdir(folder).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT') return []
-        throw error
-      })
       const prefix = `${partialId}.`
-      return names.filter((name) => name.startsWith(prefix)).map((name) => name.slice(prefix.length))
+      return (await entries()).filter((name) => name.startsWith(prefix)).map((name) => name.slice(prefix.length))
+    },
+    async partials() {
+      return [...new Set((await entries()).map((name) => name.split('.')[0]).filter(isUploadId))]
     },
     async remove(partialId, finalId) {
       await rm(entry(partialId, finalId), { force: true })

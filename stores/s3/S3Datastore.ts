@@ -293,18 +293,25 @@ export class S3Datastore extends S3Store {
     },
     finalsOf: async (partialId) => {
       const prefix = waitingKey(partialId, '')
-      const finals: string[] = []
-      let ContinuationToken: string | undefined
-      do {
-        const page = await this.client.listObjectsV2({ Bucket: this.bucketName, Prefix: prefix, ContinuationToken })
-        for (const { Key } of page.Contents ?? []) if (Key?.startsWith(prefix)) finals.push(Key.slice(prefix.length))
-        ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
-      } while (ContinuationToken)
-      return finals
+      return (await this.keysUnder(prefix)).map((key) => key.slice(prefix.length))
     },
+    // Every object is listed: the entries have no common prefix of their own.
+    partials: async () => [...new Set((await this.keysUnder('')).filter((key) => key.includes(WAITING)).map((key) => key.split('.')[0]))].filter(isUploadId),
     remove: async (partialId, finalId) => {
       await this.client.deleteObject({ Bucket: this.bucketName, Key: waitingKey(partialId, finalId) })
     },
+  }
+
+  /** The keys (without the key prefix) of the objects whose key starts with `prefix`. */
+  private async keysUnder(prefix: string): Promise<string[]> {
+    const keys: string[] = []
+    let ContinuationToken: string | undefined
+    do {
+      const page = await this.client.listObjectsV2({ Bucket: this.bucketName, Prefix: prefix, ContinuationToken })
+      for (const { Key } of page.Contents ?? []) if (Key?.startsWith(prefix)) keys.push(Key)
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (ContinuationToken)
+    return keys
   }
 
   private async fillPart(finalId: string, UploadId: string, PartNumber: number, part: PlannedPart): Promise<string | undefined> {

@@ -118,6 +118,7 @@ export function storeContract(name: string, make: (expirationMs: number) => Prom
       await waitingFinals.remove(a, final1)
       expect(await waitingFinals.finalsOf(a)).toEqual([final2])
       expect(await waitingFinals.finalsOf(b)).toEqual([final1])
+      expect(await waitingFinals.partials()).toEqual(expect.arrayContaining([a, b]))
       await expect(datastore.getUpload(a)).rejects.toMatchObject({ status_code: 404 })
       await expect(waitingFinals.add('../x', final1)).rejects.toMatchObject({ status_code: 404 })
       expect(await subject.backend.orphans?.(0)).not.toEqual(expect.arrayContaining([expect.objectContaining({ id: a })]))
