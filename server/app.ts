@@ -55,6 +55,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     abilities: {
       truncate: store.truncate?.bind(store),
       concatenate: store.concatenate?.bind(store),
+      waiting: capabilities.concatenationUnfinished ? store.waitingFinals : undefined,
       deferLength: capabilities.creationDeferLength,
       termination: capabilities.termination,
       placement: capabilities.placement || undefined,

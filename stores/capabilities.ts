@@ -19,6 +19,7 @@ export function capabilities(supported: Partial<StoreCapabilities>): StoreCapabi
     termination: false,
     expiresAfterMs: 0,
     concatenation: false,
+    concatenationUnfinished: false,
     truncate: false,
     listing: false,
     maxSize: 0,

@@ -20,6 +20,8 @@ export interface StoreCapabilities {
   readonly expiresAfterMs: number
   /** Final uploads are assembled from finished partial ones (concatenation): `concatenate` exists. */
   readonly concatenation: boolean
+  /** A final upload may name partial ones still uploading (concatenation-unfinished): `waitingFinals` exists. */
+  readonly concatenationUnfinished: boolean
   /** Bytes past an offset can be taken back: `truncate` exists, so a checksummed chunk can be written in place. */
   readonly truncate: boolean
   /** Finished uploads can be listed: `listFinished` exists. */
@@ -44,6 +46,21 @@ export interface Orphan {
   id: string
   key: string
   kind: 'data-without-info' | 'temporary-info' | 'multipart-upload' | 'incomplete-part' | 'patch-object'
+}
+
+/**
+ * Which final uploads wait for a partial upload (concatenation-unfinished), kept in the store so that
+ * every instance, and this one after a restart, finds them: one entry per pair, so that two finals
+ * naming one partial never race over a shared record.
+ */
+export interface WaitingFinals {
+  add(partialId: string, finalId: string): Promise<void>
+  /** The finals recorded as waiting for `partialId`; none for an unknown one. */
+  finalsOf(partialId: string): Promise<string[]>
+  /** Drops one entry; one already gone is no error. */
+  remove(partialId: string, finalId: string): Promise<void>
+  /** Every partial some final waits for (looked at once when the service starts). */
+  partials(): Promise<string[]>
 }
 
 /** What a storage back end gives the host. */
@@ -71,6 +88,8 @@ export interface StoreBackend {
    * the finished `partials`, in order, and leaves it finished. Present when `capabilities.concatenation`.
    */
   concatenate?(finalId: string, partials: Upload[]): Promise<void>
+  /** Where final uploads naming unfinished partials are recorded. Present when `capabilities.concatenationUnfinished`. */
+  waitingFinals?: WaitingFinals
   /**
    * Takes back the bytes an upload holds past `offset` (its offset is `offset` again), so a chunk that
    * fails its checksum can be written in place and discarded. Present when `capabilities.truncate`.

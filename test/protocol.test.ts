@@ -16,7 +16,17 @@ describe('tus 1.0.0 core and extensions over HTTP', () => {
       expect(res.headers['tus-resumable']).toBe('1.0.0')
       expect(res.headers['tus-max-size']).toBe(String(1_048_576))
       expect((res.headers['tus-extension'] as string).split(',').sort()).toEqual(
-        ['checksum', 'checksum-trailer', 'concatenation', 'creation', 'creation-defer-length', 'creation-with-upload', 'expiration', 'termination'].sort(),
+        [
+          'checksum',
+          'checksum-trailer',
+          'concatenation',
+          'concatenation-unfinished',
+          'creation',
+          'creation-defer-length',
+          'creation-with-upload',
+          'expiration',
+          'termination',
+        ].sort(),
       )
     })
   })

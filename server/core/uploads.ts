@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, rm } from 'node:fs/promises'
+import { IncomingMessage } from 'node:http'
+import { Socket } from 'node:net'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { type DataStore, type Lock, type Locker, Upload } from '@tus/utils'
 import { isExpired } from '../../stores/expiry.js'
+import type { WaitingFinals } from '../../stores/types.js'
 import { newUploadId } from '../../stores/uploadId.js'
 import type { Hooks } from '../hooks/index.js'
 import type { AccessMode } from '../hooks/types.js'
@@ -14,7 +17,7 @@ import type { Metrics } from '../metrics.js'
 import { type Feeder, type MeteredBody, meteredBodyOf } from './body.js'
 import { ERRORS, toUploadError, UploadError } from './errors.js'
 import { fingerprintOf, type IdempotencyKeys, scopedKey } from './idempotency.js'
-import { isFinalUpload, isPartialUpload, ownerOf, stampRecords } from './records.js'
+import { isFinalUpload, isPartialUpload, ownerOf, partialIdsOf, stampRecords } from './records.js'
 import { digestsOf, matches, type Representation } from './representation.js'
 import type { AppendRequest, BodyRequest, Caller, CreateRequest, Written } from './types.js'
 
@@ -24,6 +27,8 @@ export interface StoreAbilities {
   truncate?(id: string, offset: number): Promise<void>
   /** Fills a created final upload with its finished partials' bytes. */
   concatenate?(finalId: string, partials: Upload[]): Promise<void>
+  /** Where finals naming unfinished partials are recorded (concatenation-unfinished); without it a final names finished partials only. */
+  waiting?: WaitingFinals
   /** The store supports uploads whose length comes later. */
   deferLength: boolean
   /** The store can remove uploads. */
@@ -91,6 +96,17 @@ const PROGRESS_INTERVAL = 1000
 
 const complete = (upload: Upload) => upload.size !== undefined && upload.offset === upload.size
 
+/** A final upload not assembled yet as HEAD shows it: the bytes contiguous from its start, its length once all its partials' are known. */
+function progressOf(final: Upload, partials: Upload[]): Upload {
+  let offset = 0
+  for (const partial of partials) {
+    offset += partial.offset
+    if (!complete(partial)) break
+  }
+  const known = partials.every(({ size }) => size !== undefined)
+  return new Upload({ ...final, offset, size: known ? partials.reduce((sum, { size }) => sum + (size ?? 0), 0) : undefined })
+}
+
 export function inconsistentLength(known: number, indicated: number): UploadError {
   return new UploadError(
     400,
@@ -125,17 +141,20 @@ export function offsetMismatch(expected: number, provided: number): UploadError 
  */
 export class UploadCore {
   private readonly pending = new Set<Promise<unknown>>()
+  private startup?: Promise<void>
 
   constructor(private readonly deps: CoreDeps) {}
 
   /** Prepares what the core needs on disk (the checksum staging folder). */
   async start(): Promise<void> {
     if (!this.deps.abilities.truncate) await mkdir(this.deps.settings.stagingDir, { recursive: true })
+    // A final whose last partial finished just before a stop or a crash is assembled now, not at its next HEAD.
+    this.startup = this.completeAllWaiting()
   }
 
-  /** Resolves once no body write is in progress (shutdown waits for them). */
+  /** Resolves once no body write is in progress, nor the start's look at waiting finals (shutdown waits for them). */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.pending])
+    await Promise.allSettled([...this.pending, this.startup])
   }
 
   get writesInProgress(): number {
@@ -170,6 +189,8 @@ export class UploadCore {
     const lock = await this.lock(caller, id, () => {})
     const upload = await this.deps.store.getUpload(id).finally(() => lock.unlock())
     if (isExpired(upload, this.expiration)) throw ERRORS.gone
+    // A final upload waiting for its partials: as far as they are, or assembled now if they all finished.
+    if (isFinalUpload(upload) && !complete(upload) && this.deps.abilities.waiting) return this.settleFinal(caller, upload)
     return upload
   }
 
@@ -225,7 +246,9 @@ export class UploadCore {
       await lock.unlock()
     }
     // Only the request that delivers the last byte finishes an upload (a repeated empty one does not).
-    return this.finish(caller, { ...written, finished: !wasComplete && complete(written.upload) })
+    const answer = await this.finish(caller, { ...written, finished: !wasComplete && complete(written.upload) })
+    if (answer.finished && isPartialUpload(answer.upload)) await this.completeWaiting(caller, id)
+    return answer
   }
 
   /** Removes an upload: pre-terminate may refuse; post-terminate is queued before the caller answers. Resolves with pre-terminate's headers. */
@@ -245,6 +268,8 @@ export class UploadCore {
     metrics.uploadsTerminated.inc()
     logger.info('upload terminated', { requestId: caller.record.requestId, uploadId: id })
     if (upload && hooks) await hooks.terminated(caller.req, upload)
+    // A final waiting for it can never be assembled now.
+    await this.completeWaiting(caller, id)
     return headers
   }
 
@@ -264,7 +289,13 @@ export class UploadCore {
     const { store, abilities, settings, logger } = this.deps
     if (!abilities.concatenate) throw ERRORS.noConcatenation
     const distinct = [...new Map(named.map((partial) => [partial.id, partial])).values()]
-    for (const partial of distinct) await this.checkAccess(caller, await this.partial(caller, partial), 'write')
+    const found = new Map<string, Upload>()
+    for (const partial of distinct) {
+      const upload = await this.partial(caller, partial, abilities.waiting !== undefined)
+      await this.checkAccess(caller, upload, 'write')
+      found.set(partial.id, upload)
+    }
+    if (![...found.values()].every(complete)) return this.createWaiting(caller, named, found, metadata, concat, stored)
 
     const ids = distinct.map(({ id }) => id)
     const partialLocks = await this.lockAll(caller, ids)
@@ -272,13 +303,7 @@ export class UploadCore {
       const checked = new Map<string, Upload>()
       for (const partial of distinct) checked.set(partial.id, await this.partial(caller, partial))
       const partials = named.map(({ id }) => checked.get(id) as Upload)
-      const size = partials.reduce((sum, { size }) => sum + (size ?? 0), 0)
-      const uploaded = [...checked.values()].reduce((sum, { size }) => sum + (size ?? 0), 0)
-      // Repeats may not turn a few bytes uploaded into many written.
-      if (size > REPEAT_FACTOR * uploaded)
-        throw new UploadError(413, `A final upload may be at most ${REPEAT_FACTOR} times the bytes of the partial uploads it names`)
-      if (settings.maxSize > 0 && size > settings.maxSize) throw ERRORS.tooLarge
-      if (caller.maxSize !== undefined && size > caller.maxSize) throw new UploadError(413, `This token allows uploads of at most ${caller.maxSize} bytes`)
+      const size = this.finalSize(partials, caller.maxSize)
 
       const upload = new Upload({ id: newUploadId(), size, offset: 0, metadata })
       const headers = await this.prepare(caller, upload, concat)
@@ -304,6 +329,195 @@ export class UploadCore {
       return await this.finish(caller, { upload, finished: true, overflowed: false, headers })
     } finally {
       await Promise.allSettled(partialLocks.map((lock) => lock.unlock()))
+    }
+  }
+
+  /** A final upload's length, the sum of its partials' (known), within the limits: repeats, MAX_SIZE, the token's `maxSize`. */
+  private finalSize(partials: Upload[], maxSize?: number): number {
+    const size = partials.reduce((sum, { size }) => sum + (size ?? 0), 0)
+    const uploaded = [...new Map(partials.map(({ id, size }) => [id, size ?? 0])).values()].reduce((sum, size) => sum + size, 0)
+    // Repeats may not turn a few bytes uploaded into many written.
+    if (size > REPEAT_FACTOR * uploaded)
+      throw new UploadError(413, `A final upload may be at most ${REPEAT_FACTOR} times the bytes of the partial uploads it names`)
+    if (this.deps.settings.maxSize > 0 && size > this.deps.settings.maxSize) throw ERRORS.tooLarge
+    if (maxSize !== undefined && size > maxSize) throw new UploadError(413, `This token allows uploads of at most ${maxSize} bytes`)
+    return size
+  }
+
+  /**
+   * concatenation-unfinished: a final upload naming partials still uploading. It is created empty (its
+   * length once every partial's is known) and recorded as waiting for each of its partials; the request
+   * that finishes the last of them assembles it, or a HEAD of it does. Its partials are not locked:
+   * that would cut the bodies being written to them.
+   */
+  private async createWaiting(
+    caller: Caller,
+    named: NamedPartial[],
+    found: Map<string, Upload>,
+    metadata: Upload['metadata'],
+    concat: string,
+    stored: (id: string) => void,
+  ): Promise<Written> {
+    const waiting = this.deps.abilities.waiting as WaitingFinals
+    const partials = named.map(({ id }) => found.get(id) as Upload)
+    const known = partials.every(({ size }) => size !== undefined)
+    const upload = new Upload({ id: newUploadId(), size: known ? this.finalSize(partials, caller.maxSize) : undefined, offset: 0, metadata })
+    const headers = await this.prepare(caller, upload, concat)
+    const finalLock = await this.lock(caller, upload.id, () => {})
+    try {
+      await this.deps.store.create(upload) // create-if-absent, as every creation
+      try {
+        for (const id of found.keys()) await waiting.add(id, upload.id)
+      } catch (error) {
+        await this.deps.store.remove(upload.id).catch(() => undefined)
+        await this.unlinkFinal(upload.id, [...found.keys()])
+        throw error
+      }
+      this.created(caller, upload)
+      stored(upload.id)
+    } finally {
+      await finalLock.unlock()
+    }
+    // A partial that finished before this final was recorded did not find it: it is completed here.
+    const { upload: now, assembled } = await this.completeFinal(caller, upload)
+    return this.finish(caller, { upload: now, finished: assembled, overflowed: false, headers })
+  }
+
+  /**
+   * The finals waiting for a partial upload that has just finished or been removed: each is assembled
+   * once all its partials finished, or fails once one is gone. A final's failure is logged, never the
+   * partial's request's.
+   */
+  private async completeWaiting(caller: Caller, partialId: string): Promise<void> {
+    const { logger, abilities } = this.deps
+    if (!abilities.waiting) return
+    const waiting = abilities.waiting
+    let finalIds: string[]
+    try {
+      finalIds = await waiting.finalsOf(partialId)
+    } catch (error) {
+      logger.error('cannot read the finals waiting for a partial upload', { requestId: caller.record.requestId, uploadId: partialId, error })
+      return
+    }
+    for (const finalId of finalIds) {
+      try {
+        const final = await this.uploadOrNone(finalId)
+        // One assembled, removed or expired (the sweep removes it) waits no more.
+        if (!final || complete(final) || isExpired(final, this.expiration)) await waiting.remove(partialId, finalId)
+        else await this.settleFinal(caller, final)
+      } catch (error) {
+        // A final that failed (410: a partial gone, 413: too large) was logged as such; any other is tried again by its next HEAD.
+        const { status } = toUploadError(error).error
+        if (status !== 410 && status !== 413) logger.warn('cannot complete a final upload', { requestId: caller.record.requestId, uploadId: finalId, error })
+      }
+    }
+  }
+
+  /** Every final waiting for a partial, assembled if its partials all finished: at start, in the background, for no request. */
+  private async completeAllWaiting(): Promise<void> {
+    const { abilities, logger } = this.deps
+    if (!abilities.waiting) return
+    const caller: Caller = { req: new IncomingMessage(new Socket()), record: { requestId: 'start', bytes: 0 } }
+    try {
+      for (const id of await abilities.waiting.partials()) await this.completeWaiting(caller, id)
+    } catch (error) {
+      logger.error('cannot look at the finals waiting for partial uploads', { error })
+    }
+  }
+
+  /** A waiting final as completeFinal finds it; pre-finish and post-finish go out when this call assembled it. */
+  private async settleFinal(caller: Caller, final: Upload): Promise<Upload> {
+    const { upload, assembled } = await this.completeFinal(caller, final)
+    if (assembled) await this.finish(caller, { upload, finished: true, overflowed: false, headers: {} })
+    return upload
+  }
+
+  /**
+   * A final upload not assembled yet, as far as its partials are: its offset the bytes contiguous from its
+   * start (the finished partials in front, then what the first unfinished one holds), its length once
+   * every partial's is known. Once all of them finished it is assembled here, under the locks of its
+   * partials and then its own (a creation's order), exactly once: a final found assembled under its lock
+   * is left as it is; `assembled` says this call did it. A partial gone or expired fails it (410).
+   */
+  private async completeFinal(caller: Caller, final: Upload): Promise<{ upload: Upload; assembled: boolean }> {
+    const ids = partialIdsOf(final) ?? []
+    const partials = await this.partialsOf(ids)
+    if (partials && !partials.every(complete)) return { upload: progressOf(final, partials), assembled: false }
+    // A failure needs the final's lock alone: the partials still there may be receiving bodies.
+    const partialLocks = partials ? await this.lockAll(caller, [...new Set(ids)]) : []
+    try {
+      const finalLock = await this.lock(caller, final.id, () => {})
+      try {
+        const upload = await this.deps.store.getUpload(final.id)
+        if (complete(upload)) return { upload, assembled: false }
+        const checked = await this.partialsOf(ids)
+        if (!checked) throw await this.failFinal(caller, upload)
+        if (!partials || !checked.every(complete)) return { upload: progressOf(upload, checked), assembled: false }
+        await this.fillWaiting(caller, upload, checked)
+        return { upload, assembled: true }
+      } finally {
+        await finalLock.unlock()
+      }
+    } finally {
+      await Promise.allSettled(partialLocks.map((lock) => lock.unlock()))
+    }
+  }
+
+  /** The partial uploads of `ids`, in order; undefined when one is gone or expired. */
+  private async partialsOf(ids: string[]): Promise<Upload[] | undefined> {
+    const read = new Map<string, Upload>()
+    for (const id of new Set(ids)) {
+      const upload = await this.uploadOrNone(id)
+      if (!upload || isExpired(upload, this.expiration)) return undefined
+      read.set(id, upload)
+    }
+    return ids.map((id) => read.get(id) as Upload)
+  }
+
+  /**
+   * Assembles a waiting final (its lock and its partials' held): its length declared if it was not
+   * known, the bytes filled. A final too large once every length is known fails. One the store could
+   * not fill stays, to be tried again by the next HEAD.
+   */
+  private async fillWaiting(caller: Caller, upload: Upload, partials: Upload[]): Promise<void> {
+    const { store, abilities, settings } = this.deps
+    let size: number
+    try {
+      size = this.finalSize(partials)
+    } catch (error) {
+      throw await this.failFinal(caller, upload, toUploadError(error).error)
+    }
+    if (upload.size === undefined) {
+      await store.declareUploadLength(upload.id, size)
+      upload.size = size
+    }
+    await abilities.concatenate?.(upload.id, partials)
+    upload.offset = size
+    const ids = [...new Set(partials.map(({ id }) => id))]
+    await this.unlinkFinal(upload.id, ids)
+    if (settings.removePartials) await this.removePartials(caller, ids)
+  }
+
+  /**
+   * Removes a final upload that can never be assembled (its lock held); post-terminate follows. Resolves
+   * with what its HEAD answers: 410, or `why`.
+   */
+  private async failFinal(caller: Caller, final: Upload, why?: UploadError): Promise<UploadError> {
+    const { store, hooks, logger } = this.deps
+    await store.remove(final.id)
+    await this.unlist(final.id)
+    await this.unlinkFinal(final.id, partialIdsOf(final) ?? [])
+    logger.info('final upload failed', { requestId: caller.record.requestId, uploadId: final.id, reason: why?.message ?? 'a partial upload is gone' })
+    await hooks?.terminated(caller.req, final)
+    return why ?? new UploadError(410, 'A partial upload of this final upload expired or was removed, so the final upload was removed')
+  }
+
+  /** Forgets that a final waits for its partials (assembled or removed); a failure leaves an entry that leads nowhere. */
+  private async unlinkFinal(finalId: string, partialIds: string[]): Promise<void> {
+    const waiting = this.deps.abilities.waiting
+    if (!waiting) return
+    for (const id of new Set(partialIds)) {
+      await waiting.remove(id, finalId).catch((error) => this.deps.logger.warn('cannot forget a waiting final', { uploadId: finalId, partial: id, error }))
     }
   }
 
@@ -362,8 +576,8 @@ export class UploadCore {
     return { upload, finished: false, overflowed: false, headers: {}, replayed: true }
   }
 
-  /** A partial upload the caller may use in a final one; a 400 naming it otherwise (unknown, expired and foreign alike). */
-  private async partial(caller: Caller, { id, url }: NamedPartial): Promise<Upload> {
+  /** A partial upload the caller may use in a final one (an `unfinished` one too); a 400 naming it otherwise (unknown, expired and foreign alike). */
+  private async partial(caller: Caller, { id, url }: NamedPartial, unfinished = false): Promise<Upload> {
     const unknown = new UploadError(400, `Partial upload not found: ${url}`)
     const upload = await this.visible(caller, id).catch((error) => {
       const { error: refusal } = toUploadError(error)
@@ -371,7 +585,7 @@ export class UploadCore {
     })
     if (isExpired(upload, this.expiration)) throw unknown
     if (!isPartialUpload(upload)) throw new UploadError(400, `Not a partial upload (created without Upload-Concat: partial): ${url}`)
-    if (!complete(upload)) throw new UploadError(400, `Partial upload not finished: ${url}`)
+    if (!unfinished && !complete(upload)) throw new UploadError(400, `Partial upload not finished: ${url}`)
     return upload
   }
 
@@ -407,6 +621,14 @@ export class UploadCore {
     stampRecords(upload, records)
     caller.record.uploadId = upload.id
     return headers
+  }
+
+  /** The upload, or undefined for an unknown one (any other failure of the store is thrown). */
+  private async uploadOrNone(id: string): Promise<Upload | undefined> {
+    return this.deps.store.getUpload(id).catch((error) => {
+      if (toUploadError(error).error.status === 404) return undefined
+      throw error
+    })
   }
 
   private created(caller: Caller, upload: Upload): void {

@@ -60,6 +60,7 @@ export class FileDatastore extends FileStore {
       termination: true,
       expiresAfterMs,
       concatenation: true,
+      concatenationUnfinished: true,
       truncate: true,
       listing: true,
       placement: 'Path',

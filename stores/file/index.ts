@@ -4,6 +4,7 @@ import path from 'node:path'
 import { ERRORS } from '@tus/utils'
 import type { StoreModule } from '../types.js'
 import { FileDatastore, type FileStoreSettings } from './FileDatastore.js'
+import { fileWaitingFinals } from './waitingFinals.js'
 
 export type { FileStoreSettings }
 
@@ -36,6 +37,7 @@ export const fileStore: StoreModule<FileStoreSettings> = {
       download: async (id, range) => files.readRange(id, range),
       listFinished: (limit, where) => files.finishedUploads(limit, where),
       concatenate: (finalId, partials) => files.concatenate(finalId, partials),
+      waitingFinals: fileWaitingFinals(directory),
       truncate: (id, offset) => files.truncate(id, offset),
       orphans: (graceMs) => files.orphans(graceMs),
       removeOrphan: (orphan, graceMs) => files.removeOrphan(orphan, graceMs),

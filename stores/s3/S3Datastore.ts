@@ -9,7 +9,7 @@ import { asStoreError, StoreError } from '../errors.js'
 import { isExpired } from '../expiry.js'
 import { finishedAmong } from '../listing.js'
 import { requestedPlace } from '../placement.js'
-import type { ByteRange, Orphan, StoreCapabilities } from '../types.js'
+import type { ByteRange, Orphan, StoreCapabilities, WaitingFinals } from '../types.js'
 import { isUploadId } from '../uploadId.js'
 import { type PlannedPart, planParts, type Segment } from './concatPlan.js'
 import { useKeyPrefix } from './keyPrefix.js'
@@ -49,6 +49,7 @@ export class S3Datastore extends S3Store {
       termination: true,
       expiresAfterMs: this.getExpiration(),
       concatenation: true,
+      concatenationUnfinished: true,
       listing: true,
       maxSize: this.maxUploadSize,
       placement: 'Key',
@@ -281,6 +282,38 @@ export class S3Datastore extends S3Store {
     await this.clearCache(finalId)
   }
 
+  /**
+   * Which finals wait for which partials (concatenation-unfinished): one empty object
+   * `<partial id>.waiting/<final id>` per pair, listed by its partial's prefix. No upload id has a '.',
+   * so these keys never name an upload's object, info or part.
+   */
+  readonly waitingFinals: WaitingFinals = {
+    add: async (partialId, finalId) => {
+      await this.client.putObject({ Bucket: this.bucketName, Key: waitingKey(partialId, finalId), Body: Buffer.alloc(0), ContentLength: 0 })
+    },
+    finalsOf: async (partialId) => {
+      const prefix = waitingKey(partialId, '')
+      return (await this.keysUnder(prefix)).map((key) => key.slice(prefix.length))
+    },
+    // Every object is listed: the entries have no common prefix of their own.
+    partials: async () => [...new Set((await this.keysUnder('')).filter((key) => key.includes(WAITING)).map((key) => key.split('.')[0]))].filter(isUploadId),
+    remove: async (partialId, finalId) => {
+      await this.client.deleteObject({ Bucket: this.bucketName, Key: waitingKey(partialId, finalId) })
+    },
+  }
+
+  /** The keys (without the key prefix) of the objects whose key starts with `prefix`. */
+  private async keysUnder(prefix: string): Promise<string[]> {
+    const keys: string[] = []
+    let ContinuationToken: string | undefined
+    do {
+      const page = await this.client.listObjectsV2({ Bucket: this.bucketName, Prefix: prefix, ContinuationToken })
+      for (const { Key } of page.Contents ?? []) if (Key?.startsWith(prefix)) keys.push(Key)
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (ContinuationToken)
+    return keys
+  }
+
   private async fillPart(finalId: string, UploadId: string, PartNumber: number, part: PlannedPart): Promise<string | undefined> {
     const target = { Bucket: this.bucketName, Key: finalId, UploadId, PartNumber }
     if ('copy' in part) {
@@ -408,4 +441,12 @@ export class S3Datastore extends S3Store {
     }
     return true
   }
+}
+
+const WAITING = '.waiting/'
+
+/** The key recording that final `finalId` waits for partial `partialId`; with '' the prefix of all of the partial's. */
+function waitingKey(partialId: string, finalId: string): string {
+  if (!isUploadId(partialId) || (finalId !== '' && !isUploadId(finalId))) throw ERRORS.FILE_NOT_FOUND
+  return `${partialId}${WAITING}${finalId}`
 }

@@ -88,6 +88,7 @@ export const s3Store: StoreModule<S3StoreSettings> = {
       download: (id, range) => datastore.readRange(id, range),
       listFinished: (limit, where) => datastore.finishedUploads(limit, where),
       concatenate: (finalId, partials) => datastore.concatenate(finalId, partials),
+      waitingFinals: datastore.waitingFinals,
       orphans: (graceMs) => datastore.orphans(graceMs),
       removeOrphan: (orphan) => datastore.removeOrphan(orphan),
       close: async () => {

@@ -3,8 +3,8 @@ import { isUploadId } from '../uploadId.js'
 
 /** S3's longest object key, in bytes (the key prefix included). */
 const MAX_KEY_BYTES = 1024
-/** The store's own objects: `<id>` (an upload's bytes), `<id>.info`, `<id>.part`. */
-const OWN_OBJECT = /^(.*?)(\.info|\.part)?$/
+/** The store's own objects: `<id>` (an upload's bytes), `<id>.info`, `<id>.part`, `<id>.waiting/<final id>`. */
+const OWN_OBJECT = /^(.*?)(\.info|\.part|\.waiting\/.*)?$/
 
 /**
  * Where hook-placed uploads' bytes are: their Key (under the key prefix) by upload id. An upload's key is

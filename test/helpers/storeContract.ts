@@ -41,6 +41,7 @@ export function storeContract(name: string, make: (expirationMs: number) => Prom
       const { capabilities } = backend
       expect(typeof backend.truncate === 'function').toBe(capabilities.truncate)
       expect(typeof backend.concatenate === 'function').toBe(capabilities.concatenation)
+      expect(backend.waitingFinals !== undefined).toBe(capabilities.concatenationUnfinished)
       expect(typeof backend.listFinished === 'function').toBe(capabilities.listing)
       expect(typeof backend.orphans === 'function').toBe(typeof backend.removeOrphan === 'function')
       expect(capabilities.expiresAfterMs).toBe(0)
@@ -103,6 +104,24 @@ export function storeContract(name: string, make: (expirationMs: number) => Prom
       expect(await datastore.write(Readable.from([Buffer.from('wxyz')]), id, 0)).toBe(4)
       const upload = await datastore.getUpload(id)
       expect(upload).toMatchObject({ size: 4, offset: 4 })
+    })
+
+    test('finals waiting for partials: one entry per pair, listed by partial, removed alone; none is an upload', async () => {
+      const { waitingFinals, datastore } = subject.backend
+      if (!waitingFinals) return
+      const [a, b, final1, final2] = [newUploadId(), newUploadId(), newUploadId(), newUploadId()]
+      expect(await waitingFinals.finalsOf(a)).toEqual([])
+      await Promise.all([waitingFinals.add(a, final1), waitingFinals.add(a, final2), waitingFinals.add(b, final1)])
+      expect((await waitingFinals.finalsOf(a)).sort()).toEqual([final1, final2].sort())
+      expect(await waitingFinals.finalsOf(b)).toEqual([final1])
+      await waitingFinals.remove(a, final1)
+      await waitingFinals.remove(a, final1)
+      expect(await waitingFinals.finalsOf(a)).toEqual([final2])
+      expect(await waitingFinals.finalsOf(b)).toEqual([final1])
+      expect(await waitingFinals.partials()).toEqual(expect.arrayContaining([a, b]))
+      await expect(datastore.getUpload(a)).rejects.toMatchObject({ status_code: 404 })
+      await expect(waitingFinals.add('../x', final1)).rejects.toMatchObject({ status_code: 404 })
+      expect(await subject.backend.orphans?.(0)).not.toEqual(expect.arrayContaining([expect.objectContaining({ id: a })]))
     })
 
     test('remove makes the upload unknown', async () => {

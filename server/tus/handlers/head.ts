@@ -1,6 +1,6 @@
 import { Metadata, type Upload } from '@tus/utils'
 import { expiresAt } from '../../../stores/expiry.js'
-import { concatOf, isFinalUpload, visibleMetadata } from '../../core/records.js'
+import { concatOf, visibleMetadata } from '../../core/records.js'
 import { callerOf } from '../../http/request.js'
 import { idOf, type TusDeps, type TusHandler } from '../deps.js'
 import { replyError, setTusHeaders } from '../reply.js'
@@ -16,8 +16,8 @@ export function headHandler({ config, core, logger }: TusDeps): TusHandler {
       return replyError(config, logger, req, res, error)
     }
     res.set('Cache-Control', 'no-store')
-    // A final upload has an offset only once it is assembled.
-    if (!isFinalUpload(upload) || upload.offset === upload.size) res.set('Upload-Offset', String(upload.offset))
+    // A final upload still waiting for its partials shows the bytes contiguous from its start (settle).
+    res.set('Upload-Offset', String(upload.offset))
     const concat = concatOf(upload)
     if (concat) res.set('Upload-Concat', concat)
     if (upload.sizeIsDeferred) res.set('Upload-Defer-Length', '1')
