@@ -9,6 +9,7 @@ type DeadLetter = OutboxEntry & { lastError: string }
 type StoredEntry = OutboxEntry & { lastError?: string }
 
 const ENTRY_FILE = /^[0-9a-f-]{36}\.json$/
+const TEMP_FILE = /^[0-9a-f-]{36}\.json\.tmp$/
 // Hook payloads carry the client's request headers (Authorization, Cookie): readable by tusgate's user only.
 const PRIVATE = { mode: 0o600, syncDirectory: true }
 
@@ -22,8 +23,10 @@ async function readEntries<T extends OutboxEntry>(directory: string): Promise<T[
   }
   const entries: T[] = []
   for (const name of names) {
-    // A leftover `.tmp` is a write that never completed: its add() never resolved, so nothing was promised.
     if (ENTRY_FILE.test(name)) entries.push(JSON.parse(await readFile(path.join(directory, name), 'utf8')) as T)
+    // A leftover `.tmp` is a write that never completed (nothing was promised, or the entry it was replacing
+    // is still there): read before this instance writes anything, so it is nobody's file any more.
+    else if (TEMP_FILE.test(name)) await unlink(path.join(directory, name)).catch(() => undefined)
   }
   return entries
 }
