@@ -74,8 +74,8 @@ export interface StoreBackend {
   offsetOf?(id: string): number
   /** Resolves when the store can take writes; rejects with the reason otherwise. */
   health(): Promise<void>
-  /** Unfinished uploads whose expiry has passed, for the sweep (which rechecks each under its lock). */
-  expiredUploadIds(): Promise<string[]>
+  /** Unfinished uploads whose expiry has passed by `now` (default: now), for the sweep (which rechecks each under its lock). */
+  expiredUploadIds(now?: number): Promise<string[]>
   /** The bytes of an upload, whole or a range of it. */
   download(id: string, range?: ByteRange): Promise<Readable>
   /**

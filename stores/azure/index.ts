@@ -64,7 +64,7 @@ export const azureStore: StoreModule<AzureStoreSettings> = {
       datastore,
       capabilities: datastore.capabilities,
       health: () => datastore.checkContainer(HEALTH_TIMEOUT_MS),
-      expiredUploadIds: () => datastore.expiredIds(),
+      expiredUploadIds: (now) => datastore.expiredIds(now),
       download: (id, range) => datastore.readRange(id, range),
       // The SDK holds no connection or timer that outlives a request.
       close: async () => {},

@@ -33,7 +33,7 @@ export const fileStore: StoreModule<FileStoreSettings> = {
         await writeFile(probe, 'ok')
         await rm(probe)
       },
-      expiredUploadIds: () => files.expiredIds(),
+      expiredUploadIds: (now) => files.expiredIds(now),
       download: async (id, range) => files.readRange(id, range),
       listFinished: (limit, where) => files.finishedUploads(limit, where),
       concatenate: (finalId, partials) => files.concatenate(finalId, partials),

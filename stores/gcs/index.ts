@@ -39,7 +39,7 @@ export function gcsBackend(bucket: Bucket, { expiresAfterMs }: Pick<GcsStoreSett
     datastore,
     capabilities: datastore.capabilities,
     health: () => datastore.checkBucket(HEALTH_TIMEOUT_MS),
-    expiredUploadIds: () => datastore.expiredIds(),
+    expiredUploadIds: (now) => datastore.expiredIds(now),
     download: async (id, range) => datastore.readRange(id, range),
     orphans: (graceMs) => datastore.orphans(graceMs),
     removeOrphan: (orphan, graceMs) => datastore.removeOrphan(orphan, graceMs),
