@@ -140,13 +140,14 @@ export class Metrics {
   }
 
   /** Open client connections of the HTTP server. */
-  openConnections(server: Server): void {
+  openConnections(servers: Server[]): void {
     new Gauge({
       name: `${PREFIX}open_connections`,
       help: 'Open client connections',
       registers: this.registers,
       async collect() {
-        this.set(await new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n ?? 0))))
+        const counts = servers.map((server) => new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n ?? 0))))
+        this.set((await Promise.all(counts)).reduce((sum, n) => sum + n, 0))
       },
     })
   }

@@ -22,10 +22,11 @@ export const readCertificate = ({ certFile, keyFile }: CertificateFiles) => ({ c
  * does not load (half written, or a key for another certificate while the renewal is under way) leaves
  * the current one in place.
  */
-export function watchCertificates(server: Server, files: CertificateFiles, logger: Logger, intervalMs = 1000): CertificateWatch {
+export function watchCertificates(servers: Server[], files: CertificateFiles, logger: Logger, intervalMs = 1000): CertificateWatch {
   const reload = () => {
     try {
-      server.setSecureContext(readCertificate(files))
+      const context = readCertificate(files)
+      for (const server of servers) server.setSecureContext(context)
       logger.info('TLS certificate loaded', { certFile: files.certFile })
       return true
     } catch (error) {

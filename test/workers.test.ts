@@ -181,3 +181,23 @@ test('workers run with the runtime flags, which npm start and the image pass to 
     expect(JSON.parse(cmd)).toContain(flag)
   }
 }, 60_000)
+
+/** Listening TCP sockets on a port, from /proc/net/tcp (state 0A). */
+function listeningSockets(port: number): number {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0')
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .filter((line) => {
+      const fields = line.trim().split(/\s+/)
+      return fields[1]?.endsWith(`:${hex}`) && fields[3] === '0A'
+    }).length
+}
+
+test('one process listens on several sockets of its port (accepting several connections per loop iteration)', async () => {
+  const single = await pool.launch(pool.newDir(), { WORKERS: '1' })
+  expect(listeningSockets(single.port)).toBe(4)
+  // Every socket answers: new connections spread over them.
+  for (let i = 0; i < 12; i++) expect((await request(`${single.url}/healthz`)).status).toBe(200)
+  await single.stop('SIGTERM')
+  expect(listeningSockets(single.port)).toBe(0)
+}, 60_000)
