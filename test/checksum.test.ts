@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
+import { tusgateS3Env, useCeph } from './helpers/ceph.js'
 import { CHECKSUM_ALGORITHMS, checksumHeader, corrupted, digestOf } from './helpers/checksum.js'
 import { createUpload, OFFSET_STREAM, patch, type RawResponse, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type InProcessServer, processPool, startServer } from './helpers/servers.js'
@@ -285,17 +285,13 @@ checksumSuite(
 boundedMemory('file store', async () => ({}))
 
 describe('on S3 (Ceph radosgw)', () => {
-  let ceph: CephCluster
-  beforeAll(async () => {
-    ceph = await startCeph()
-  }, 120_000)
-  afterAll(() => ceph?.stop())
+  const ceph = useCeph()
 
   // S3 cannot take bytes back: nothing reaches the bucket until a chunk is verified, so only HEAD and GET can tell.
   checksumSuite(
     'S3',
-    async () => startServer(await tusgateS3Env(ceph)),
+    async () => startServer(await tusgateS3Env(ceph())),
     () => undefined,
   )
-  boundedMemory('S3', () => tusgateS3Env(ceph))
+  boundedMemory('S3', () => tusgateS3Env(ceph()))
 })

@@ -7,7 +7,7 @@
 // partial removed before the final assembles.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
+import { tusgateS3Env, useCeph } from './helpers/ceph.js'
 import { type HookReceiver, startHookReceiver } from './helpers/hookReceiver.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type RedisServer, startRedis } from './helpers/redis.js'
@@ -382,12 +382,8 @@ unfinishedSuite('the file store', fileStore)
 sharedSuite('the file store', fileStore)
 
 describe('on S3 (Ceph radosgw)', () => {
-  let ceph: CephCluster
-  beforeAll(async () => {
-    ceph = await startCeph()
-  }, 120_000)
-  afterAll(() => ceph?.stop())
-  const s3 = (): Subject => ({ store: () => tusgateS3Env(ceph, { S3_KEY_PREFIX: 'uploads/' }) })
+  const ceph = useCeph()
+  const s3 = (): Subject => ({ store: () => tusgateS3Env(ceph(), { S3_KEY_PREFIX: 'uploads/' }) })
   unfinishedSuite('S3 (Ceph radosgw)', s3)
   sharedSuite('S3 (Ceph radosgw)', s3)
 })

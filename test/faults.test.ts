@@ -19,7 +19,7 @@ import { REDIS_READY_REUSE_MS } from '../server/redisReadiness.js'
 import { DEFAULT_AZURE_RETRY, retryWaitMs } from '../stores/azure/index.js'
 import { RedisUnavailableError } from '../stores/redis/client.js'
 import { type Azurite, startAzurite } from './helpers/azurite.js'
-import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
+import { tusgateS3Env, useCeph } from './helpers/ceph.js'
 import { startHookReceiver } from './helpers/hookReceiver.js'
 import { createUpload, pacedPatch, patch, type RawResponse, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { freePort, type RedisServer, startRedis } from './helpers/redis.js'
@@ -230,15 +230,11 @@ describe('disk full (file store on a 24 MiB tmpfs)', () => {
 // ---------------------------------------------------------------------------------------------------
 
 describe('S3 (Ceph radosgw) killed and restarted mid-PATCH', () => {
-  let ceph: CephCluster
-  beforeAll(async () => {
-    ceph = await startCeph()
-  }, 90_000)
-  afterAll(() => ceph?.stop())
+  const ceph = useCeph()
 
   // tusgate in its own process: under jest the SDK cannot tell Node's errors for errors (another realm) and wraps them.
   test('503 with Retry-After while radosgw is down; unready; resumes to an equal SHA-256 after its restart', async () => {
-    const server = await pool.launch(pool.newDir(), await tusgateS3Env(ceph))
+    const server = await pool.launch(pool.newDir(), await tusgateS3Env(ceph()))
     const data = randomData(24 * MiB, 24)
     const url = await createUpload(server.url, { 'Upload-Length': data.length })
     const id = idOf(url)
@@ -249,7 +245,7 @@ describe('S3 (Ceph radosgw) killed and restarted mid-PATCH', () => {
     const cut = pacedPatch(url, acknowledged, data.subarray(acknowledged), { piece: 256 * 1024, delayMs: 50, holdMs: 0 })
     await sleep(1_000)
     const killed = Date.now()
-    await ceph.gateway.kill()
+    await ceph().gateway.kill()
     const answer = await cut
     expectFault(answer, 503)
     const answeredIn = Date.now() - killed
@@ -267,7 +263,7 @@ describe('S3 (Ceph radosgw) killed and restarted mid-PATCH', () => {
     expect(server.output()).not.toMatch(/streaming request|@smithy|@aws-sdk/)
 
     const restarted = Date.now()
-    await ceph.gateway.start()
+    await ceph().gateway.start()
     const readyAfter = await until('/readyz after the restart', 30_000, async () => (await status(`${server.url}/readyz`)) === 200)
     // The acknowledged bytes past the last whole part (an incomplete part) stay until a part holding them is stored.
     const kept = await offsetOf(url)
@@ -281,7 +277,7 @@ describe('S3 (Ceph radosgw) killed and restarted mid-PATCH', () => {
   test('with upload info in Redis (REDIS_URL), Redis killed: 503 with Retry-After, then the upload resumes', async () => {
     const redis = await startRedis()
     try {
-      const server = await pool.launch(pool.newDir(), await tusgateS3Env(ceph, { REDIS_URL: redis.url }))
+      const server = await pool.launch(pool.newDir(), await tusgateS3Env(ceph(), { REDIS_URL: redis.url }))
       const data = randomData(6 * MiB, 7)
       const url = await createUpload(server.url, { 'Upload-Length': data.length })
       expect((await patch(url, 0, data.subarray(0, MiB))).status).toBe(204)

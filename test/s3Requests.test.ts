@@ -3,7 +3,7 @@ import { Upload } from '@tus/utils'
 import { s3Store } from '../stores/s3/index.js'
 import type { S3Request } from '../stores/s3/requestObserver.js'
 import { newUploadId } from '../stores/uploadId.js'
-import { type CephCluster, startCeph, tusgateS3Env } from './helpers/ceph.js'
+import { tusgateS3Env, useCeph } from './helpers/ceph.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { type InProcessServer, startServer } from './helpers/servers.js'
 
@@ -12,11 +12,7 @@ import { type InProcessServer, startServer } from './helpers/servers.js'
 const MiB = 1024 * 1024
 const PART = 5 * MiB // tusgateS3Env's S3_PART_SIZE
 
-let ceph: CephCluster
-beforeAll(async () => {
-  ceph = await startCeph()
-}, 120_000)
-afterAll(() => ceph?.stop())
+const ceph = useCeph()
 
 /** The sum of the samples of a metric of /metrics whose labels include `labels`, e.g. `operation="UploadPart"`. */
 function sum(text: string, name: string, labels: string): number {
@@ -34,11 +30,11 @@ describe('S3_CONCURRENT_PARTS', () => {
       requests.push({ operation, start: end - seconds * 1000, end })
     }
     const store = await s3Store.create({
-      bucket: await ceph.createBucket(),
-      region: ceph.region,
-      endpoint: ceph.endpoint,
+      bucket: await ceph().createBucket(),
+      region: ceph().region,
+      endpoint: ceph().endpoint,
       forcePathStyle: true,
-      credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey },
+      credentials: { accessKeyId: ceph().accessKeyId, secretAccessKey: ceph().secretAccessKey },
       partSize: PART,
       concurrentParts: 1,
       useTags: false,
@@ -73,7 +69,7 @@ describe('S3_CONCURRENT_PARTS', () => {
 describe('S3 request metrics on /metrics', () => {
   let server: InProcessServer
   beforeAll(async () => {
-    server = await startServer(await tusgateS3Env(ceph))
+    server = await startServer(await tusgateS3Env(ceph()))
   })
   afterAll(() => server?.stop())
   const scrape = async () => (await request(`${server.url}/metrics`)).body.toString()
@@ -101,7 +97,7 @@ describe('S3 request metrics on /metrics', () => {
     const url = await createUpload(server.url, { 'Upload-Length': 2 * MiB })
     expect((await patch(url, 0, data)).status).toBe(204)
     const before = await scrape()
-    await ceph.gateway.kill()
+    await ceph().gateway.kill()
     try {
       const head = await request(url, { method: 'HEAD', headers: TUS })
       expect(head.status).toBeGreaterThanOrEqual(500)
@@ -109,7 +105,7 @@ describe('S3 request metrics on /metrics', () => {
       expect(sum(after, 'tusgate_s3_request_errors_total', 'status="none"')).toBeGreaterThan(sum(before, 'tusgate_s3_request_errors_total', 'status="none"'))
       expect(sum(after, 'tusgate_s3_requests_total', '')).toBeGreaterThan(sum(before, 'tusgate_s3_requests_total', ''))
     } finally {
-      await ceph.gateway.start()
+      await ceph().gateway.start()
     }
   }, 60_000)
 })

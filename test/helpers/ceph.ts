@@ -1,4 +1,4 @@
-import type { CephCluster } from '../../scripts/ceph.js'
+import { type CephCluster, startCeph } from '../../scripts/ceph.js'
 
 export { type CephCluster, CephStartError, startCeph } from '../../scripts/ceph.js'
 
@@ -14,5 +14,21 @@ export async function tusgateS3Env(ceph: CephCluster, extra: Record<string, stri
     S3_FORCE_PATH_STYLE: 'true',
     S3_PART_SIZE: '5MB',
     ...extra,
+  }
+}
+
+/**
+ * A Ceph for the tests of the enclosing describe block (or file): started before them, stopped after.
+ * Call the returned function inside a test (or a later hook) for the running cluster.
+ */
+export function useCeph(): () => CephCluster {
+  let ceph: CephCluster | undefined
+  beforeAll(async () => {
+    ceph = await startCeph()
+  }, 120_000)
+  afterAll(() => ceph?.stop())
+  return () => {
+    if (!ceph) throw new Error('useCeph: Ceph starts in beforeAll; use it inside a test')
+    return ceph
   }
 }

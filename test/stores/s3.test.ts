@@ -10,19 +10,15 @@ import { Metrics } from '../../server/metrics.js'
 import { composeStorage } from '../../server/storage/compose.js'
 import { consecutiveParts, incompleteCounts, sizeOf } from '../../stores/s3/partWriter.js'
 import { newUploadId } from '../../stores/uploadId.js'
-import { type CephCluster, startCeph, tusgateS3Env } from '../helpers/ceph.js'
+import { tusgateS3Env, useCeph } from '../helpers/ceph.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from '../helpers/http.js'
 import { capturedLogger, type InProcessServer, startServer } from '../helpers/servers.js'
 
 const MiB = 1024 * 1024
 
-let ceph: CephCluster
-beforeAll(async () => {
-  ceph = await startCeph()
-}, 120_000)
-afterAll(() => ceph?.stop())
+const ceph = useCeph()
 
-const s3Env = (extra: Record<string, string> = {}) => tusgateS3Env(ceph, extra)
+const s3Env = (extra: Record<string, string> = {}) => tusgateS3Env(ceph(), extra)
 
 /** HEAD's Upload-Offset (the answer must be 200). */
 async function offsetOf(url: string): Promise<number> {
@@ -66,7 +62,9 @@ describe('tusgate on S3 (Ceph radosgw)', () => {
     const download = await sha256OfDownload(url)
     expect(download).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
     const id = url.split('/').pop() as string
-    const listed = await ceph.client().send(new (await import('@aws-sdk/client-s3')).ListObjectsV2Command({ Bucket: bucket }))
+    const listed = await ceph()
+      .client()
+      .send(new (await import('@aws-sdk/client-s3')).ListObjectsV2Command({ Bucket: bucket }))
     const keys = (listed.Contents ?? []).map((o) => o.Key)
     expect(keys).toContain(`uploads/${id}`)
     expect(keys).toContain(`uploads/${id}.info`)
@@ -152,7 +150,9 @@ describe('tusgate on S3 (Ceph radosgw)', () => {
     expect((await request(url, { method: 'DELETE', headers: TUS })).status).toBe(204)
     expect((await request(url)).status).toBe(404)
     const { ListObjectsV2Command } = await import('@aws-sdk/client-s3')
-    const listed = await ceph.client().send(new ListObjectsV2Command({ Bucket: bucket }))
+    const listed = await ceph()
+      .client()
+      .send(new ListObjectsV2Command({ Bucket: bucket }))
     const id = url.split('/').pop() as string
     expect((listed.Contents ?? []).filter((o) => o.Key?.includes(id))).toEqual([])
   })
@@ -163,7 +163,9 @@ describe('tusgate on S3 (Ceph radosgw)', () => {
     expect((await request(url, { method: 'DELETE', headers: TUS })).status).toBe(204)
     expect((await request(url, { method: 'HEAD', headers: TUS })).status).toBe(404)
     const { ListObjectsV2Command } = await import('@aws-sdk/client-s3')
-    const listed = await ceph.client().send(new ListObjectsV2Command({ Bucket: bucket }))
+    const listed = await ceph()
+      .client()
+      .send(new ListObjectsV2Command({ Bucket: bucket }))
     const id = url.split('/').pop() as string
     expect((listed.Contents ?? []).filter((o) => o.Key?.includes(id)).map((o) => o.Key)).toEqual([])
   })
@@ -218,9 +220,17 @@ describe('acknowledged bytes of the incomplete part survive a write that fails (
   }
 
   async function parts(id: string) {
-    const { Uploads } = await ceph.client().send(new ListMultipartUploadsCommand({ Bucket, Prefix: `cut/${id}` }))
+    const { Uploads } = await ceph()
+      .client()
+      .send(new ListMultipartUploadsCommand({ Bucket, Prefix: `cut/${id}` }))
     const UploadId = Uploads?.[0]?.UploadId
-    return (await ceph.client().send(new ListPartsCommand({ Bucket, Key: `cut/${id}`, UploadId }))).Parts ?? []
+    return (
+      (
+        await ceph()
+          .client()
+          .send(new ListPartsCommand({ Bucket, Key: `cut/${id}`, UploadId }))
+      ).Parts ?? []
+    )
   }
 
   async function resumes(id: string, data: Buffer): Promise<void> {
@@ -249,7 +259,9 @@ describe('acknowledged bytes of the incomplete part survive a write that fails (
     // 1 MiB + 5 MiB: part 1 (5 MiB, the incomplete part's bytes first), and 1 MiB that the cut drops.
     await cut.send(data.subarray(MiB, 6 * MiB), async () => (await parts(id)).length === 1)
     await expect(writing).rejects.toThrow()
-    const stale = await ceph.client().send(new HeadObjectCommand({ Bucket, Key: `cut/${id}.part` }))
+    const stale = await ceph()
+      .client()
+      .send(new HeadObjectCommand({ Bucket, Key: `cut/${id}.part` }))
     expect(stale.ContentLength).toBe(MiB)
     expect((await storage.datastore.getUpload(id)).offset).toBe(5 * MiB)
     await resumes(id, data)
@@ -284,7 +296,7 @@ describe('the sweep of leftovers on S3 (Ceph radosgw)', () => {
     const env = await s3Env({ S3_KEY_PREFIX: 'swept/', ORPHAN_GRACE_PERIOD: '0', UPLOAD_EXPIRES_AFTER: '0' })
     const metrics = new Metrics()
     const storage = await composeStorage(loadConfig(env), { metrics, logger: capturedLogger().logger })
-    const client = ceph.client()
+    const client = ceph().client()
     const Bucket = env.S3_BUCKET
     try {
       // An upload in progress, with an incomplete part: it must survive the sweep.
