@@ -61,8 +61,9 @@ export async function listen(config: Config, app: App, logger: Logger): Promise<
       })
     })
   // Sockets that share a port would as well share it with another tusgate started on it by mistake (same
-  // user): a plain bind first, so that one still fails with EADDRINUSE (and PORT=0 picks the port).
-  const port = count > 1 ? await bindable(config.HOST, config.PORT) : config.PORT
+  // user): a plain bind first, so that one still fails with EADDRINUSE. PORT=0 needs none: the kernel picks
+  // a port no socket shares, and a probe's port could be taken by a client's connection before it is bound.
+  const port = count > 1 && config.PORT !== 0 ? await bindable(config.HOST, config.PORT) : config.PORT
   await listenOn(servers[0], port)
   const bound = (servers[0].address() as AddressInfo).port
   await Promise.all(servers.slice(1).map((server) => listenOn(server, bound)))
