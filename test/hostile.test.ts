@@ -378,9 +378,18 @@ describe('request bodies per client address and in all (MAX_BODIES_PER_CLIENT, M
     const mine = await victim(server.url)
     const ids = await Promise.all(Array.from({ length: 8 }, async () => idOf(await createUpload(server.url, { 'Upload-Length': 1000 }))))
     const held = ids.slice(0, 3).map((id) => trickle(server.port, id, '127.0.0.2'))
+    /** Until the server is writing `count` bodies (bounded): the held ones took their places, whatever order it accepted them in. */
+    const writing = async (count: number) => {
+      let metrics = ''
+      for (let i = 0; i < 100 && !metrics.includes(`\ntusgate_uploads_in_progress ${count}\n`); i++) {
+        await sleep(50)
+        metrics = (await request(`${server.url}/metrics`)).body.toString()
+      }
+      expect(metrics).toContain(`\ntusgate_uploads_in_progress ${count}\n`)
+    }
     /** The answer to one more trickle, which must come at once (it is not read). */
     const refusal = async (id: string, from: string) => {
-      await sleep(200)
+      await writing(held.length)
       const { answer } = trickle(server.port, id, from)
       expect(await settlesWithin(answer, 5000)).toBe(true)
       const { status, headers } = await answer
@@ -414,8 +423,11 @@ describe('request bodies per client address and in all (MAX_BODIES_PER_CLIENT, M
     const mine = await victim(server.url)
     const ids = await Promise.all(Array.from({ length: 120 }, async () => idOf(await createUpload(server.url, { 'Upload-Length': 1000 }))))
     const trickles = ids.map((id, i) => trickle(server.port, id, `127.0.0.${2 + (i % 2)}`))
+    let refused = 0
+    for (const { answer } of trickles) void answer.then(() => refused++)
     try {
-      await sleep(1000)
+      // Bounded: until the refusals have come (the bodies were read in whatever order they were accepted).
+      for (let i = 0; i < 200 && refused <= 60; i++) await sleep(50)
       const url = await createUpload(server.url, { 'Upload-Length': 5 })
       expect((await patch(url, 0, 'hello')).status).toBe(204)
       expect((await request(url)).body.toString()).toBe('hello')
