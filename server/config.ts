@@ -1,4 +1,5 @@
 import { availableParallelism, tmpdir } from 'node:os'
+import path from 'node:path'
 import bytes from 'bytes'
 import ms from 'ms'
 import { z } from 'zod'
@@ -110,8 +111,10 @@ const schema = z.object({
   LOCK_TIMEOUT: duration.prefault('30s'),
   // How long a request asked to release its lock gets to finish before it is cut.
   LOCK_DRAIN_TIMEOUT: duration.prefault('3s'),
-  // A Redis lock lapses this long after its holder stops renewing it (a dead instance).
+  // A Redis or file lock lapses this long after its holder stops renewing it (a dead instance).
   LOCK_TTL: duration.refine((v) => v >= 1000, 'expected at least 1s').prefault('10s'),
+  // The file locker's folder, shared by the instances; default: `.locks` in FILE_DIR with the file store.
+  LOCK_DIR: z.string().min(1).optional(),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_KEY_PREFIX: z.string().default('tusgate:'),
   // Where a checksummed chunk waits until verified, on stores that cannot take bytes back (S3, Azure, GCS).
@@ -274,6 +277,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   missing(REQUIRED_BY_STORE[raw.STORE] ?? [], `STORE=${raw.STORE}`)
   missing(REQUIRED_BY_LOCKER[raw.LOCKER] ?? [], `LOCKER=${raw.LOCKER}`)
+  if (raw.LOCKER === 'file' && raw.STORE !== 'file') missing(['LOCK_DIR'], `LOCKER=file and STORE=${raw.STORE}`)
   if ((raw.S3_ACCESS_KEY_ID === undefined) !== (raw.S3_SECRET_ACCESS_KEY === undefined)) {
     throw new ConfigError('invalid S3_ACCESS_KEY_ID: give both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither')
   }
@@ -384,8 +388,16 @@ function gcsStoreSettings(config: Config): GcsStoreSettings {
 /** The locker the config names, with its settings. */
 export function lockerSettings(config: Config): LockerChoice {
   if (config.LOCKER === 'memory') return { name: 'memory', settings: { timeoutMs: config.LOCK_TIMEOUT } }
+  if (config.LOCKER === 'file') {
+    return { name: 'file', settings: { dir: lockDirectory(config), ttlMs: config.LOCK_TTL, timeoutMs: config.LOCK_TIMEOUT } }
+  }
   return {
     name: 'redis',
     settings: { url: config.REDIS_URL as string, keyPrefix: config.REDIS_KEY_PREFIX, ttlMs: config.LOCK_TTL, timeoutMs: config.LOCK_TIMEOUT },
   }
+}
+
+/** The file locker's folder: LOCK_DIR, else `.locks` in the file store's folder (a dot: never an upload's name). */
+export function lockDirectory(config: Config): string {
+  return config.LOCK_DIR ?? path.join(config.FILE_DIR, '.locks')
 }

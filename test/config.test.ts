@@ -312,6 +312,18 @@ describe('config: each store and locker gets its own settings', () => {
     expect(lockerSettings(shared)).toEqual({ name: 'redis', settings: { url: 'redis://r:6379', keyPrefix: 'x:', ttlMs: 4000, timeoutMs: 9000 } })
   })
 
+  test('the file locker: `.locks` in FILE_DIR by default, or LOCK_DIR, which another store requires', () => {
+    expect(lockerSettings(loadConfig({ LOCKER: 'file', FILE_DIR: '/srv/up', LOCK_TTL: '3s', LOCK_TIMEOUT: '7s' }))).toEqual({
+      name: 'file',
+      settings: { dir: '/srv/up/.locks', ttlMs: 3000, timeoutMs: 7000 },
+    })
+    expect(lockerSettings(loadConfig({ LOCKER: 'file', LOCK_DIR: '/shared/locks' })).settings).toMatchObject({ dir: '/shared/locks' })
+    expect(() => loadConfig({ LOCKER: 'file', STORE: 's3', S3_BUCKET: 'ups' })).toThrow('invalid LOCK_DIR: required when LOCKER=file and STORE=s3')
+    const s3 = loadConfig({ LOCKER: 'file', STORE: 's3', S3_BUCKET: 'ups', LOCK_DIR: '/shared/locks' })
+    expect(lockerSettings(s3)).toEqual({ name: 'file', settings: { dir: '/shared/locks', ttlMs: 10_000, timeoutMs: 30_000 } })
+    expect(() => loadConfig({ LOCKER: 'file', LOCK_TTL: '500ms' })).toThrow(/^invalid LOCK_TTL: /)
+  })
+
   test('Azure: a connection string, or an account name and key at an endpoint; GCS: its client options', () => {
     expect(storeSettings(loadConfig({ STORE: 'azure', AZURE_CONTAINER: 'box', AZURE_CONNECTION_STRING: 'UseDevelopmentStorage=true' }))).toEqual({
       name: 'azure',

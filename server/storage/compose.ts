@@ -4,7 +4,7 @@ import type { DataStore, Locker } from '@tus/utils'
 import { CachedUploads } from '../../stores/cachedUploads.js'
 import { openLocker, openStore, type StoreChoice } from '../../stores/registry.js'
 import type { StoreBackend, StoreCapabilities } from '../../stores/types.js'
-import { type Config, lockerSettings, storeSettings } from '../config.js'
+import { type Config, lockDirectory, lockerSettings, storeSettings } from '../config.js'
 import { outboxDirectory } from '../hooks/outbox/index.js'
 import { indexDirectory } from '../listing/finishedIndex.js'
 import type { Logger } from '../logger.js'
@@ -71,7 +71,9 @@ export async function composeStorage(config: Config, { metrics, logger }: Storag
 /** The file store told of the folders the service keeps in or near FILE_DIR, where no hook may place an upload. */
 function withKeptFolders(choice: StoreChoice, config: Config): StoreChoice {
   if (choice.name !== 'file') return choice
-  const kept = [outboxDirectory(config), indexDirectory(config), config.CHECKSUM_STAGING_DIR].map((folder) => path.resolve(folder))
+  const folders = [outboxDirectory(config), indexDirectory(config), config.CHECKSUM_STAGING_DIR]
+  if (config.LOCKER === 'file') folders.push(lockDirectory(config))
+  const kept = folders.map((folder) => path.resolve(folder))
   return { ...choice, settings: { ...choice.settings, kept } }
 }
 

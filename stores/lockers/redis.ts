@@ -3,6 +3,8 @@ import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils'
 import type { Redis } from 'ioredis'
 import { closeRedis, connectRedis, createRedisClient, RedisUnavailableError, redisTarget, whenReady } from '../redis/client.js'
 import type { LockerModule } from '../types.js'
+import { KeyedSets } from './keyedSets.js'
+import { jitter, Waiter } from './waiter.js'
 
 // A lock is the key `${prefix}lock:${id}` holding its holder's random token, set with NX and a TTL.
 // Every script touches one key and compares the token first, so a holder never extends or deletes
@@ -100,9 +102,9 @@ export class RedisLocker implements Locker {
   private readonly releaseChannel: string
   private readonly releasedChannel: string
   /** Locks this instance holds, by id. */
-  private readonly held = new Map<string, Set<RedisLock>>()
+  private readonly held = new KeyedSets<RedisLock>()
   /** Wake-ups of this instance's lock() calls waiting for an id. */
-  private readonly waiters = new Map<string, Set<() => void>>()
+  private readonly waiters = new KeyedSets<() => void>()
   private closed = false
   private subscribed?: Promise<void>
   /** No lock is granted before this time: LOCK_TTL after the Redis server started (see trust()). */
@@ -169,9 +171,9 @@ export class RedisLocker implements Locker {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    for (const locks of this.held.values()) for (const lock of locks) lock.stop()
+    for (const lock of this.held.all()) lock.stop()
     this.held.clear()
-    for (const wakes of this.waiters.values()) for (const wake of wakes) wake()
+    for (const wake of this.waiters.all()) wake()
     this.client.off('close', this.onConnectionLost)
     this.subscriber.off('message', this.onMessage)
     await Promise.all([closeRedis(this.client), closeRedis(this.subscriber)])
@@ -196,41 +198,26 @@ export class RedisLocker implements Locker {
   }
 
   addHeld(lock: RedisLock): void {
-    let locks = this.held.get(lock.id)
-    if (!locks) {
-      locks = new Set()
-      this.held.set(lock.id, locks)
-    }
-    locks.add(lock)
+    this.held.add(lock.id, lock)
   }
 
   removeHeld(lock: RedisLock): void {
-    const locks = this.held.get(lock.id)
-    if (!locks?.delete(lock)) return
-    if (locks.size === 0) this.held.delete(lock.id)
+    if (!this.held.delete(lock.id, lock)) return
     this.wake(lock.id)
   }
 
   addWaiter(id: string, wake: () => void): () => void {
-    let wakes = this.waiters.get(id)
-    if (!wakes) {
-      wakes = new Set()
-      this.waiters.set(id, wakes)
-    }
-    wakes.add(wake)
-    return () => {
-      wakes.delete(wake)
-      if (wakes.size === 0 && this.waiters.get(id) === wakes) this.waiters.delete(id)
-    }
+    this.waiters.add(id, wake)
+    return () => void this.waiters.delete(id, wake)
   }
 
   private wake(id: string): void {
-    for (const wake of this.waiters.get(id) ?? []) wake()
+    for (const wake of this.waiters.get(id)) wake()
   }
 
   private readonly onMessage = (channel: string, id: string) => {
     if (channel === this.releaseChannel) {
-      for (const lock of this.held.get(id) ?? []) lock.askToLetGo()
+      for (const lock of this.held.get(id)) lock.askToLetGo()
     } else if (channel === this.releasedChannel) {
       this.wake(id)
     }
@@ -240,7 +227,7 @@ export class RedisLocker implements Locker {
   // to let go now rather than at its next renewal.
   private readonly onConnectionLost = () => {
     this.trustedFrom = Number.POSITIVE_INFINITY
-    for (const locks of this.held.values()) for (const lock of locks) lock.askToLetGo()
+    for (const lock of this.held.all()) lock.askToLetGo()
   }
 }
 
@@ -428,38 +415,6 @@ class RedisLock implements Lock {
       .then(() => this.requestRelease?.())
       .catch(() => undefined)
   }
-}
-
-/** A sleep that a 'released' notice or an abort cuts short; a wake-up before the sleep is not lost. */
-class Waiter {
-  private pending = false
-  private resolve?: () => void
-
-  readonly fire = () => {
-    if (this.resolve) this.resolve()
-    else this.pending = true
-  }
-
-  wait(ms: number): Promise<void> {
-    if (this.pending) {
-      this.pending = false
-      return Promise.resolve()
-    }
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => done(), ms)
-      const done = () => {
-        clearTimeout(timer)
-        this.resolve = undefined
-        this.pending = false
-        resolve()
-      }
-      this.resolve = done
-    })
-  }
-}
-
-function jitter(ms: number): number {
-  return Math.round(ms * (0.5 + Math.random()))
 }
 
 export interface RedisLockerSettings {
