@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ERRORS, Upload } from '@tus/utils'
@@ -175,6 +175,28 @@ test('ERR_LOCK_TIMEOUT after the timeout and on an aborted signal; unlock withou
   await expect(holding.unlock()).rejects.toThrow('Releasing an unlocked lock!')
   await expect(makeLocker(dir).newLock('upload-t').unlock()).rejects.toThrow('Releasing an unlocked lock!')
 }, 20_000)
+
+test('the sweep removes what dead holders left once older than LOCK_TTL, and nothing fresh, held or still asked for', async () => {
+  const dir = lockDir()
+  const locker = makeLocker(dir)
+  const held = locker.newLock('held')
+  await held.lock(never(), noop)
+  const old = new Date(Date.now() - 5 * TTL)
+  const leftovers: Record<string, boolean> = {
+    'dead.lock': true, // its holder died and nobody resumed the upload
+    [`taken.lock.${'a'.repeat(32)}.aside`]: true, // a crash mid-takeover
+    'gone.release': true, // asked of a lock that is gone
+    'waiting.lock': false, // fresh: a live holder
+    'waiting.release': false, // old, but its lock is there
+  }
+  for (const name of Object.keys(leftovers)) {
+    await writeFile(path.join(dir, name), JSON.stringify({ token: 'x' }))
+    if (name !== 'waiting.lock') await utimes(path.join(dir, name), old, old)
+  }
+  expect(await locker.sweep()).toBe(3)
+  expect((await readdir(dir)).sort()).toEqual(['held.lock', 'waiting.lock', 'waiting.release'])
+  await held.unlock()
+})
 
 test('ids that are no plain file names get a file name of their own inside the folder', async () => {
   const dir = lockDir()

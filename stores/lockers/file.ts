@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { type FSWatcher, watch } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, readdir, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils'
 import type { LockerModule } from '../types.js'
@@ -13,6 +13,8 @@ const FIRST_POLL_MS = 10
 const LONGEST_POLL_MS = 250
 /** How often a holder looks for a release request, where the folder cannot be watched (a network file system). */
 const RELEASE_POLL_MS = 250
+/** How often the folder is swept of what crashed holders and abandoned uploads left (at least every LOCK_TTL). */
+const SWEEP_EVERY_MS = 10 * 60 * 1000
 
 const PLAIN_NAME = /^[A-Za-z0-9_-]{1,128}$/
 
@@ -45,22 +47,51 @@ export class FileLocker implements Locker {
   /** Wake-ups of this process's lock() calls waiting for a file name. */
   private readonly waiters = new KeyedSets<() => void>()
   private readonly watcher?: FSWatcher
+  private readonly sweeper: NodeJS.Timeout
   private closed = false
 
   constructor(readonly settings: FileLockerSettings) {
     this.refreshEveryMs = Math.max(1, Math.floor(settings.ttlMs / 3))
     this.tickMs = Math.min(RELEASE_POLL_MS, this.refreshEveryMs)
     this.watcher = this.watch()
+    this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), Math.max(SWEEP_EVERY_MS, settings.ttlMs))
+    this.sweeper.unref()
   }
 
   newLock(id: string): Lock {
     return new FileLock(this, fileNameOf(id))
   }
 
+  /**
+   * Removes what no holder refreshes any more, once older than the TTL: a dead holder's lock of an upload
+   * nobody resumed, a lock file set aside by a crash mid-takeover, a release request with no lock. A
+   * stale lock is judged again once set aside, as a takeover is, so a fresh one is never removed.
+   */
+  async sweep(): Promise<number> {
+    const { dir, ttlMs } = this.settings
+    let removed = 0
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const file = path.join(dir, name)
+      const age = await ageOf(file).catch(() => undefined)
+      if (age === undefined || age <= ttlMs) continue
+      if (name.endsWith('.lock')) {
+        if (await removeLockFileIf(file, (found) => found.ageMs > ttlMs).catch(() => false)) removed++
+      } else if (
+        name.endsWith('.aside') ||
+        (name.endsWith('.release') && (await ageOf(this.lockFile(name.slice(0, -'.release'.length))).catch(() => 0)) === undefined)
+      ) {
+        await rm(file, { force: true })
+        removed++
+      }
+    }
+    return removed
+  }
+
   /** Stops refreshing: locks still held are not removed, they go stale within the TTL. */
   close(): void {
     if (this.closed) return
     this.closed = true
+    clearInterval(this.sweeper)
     this.watcher?.close()
     for (const lock of this.held.all()) lock.stop()
     this.held.clear()
@@ -277,6 +308,7 @@ export const fileLocker: LockerModule<FileLockerSettings> = {
     const dir = path.resolve(settings.dir)
     await mkdir(dir, { recursive: true })
     const locker = new FileLocker({ ...settings, dir })
+    void locker.sweep().catch(() => undefined)
     return { locker, close: async () => locker.close() }
   },
 }
