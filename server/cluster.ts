@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import { MemoryLocker } from '../stores/lockers/memory.js'
 import { serveLocks } from '../stores/lockers/primaryLocks.js'
-import type { Config } from './config.js'
+import { type Config, hooksConfigured } from './config.js'
 import type { Logger } from './logger.js'
 import { withRuntimeFlags } from './runtimeFlags.js'
 
@@ -17,7 +17,8 @@ import { withRuntimeFlags } from './runtimeFlags.js'
 function perProcessState(config: Config): string | undefined {
   if (config.REDIS_URL) return undefined
   if (config.STORE === 's3') return 'the S3 store caches upload info per process'
-  if (config.HOOKS_URL && config.HOOKS_ENABLED.some((t) => t === 'post-finish' || t === 'post-terminate')) return 'the hooks outbox on disk has one writer'
+  if (hooksConfigured(config) && config.HOOKS_ENABLED.some((t) => t === 'post-finish' || t === 'post-terminate'))
+    return 'the hooks outbox on disk has one writer'
   if (config.CREATE_RATE_LIMIT_IP || config.CREATE_RATE_LIMIT_PRINCIPAL) return 'creation rate limits count per process'
   if (config.MAX_UNFINISHED_PER_PRINCIPAL > 0) return 'MAX_UNFINISHED_PER_PRINCIPAL counts per process'
   return undefined

@@ -1,3 +1,4 @@
+import { accessSync, constants, existsSync, statSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import path from 'node:path'
 import bytes from 'bytes'
@@ -203,8 +204,10 @@ const schema = z.object({
   JWT_JWKS_MAX_AGE: duration.refine((v) => v >= 1000, 'expected at least 1s').prefault('10m'),
   JWT_ISSUER: z.string().min(1).optional(),
   JWT_AUDIENCE: z.string().min(1).optional(),
-  // tusd v2 compatible HTTP hooks: off without HOOKS_URL.
+  // tusd v2 compatible hooks, sent to HOOKS_URL or run from HOOKS_DIR (one or the other); off without both.
   HOOKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  // A folder of executables named after hook types, as tusd's -hooks-dir; made absolute at start.
+  HOOKS_DIR: z.string().min(1).optional(),
   HOOKS_ENABLED: z
     .string()
     .transform((text, ctx) => {
@@ -288,8 +291,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (raw.UPLOAD_LIST && raw.AUTH_MODE === 'hook') throw new ConfigError('invalid UPLOAD_LIST: not available with AUTH_MODE=hook')
   // AUTH_MODE=hook checks creation and access: by default the pre-access hook joins tusd's defaults.
   if (raw.AUTH_MODE === 'hook' && present.HOOKS_ENABLED === undefined) raw.HOOKS_ENABLED = [...raw.HOOKS_ENABLED, 'pre-access']
-  if (raw.AUTH_MODE === 'hook' && (raw.HOOKS_URL === undefined || !raw.HOOKS_ENABLED.includes('pre-create') || !raw.HOOKS_ENABLED.includes('pre-access'))) {
-    throw new ConfigError('invalid AUTH_MODE: AUTH_MODE=hook needs HOOKS_URL, and pre-create and pre-access in HOOKS_ENABLED')
+  if (raw.HOOKS_URL !== undefined && raw.HOOKS_DIR !== undefined) throw new ConfigError('invalid HOOKS_DIR: give HOOKS_URL or HOOKS_DIR, not both')
+  if (raw.HOOKS_DIR !== undefined) raw.HOOKS_DIR = hooksFolder(raw.HOOKS_DIR)
+  // The gate's hooks: a folder without them would let everyone in, as a missing file hook is skipped.
+  const gate =
+    raw.AUTH_MODE === 'hook' && raw.HOOKS_DIR !== undefined
+      ? ['pre-create', 'pre-access'].find((type) => !existsSync(path.join(raw.HOOKS_DIR as string, type)))
+      : undefined
+  if (gate) throw new ConfigError(`invalid HOOKS_DIR: AUTH_MODE=hook needs an executable ${gate} in it`)
+  if (raw.AUTH_MODE === 'hook' && (!hooksConfigured(raw) || !raw.HOOKS_ENABLED.includes('pre-create') || !raw.HOOKS_ENABLED.includes('pre-access'))) {
+    throw new ConfigError('invalid AUTH_MODE: AUTH_MODE=hook needs HOOKS_URL or HOOKS_DIR, and pre-create and pre-access in HOOKS_ENABLED')
   }
   if (raw.AUTH_MODE === 'jwt') {
     if (raw.JWT_SECRET === undefined && raw.JWT_JWKS_URL === undefined) {
@@ -328,6 +339,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     CORS_ORIGINS: origins.includes('*') ? '*' : origins,
     LOG_FORMAT: raw.LOG_FORMAT ?? (raw.NODE_ENV === 'production' ? 'json' : 'pretty'),
   }
+}
+
+/** Whether hooks are on: sent to HOOKS_URL or run from HOOKS_DIR. */
+export function hooksConfigured(config: Pick<RawConfig, 'HOOKS_URL' | 'HOOKS_DIR'>): boolean {
+  return config.HOOKS_URL !== undefined || config.HOOKS_DIR !== undefined
+}
+
+/** HOOKS_DIR made absolute, once it is known to be a folder tusgate can list and enter; a ConfigError otherwise. */
+function hooksFolder(dir: string): string {
+  const absolute = path.resolve(dir)
+  let isFolder: boolean
+  try {
+    isFolder = statSync(absolute).isDirectory()
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    throw new ConfigError(`invalid HOOKS_DIR: '${dir}' ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`)
+  }
+  if (!isFolder) throw new ConfigError(`invalid HOOKS_DIR: '${dir}' is not a folder`)
+  try {
+    accessSync(absolute, constants.R_OK | constants.X_OK)
+  } catch {
+    throw new ConfigError(`invalid HOOKS_DIR: '${dir}' cannot be read (no permission)`)
+  }
+  return absolute
 }
 
 /** The store back end the config names, with its settings. */

@@ -147,7 +147,7 @@ describe('config: authentication', () => {
 
   test.each<[Record<string, string>, string, RegExp]>([
     [{ AUTH_MODE: 'basic' }, 'AUTH_MODE', /^invalid AUTH_MODE: /],
-    [{ AUTH_MODE: 'hook' }, 'AUTH_MODE', /^invalid AUTH_MODE: AUTH_MODE=hook needs HOOKS_URL, and pre-create and pre-access in HOOKS_ENABLED$/],
+    [{ AUTH_MODE: 'hook' }, 'AUTH_MODE', /^invalid AUTH_MODE: AUTH_MODE=hook needs HOOKS_URL or HOOKS_DIR, and pre-create and pre-access in HOOKS_ENABLED$/],
     [{ AUTH_MODE: 'hook', HOOKS_URL: 'http://hooks:8081/', HOOKS_ENABLED: 'pre-create' }, 'AUTH_MODE', /^invalid AUTH_MODE: AUTH_MODE=hook needs/],
     [{ AUTH_MODE: 'hook', HOOKS_URL: 'http://hooks:8081/', HOOKS_ENABLED: 'post-finish' }, 'AUTH_MODE', /^invalid AUTH_MODE: AUTH_MODE=hook needs/],
     [{ AUTH_MODE: 'jwt' }, 'JWT_SECRET', /^invalid JWT_SECRET: AUTH_MODE=jwt needs JWT_SECRET \(HS256\) or JWT_JWKS_URL \(RS256\/ES256\)$/],

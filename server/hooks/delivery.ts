@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../config.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
-import type { HttpHook } from './http.js'
 import type { Outbox, OutboxEntry } from './outbox/types.js'
+import type { HookTransport } from './transport.js'
 import type { HookRequest } from './types.js'
 
 const POLL_MS = 250
@@ -30,7 +30,7 @@ export class DurableDelivery {
 
   constructor(
     private readonly outbox: Outbox,
-    private readonly hook: HttpHook,
+    private readonly hook: HookTransport,
     private readonly config: DeliveryConfig,
     private readonly logger: Logger,
     private readonly metrics: Metrics,

@@ -3,17 +3,19 @@ import type { IncomingMessage } from 'node:http'
 import type { Upload } from '@tus/utils'
 import { REQUESTED } from '../../stores/placement.js'
 import { isUploadId } from '../../stores/uploadId.js'
-import type { Config } from '../config.js'
+import { type Config, hooksConfigured } from '../config.js'
 import { UploadError } from '../core/errors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { requestContext } from '../requestContext.js'
 import { TtlCache } from '../ttlCache.js'
 import { DurableDelivery } from './delivery.js'
-import { HookCallError, type HttpHook, httpHook } from './http.js'
+import { fileHook } from './file.js'
+import { httpHook } from './http.js'
 import { createOutbox } from './outbox/index.js'
 import type { DurableHookType, Outbox } from './outbox/types.js'
 import { hookRequest, hookUpload } from './payload.js'
+import { HookCallError, type HookTransport } from './transport.js'
 import type { AccessMode, HookHTTPResponse, HookRequest, HookResponse, HookType } from './types.js'
 
 /**
@@ -37,9 +39,10 @@ export interface BodyProgress {
 }
 
 /**
- * tusd v2's HTTP hooks. Pre-hooks (pre-create, pre-finish, pre-terminate) are awaited and may refuse
- * or change what happens; post-create and post-receive are sent without waiting; post-finish and
- * post-terminate go through the outbox, so they survive a receiver outage and a restart.
+ * tusd v2's hooks, over HTTP (HOOKS_URL) or as executables (HOOKS_DIR). Pre-hooks (pre-create,
+ * pre-finish, pre-terminate) are awaited and may refuse or change what happens; post-create and
+ * post-receive are sent without waiting; post-finish and post-terminate go through the outbox, so they
+ * survive a receiver outage and a restart.
  */
 export class Hooks {
   private readonly enabledTypes: Set<HookType>
@@ -48,7 +51,7 @@ export class Hooks {
 
   private constructor(
     private readonly config: Config,
-    private readonly hook: HttpHook,
+    private readonly hook: HookTransport,
     private readonly outbox: Outbox | undefined,
     private readonly delivery: DurableDelivery | undefined,
     private readonly logger: Logger,
@@ -58,10 +61,10 @@ export class Hooks {
     if (config.HOOKS_ACCESS_CACHE > 0) this.accessAnswers = new TtlCache(config.HOOKS_ACCESS_CACHE, ACCESS_CACHE_ENTRIES)
   }
 
-  /** The hooks the config asks for, or undefined without HOOKS_URL. Starts delivering what an earlier run left queued. */
+  /** The hooks the config asks for, or undefined without HOOKS_URL or HOOKS_DIR. Starts delivering what an earlier run left queued. */
   static async create(config: Config, logger: Logger, metrics: Metrics): Promise<Hooks | undefined> {
-    if (config.HOOKS_URL === undefined) return undefined
-    const hook = httpHook(config)
+    if (!hooksConfigured(config)) return undefined
+    const hook = config.HOOKS_DIR === undefined ? httpHook(config) : fileHook({ config, logger })
     const durable = config.HOOKS_ENABLED.some((type) => type === 'post-finish' || type === 'post-terminate')
     const outbox = durable ? await createOutbox(config, logger) : undefined
     const delivery = outbox ? new DurableDelivery(outbox, hook, config, logger, metrics) : undefined
