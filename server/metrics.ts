@@ -111,6 +111,12 @@ export class Metrics {
     this.gauge('uploads_in_progress', 'Uploads with a PATCH or creation-with-upload writing to the store', count)
   }
 
+  /** S3 parts holding one of S3_CONCURRENT_PARTS and waiting for one, read at each scrape. */
+  s3PartSlots(slots: { readonly inFlight: number; readonly waiting: number }): void {
+    this.gauge('s3_parts_in_flight', 'S3 parts spooled or uploading, each holding one of S3_CONCURRENT_PARTS', () => slots.inFlight)
+    this.gauge('s3_parts_waiting', 'S3 parts ready to go, waiting for one of S3_CONCURRENT_PARTS', () => slots.waiting)
+  }
+
   /** Creations waiting for one of CREATE_SLOTS, read at each scrape. */
   creationsWaiting(count: () => number): void {
     this.gauge('creations_waiting', 'Creations (POST) waiting for a free creation slot (CREATE_SLOTS)', count)

@@ -74,6 +74,8 @@ export interface StoreBackend {
   offsetOf?(id: string): number
   /** Resolves when the store can take writes; rejects with the reason otherwise. */
   health(): Promise<void>
+  /** S3: parts holding one of the slots for parts at once, and parts waiting for one (for /metrics). */
+  partSlots?: { readonly inFlight: number; readonly waiting: number }
   /** Unfinished uploads whose expiry has passed by `now` (default: now), for the sweep (which rechecks each under its lock). */
   expiredUploadIds(now?: number): Promise<string[]>
   /** The bytes of an upload, whole or a range of it. */

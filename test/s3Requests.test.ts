@@ -24,10 +24,11 @@ function sum(text: string, name: string, labels: string): number {
 
 describe('S3_CONCURRENT_PARTS', () => {
   test('1: a 30 MiB write in 5 MiB parts sends its UploadParts one after another; the bytes arrive whole', async () => {
-    const requests: { operation: string; start: number; end: number }[] = []
+    const requests: { operation: string; start: number; end: number; inFlight?: number; waiting?: number }[] = []
+    let slots: { readonly inFlight: number; readonly waiting: number } | undefined
     const onRequest = ({ operation, seconds }: S3Request) => {
       const end = performance.now()
-      requests.push({ operation, start: end - seconds * 1000, end })
+      requests.push({ operation, start: end - seconds * 1000, end, inFlight: slots?.inFlight, waiting: slots?.waiting })
     }
     const store = await s3Store.create({
       bucket: await ceph().createBucket(),
@@ -42,6 +43,7 @@ describe('S3_CONCURRENT_PARTS', () => {
       expiresAfterMs: 0,
       onRequest,
     })
+    slots = store.partSlots
     try {
       const data = randomData(30 * MiB, 30)
       const id = newUploadId()
@@ -56,6 +58,9 @@ describe('S3_CONCURRENT_PARTS', () => {
       const parts = requests.filter((r) => r.operation === 'UploadPart').sort((a, b) => a.start - b.start)
       expect(parts.length).toBe(6)
       for (let i = 1; i < parts.length; i++) expect(parts[i].start).toBeGreaterThanOrEqual(parts[i - 1].end)
+      // Each part held the one slot while it went (what /metrics shows as tusgate_s3_parts_in_flight); all given back.
+      expect(parts.map((p) => p.inFlight)).toEqual(Array(6).fill(1))
+      expect({ inFlight: slots?.inFlight, waiting: slots?.waiting }).toEqual({ inFlight: 0, waiting: 0 })
       const stored = await store.download(id)
       const chunks: Buffer[] = []
       for await (const chunk of stored) chunks.push(chunk as Buffer)
@@ -90,6 +95,9 @@ describe('S3 request metrics on /metrics', () => {
     expect(grew('tusgate_s3_requests_total', 'operation="CompleteMultipartUpload"')).toBe(1)
     expect(grew('tusgate_s3_requests_total', 'operation="GetObject"')).toBeGreaterThanOrEqual(1)
     expect(sum(after, 'tusgate_s3_request_errors_total', 'operation="UploadPart"')).toBe(0)
+    // The parts' slots are all given back.
+    expect(after).toMatch(/^tusgate_s3_parts_in_flight 0$/m)
+    expect(after).toMatch(/^tusgate_s3_parts_waiting 0$/m)
   })
 
   test('with radosgw killed, a HEAD fails and the errors of that operation rise, with no answer as their status', async () => {

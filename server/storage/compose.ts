@@ -42,6 +42,7 @@ export async function composeStorage(config: Config, { metrics, logger }: Storag
   let lockers: Awaited<ReturnType<typeof openLocker>> | undefined
   try {
     refuseUnfitMetadata(config, store.capabilities)
+    if (store.partSlots) metrics.s3PartSlots(store.partSlots)
     // With the memory locker this process is the file store's only writer, so upload info can live in memory.
     const cached = config.STORE === 'file' && config.LOCKER === 'memory' ? withUploadCache(store) : store
     const instrumented = new InstrumentedStore(cached.datastore, metrics)

@@ -13,6 +13,7 @@ import type { ByteRange, Orphan, StoreCapabilities, WaitingFinals } from '../typ
 import { isUploadId } from '../uploadId.js'
 import { type PlannedPart, planParts, type Segment } from './concatPlan.js'
 import { useKeyPrefix } from './keyPrefix.js'
+import { PartSlots } from './partSlots.js'
 import { consecutiveParts, incompleteCounts, STARTS_AT, sizeOf, writeParts } from './partWriter.js'
 import { PlacedKeys } from './placedKeys.js'
 import { observeRequests, type S3RequestObserver } from './requestObserver.js'
@@ -36,11 +37,14 @@ export class S3Datastore extends S3Store {
   private readonly keyPrefix: string
   private readonly placed: PlacedKeys
   readonly capabilities: StoreCapabilities
+  /** The parts spooled or uploading at once (S3_CONCURRENT_PARTS), and those waiting for a slot. */
+  readonly partSlots: PartSlots
 
   constructor(options: Options & { keyPrefix: string; onRequest?: S3RequestObserver }) {
     super(options)
     this.bucketName = options.s3ClientConfig.bucket
     this.keyPrefix = options.keyPrefix
+    this.partSlots = new PartSlots(options.maxConcurrentPartUploads ?? 60)
     this.placed = new PlacedKeys(options.keyPrefix)
     useKeyPrefix(this.client, options.keyPrefix, (key) => this.placed.placedKeyOf(key))
     if (options.onRequest) observeRequests(this.client, options.onRequest)
@@ -138,7 +142,7 @@ export class S3Datastore extends S3Store {
         minPartSize: this.minPartSize,
       },
       {
-        permit: () => this.partUploadSemaphore.acquire(),
+        permit: () => this.partSlots.acquire(),
         uploadPart: (partNumber, path) => this.uploadPart(metadata, createReadStream(path), partNumber),
         putIncomplete: async (path, startsAt) => {
           await this.client.putObject({

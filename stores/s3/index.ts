@@ -84,6 +84,7 @@ export const s3Store: StoreModule<S3StoreSettings> = {
       datastore,
       capabilities: datastore.capabilities,
       health: () => datastore.checkBucket(),
+      partSlots: datastore.partSlots,
       expiredUploadIds: (now) => datastore.expiredIds(now),
       download: (id, range) => datastore.readRange(id, range),
       listFinished: (limit, where) => datastore.finishedUploads(limit, where),
