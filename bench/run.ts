@@ -637,7 +637,7 @@ async function runConcurrent(peer: Peer, n: number, ctx: Ctx, nodeFlags: string[
     const loadEndMs = Date.now()
     const head = await prober.stop()
     agent.destroy()
-    // tusgate's own view (one worker's metrics when there are several); tusd has neither.
+    // tusgate's own view (its workers' metrics, summed by the primary; loop lag the worst); tusd has neither.
     const metrics = peer.tusgate ? await scrapeMetrics(server) : undefined
     await sleep(200) // the last access-log lines
     const { byMethod: serverSide, probes } = peer.tusgate
@@ -1312,7 +1312,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
     text.push(
       '',
       'Concurrent uploads (POST + PATCH of 1 MiB each). HEADs to finished uploads during the load, from a separate prober process: on one',
-      'kept-alive connection, and on a new connection each. srv-side: from the access log; loop lag: prom-client (one worker of tusgate).',
+      'kept-alive connection, and on a new connection each. srv-side: from the access log; loop lag: prom-client (the worst of tusgate's workers).',
       concTable,
     )
   }

@@ -1,7 +1,9 @@
+import cluster from 'node:cluster'
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type Response } from 'express'
 import type { StoreBackend } from '../stores/types.js'
 import { accessLog } from './accessLog.js'
 import { accessControl } from './auth/access.js'
+import { shareWorkerMetrics } from './clusterMetrics.js'
 import type { Config } from './config.js'
 import { tusExtensions } from './core/capabilities.js'
 import { UploadError } from './core/errors.js'
@@ -44,6 +46,7 @@ export interface App {
  */
 export async function createApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics()
+  if (config.METRICS && cluster.isWorker) shareWorkerMetrics(metrics.registry)
   const storage = await composeStorage(config, { metrics, logger })
   const { backend: store, locker, sweeper, capabilities } = storage
   const hooks = await Hooks.create(config, logger, metrics)

@@ -1,6 +1,8 @@
 import cluster, { type Worker } from 'node:cluster'
+import { AggregatorRegistry, type PrometheusContentType } from 'prom-client'
 import { MemoryLocker } from '../stores/lockers/memory.js'
 import { serveLocks } from '../stores/lockers/primaryLocks.js'
+import { serveClusterMetrics } from './clusterMetrics.js'
 import { type Config, hooksConfigured } from './config.js'
 import type { Logger } from './logger.js'
 import { withRuntimeFlags } from './runtimeFlags.js'
@@ -43,6 +45,8 @@ export function runPrimary(config: Config, logger: Logger, count: number): void 
   cluster.schedulingPolicy = cluster.SCHED_NONE
   cluster.setupPrimary({ execArgv: withRuntimeFlags(process.execArgv) })
   const locks = config.LOCKER === 'memory' ? new MemoryLocker(config.LOCK_TIMEOUT) : undefined
+  // One per process: prom-client listens for the workers' replies once.
+  const metrics = config.METRICS ? new AggregatorRegistry<PrometheusContentType>() : undefined
   const live = new Set<Worker>()
   let stopping = false
   let exitCode = 0
@@ -64,6 +68,7 @@ export function runPrimary(config: Config, logger: Logger, count: number): void 
     const worker: Worker = cluster.fork()
     live.add(worker)
     if (locks) serveLocks(locks, worker)
+    if (metrics) serveClusterMetrics(worker, metrics)
     let listening = false
     worker.once('listening', () => {
       listening = true

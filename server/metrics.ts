@@ -1,8 +1,10 @@
+import cluster from 'node:cluster'
 import { timingSafeEqual } from 'node:crypto'
 import type { Server } from 'node:http'
 import { type RequestHandler, Router } from 'express'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { S3Request } from '../stores/s3/requestObserver.js'
+import { clusterMetricsText } from './clusterMetrics.js'
 import type { Config } from './config.js'
 import type { Fault } from './core/errors.js'
 import { requestContext } from './requestContext.js'
@@ -189,7 +191,10 @@ export function metricsRoute(config: Pick<Config, 'METRICS_TOKEN'>, metrics: Met
         return
       }
     }
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+    // A worker answers for the whole instance: every worker's metrics, summed by the primary.
+    const text = cluster.isWorker ? await clusterMetricsText().catch(() => undefined) : await metrics.registry.metrics()
+    if (text === undefined) return void res.status(503).set('Retry-After', '1').type('text/plain').send('Metrics of the other workers unavailable\n')
+    res.type(metrics.registry.contentType).send(text)
   })
   return router
 }

@@ -182,6 +182,40 @@ test('workers run with the runtime flags, which npm start and the image pass to 
   }
 }, 60_000)
 
+test('/metrics on any worker counts the requests of every worker', async () => {
+  const { server, workers } = await launchTwo(pool.newDir())
+  const ids = Array.from({ length: 40 }, (_, i) => `options-${i}`)
+  for (const id of ids) {
+    const res = await request(`${server.url}/files`, { method: 'OPTIONS', headers: { 'X-Request-Id': id, Connection: 'close' } })
+    expect(res.status).toBeLessThan(300)
+  }
+  // Both workers answered some (new connections spread over them), so one worker's counters alone fall short.
+  let pids = pidsByRequestId(server)
+  for (let i = 0; i < 40 && ids.some((id) => !pids.has(id)); i++) {
+    await sleep(50)
+    pids = pidsByRequestId(server)
+  }
+  expect(new Set(ids.map((id) => pids.get(id)))).toEqual(new Set(workers))
+  const options = async () => {
+    const res = await request(`${server.url}/metrics`, { headers: { Connection: 'close' } })
+    expect(res.status).toBe(200)
+    return res.body
+      .toString()
+      .split('\n')
+      .filter((line) => line.startsWith('tusgate_http_requests_total{') && line.includes('method="OPTIONS"'))
+      .reduce((total, line) => total + Number(line.slice(line.lastIndexOf(' ') + 1)), 0)
+  }
+  // Bounded: a request is counted as its answer ends, a moment after the client has it.
+  let counted = await options()
+  for (let i = 0; i < 40 && counted !== ids.length; i++) {
+    await sleep(50)
+    counted = await options()
+  }
+  expect(counted).toBe(ids.length)
+  // Asked of each worker in turn, the sum is the same.
+  for (let i = 0; i < 6; i++) expect(await options()).toBe(ids.length)
+}, 60_000)
+
 /** Listening TCP sockets on a port, from /proc/net/tcp (state 0A). */
 function listeningSockets(port: number): number {
   const hex = port.toString(16).toUpperCase().padStart(4, '0')
