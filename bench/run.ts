@@ -1312,7 +1312,7 @@ function report(runs: RunResult[], load1Start: number[], profiles: Record<string
     text.push(
       '',
       'Concurrent uploads (POST + PATCH of 1 MiB each). HEADs to finished uploads during the load, from a separate prober process: on one',
-      'kept-alive connection, and on a new connection each. srv-side: from the access log; loop lag: prom-client (the worst of tusgate's workers).',
+      'kept-alive connection, and on a new connection each. srv-side: from the access log; loop lag: prom-client (the worst of the tusgate workers).',
       concTable,
     )
   }
