@@ -137,10 +137,12 @@ test('a holder that cannot watch the folder (as on NFS) still hears a release re
 
 test("a live holder's lock is never taken over; a SIGKILLed holder's is, once it is LOCK_TTL old", async () => {
   const dir = lockDir()
-  const child = holder({ MODE: 'hold', LOCK_DIR: dir, LOCK_ID: 'upload-k' })
+  // A longer TTL here: refreshes every second leave a loaded machine two seconds of slack.
+  const ttl = 3 * TTL
+  const child = holder({ MODE: 'hold', LOCK_DIR: dir, LOCK_ID: 'upload-k', LOCK_TTL: String(ttl) })
   await until(() => child.output().includes('locked\n'), 20_000, `the holder process to lock (output: ${child.output()})`)
   // Alive, it refreshes its lock: waiting 3.5 TTLs gets nothing, and it was asked to let go.
-  const locker = makeLocker(dir, { timeoutMs: 3.5 * TTL })
+  const locker = makeLocker(dir, { timeoutMs: 3.5 * ttl, ttlMs: ttl })
   await expect(locker.newLock('upload-k').lock(never(), noop)).rejects.toBe(ERRORS.ERR_LOCK_TIMEOUT)
   expect(child.output()).toContain('release requested\n')
 
@@ -149,7 +151,7 @@ test("a live holder's lock is never taken over; a SIGKILLed holder's is, once it
   const lastSignOfLife = (await stat(path.join(dir, 'upload-k.lock'))).mtimeMs
   const lock = locker.newLock('upload-k')
   await lock.lock(never(), noop)
-  expect(Date.now() - lastSignOfLife).toBeGreaterThanOrEqual(TTL)
+  expect(Date.now() - lastSignOfLife).toBeGreaterThanOrEqual(ttl)
   await lock.unlock()
 }, 40_000)
 
