@@ -1,11 +1,11 @@
 // File hooks (HOOKS_DIR) against real shell scripts run by a real server: answers, refusals, failures, the outbox, the config.
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { workerCount } from '../server/cluster.js'
 import { ConfigError, loadConfig } from '../server/config.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { capturedLogger, type InProcessServer, startServer, tempDir } from './helpers/servers.js'
+import { until } from './helpers/wait.js'
 
 let server: InProcessServer | undefined
 const temps: Array<{ remove(): void }> = []
@@ -34,14 +34,6 @@ const create = (url: string, headers: Record<string, string | number>) => reques
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [])
 
 /** Resolves once `check` holds, polling every 20 ms; rejects after `ms`. */
-async function waitFor(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(20)
-  }
-}
-
 const outboxEmpty = async () =>
   ((await server?.app.metrics.registry.getSingleMetricAsString('tusgate_hook_outbox_pending')) ?? '').includes('tusgate_hook_outbox_pending 0')
 
@@ -96,7 +88,7 @@ test('post-finish gets the hook request on stdin, in HOOKS_DIR, with a minimal e
   expect(await sha256OfDownload(location)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
 
   // Once the outbox is empty the hook has run and been completed: nothing more comes.
-  await waitFor(async () => lines(path.join(hooks, 'events.log')).length > 0 && (await outboxEmpty()), 10_000, 'post-finish')
+  await until(async () => lines(path.join(hooks, 'events.log')).length > 0 && (await outboxEmpty()), 10_000, 'post-finish')
   const events = lines(path.join(hooks, 'events.log')).map((line) => JSON.parse(line))
   expect(events).toHaveLength(1)
   expect(events[0].Type).toBe('post-finish')
@@ -161,7 +153,7 @@ test('a pre-create running past HOOKS_TIMEOUT refuses the creation, and it and w
   expect(pid).toBeGreaterThan(1)
   // The failure is answered once the script has been reaped; its `sleep` was in its process group.
   expect(gone(pid)).toBe(true)
-  await waitFor(() => gone(child), 5_000, `the script's sleep (${child}) to be killed`)
+  await until(() => gone(child), 5_000, `the script's sleep (${child}) to be killed`)
 })
 
 test('an enabled hook type without an executable in HOOKS_DIR is skipped', async () => {
@@ -172,7 +164,7 @@ test('an enabled hook type without an executable in HOOKS_DIR is skipped', async
   expect(await sha256OfDownload(location)).toEqual({ status: 200, sha: sha256('xyz'), bytes: 3 })
   expect((await request(location, { method: 'DELETE', headers: TUS })).status).toBe(204)
   // The one script present did run.
-  await waitFor(() => lines(path.join(hooks, 'post-create.log')).length === 1, 5_000, 'post-create')
+  await until(() => lines(path.join(hooks, 'post-create.log')).length === 1, 5_000, 'post-create')
 })
 
 test('a post-finish that fails the first time is delivered again by the outbox', async () => {
@@ -183,7 +175,7 @@ if [ ! -e failed-once ]; then : > failed-once; echo "not yet" >&2; exit 1; fi`
   const location = await createUpload(server.url, { 'Upload-Length': 3 })
   expect((await patch(location, 0, 'abc')).status).toBe(204)
 
-  await waitFor(async () => lines(path.join(hooks, 'attempts.log')).length === 2 && (await outboxEmpty()), 10_000, 'the second attempt')
+  await until(async () => lines(path.join(hooks, 'attempts.log')).length === 2 && (await outboxEmpty()), 10_000, 'the second attempt')
   const attempts = lines(path.join(hooks, 'attempts.log')).map((line) => JSON.parse(line))
   expect(attempts.map((a) => [a.Type, a.Event.Upload.ID])).toEqual([
     ['post-finish', idOf(location)],

@@ -8,6 +8,7 @@ import { FileLocker } from '../stores/lockers/file.js'
 import { lockerNames } from '../stores/registry.js'
 import { createUpload, pacedPatch, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
 import { processPool, ROOT, tempDir } from './helpers/servers.js'
+import { until } from './helpers/wait.js'
 
 // The file locker (LOCKER=file) over a real folder: in one process, across child processes that share
 // the folder, and under two tusgate processes sharing one FILE_DIR. LOCK_TTL is 1 s in the unit tests.
@@ -32,14 +33,6 @@ function makeLocker(dir: string, { timeoutMs = 10_000, ttlMs = TTL } = {}): File
   const locker = new FileLocker({ dir, timeoutMs, ttlMs })
   lockers.push(locker)
   return locker
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(10)
-  }
 }
 
 /** A fileLockHolder.ts child; its output collected. */

@@ -5,6 +5,7 @@ import type { S3Request } from '../stores/s3/requestObserver.js'
 import { newUploadId } from '../stores/uploadId.js'
 import { tusgateS3Env, useCeph } from './helpers/ceph.js'
 import { createUpload, patch, randomData, request, sha256, sha256OfDownload, TUS } from './helpers/http.js'
+import { metricSum } from './helpers/metrics.js'
 import { type InProcessServer, startServer } from './helpers/servers.js'
 
 // S3_CONCURRENT_PARTS and the S3 request metrics, against a real radosgw (killed in the last test).
@@ -13,14 +14,6 @@ const MiB = 1024 * 1024
 const PART = 5 * MiB // tusgateS3Env's S3_PART_SIZE
 
 const ceph = useCeph()
-
-/** The sum of the samples of a metric of /metrics whose labels include `labels`, e.g. `operation="UploadPart"`. */
-function sum(text: string, name: string, labels: string): number {
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
-    .reduce((total, l) => total + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
-}
 
 describe('S3_CONCURRENT_PARTS', () => {
   test('1: a 30 MiB write in 5 MiB parts sends its UploadParts one after another; the bytes arrive whole', async () => {
@@ -87,14 +80,14 @@ describe('S3 request metrics on /metrics', () => {
     expect(await sha256OfDownload(url)).toEqual({ status: 200, sha: sha256(data), bytes: data.length })
 
     const after = await scrape()
-    const grew = (name: string, labels: string) => sum(after, name, labels) - sum(before, name, labels)
+    const grew = (name: string, labels: string) => metricSum(after, name, labels) - metricSum(before, name, labels)
     const parts = Math.ceil(data.length / PART)
     expect(grew('tusgate_s3_requests_total', 'operation="UploadPart"')).toBeGreaterThanOrEqual(parts)
     expect(grew('tusgate_s3_request_duration_seconds_count', 'operation="UploadPart"')).toBeGreaterThanOrEqual(parts)
     expect(grew('tusgate_s3_requests_total', 'operation="CreateMultipartUpload"')).toBe(1)
     expect(grew('tusgate_s3_requests_total', 'operation="CompleteMultipartUpload"')).toBe(1)
     expect(grew('tusgate_s3_requests_total', 'operation="GetObject"')).toBeGreaterThanOrEqual(1)
-    expect(sum(after, 'tusgate_s3_request_errors_total', 'operation="UploadPart"')).toBe(0)
+    expect(metricSum(after, 'tusgate_s3_request_errors_total', 'operation="UploadPart"')).toBe(0)
     // The parts' slots are all given back.
     expect(after).toMatch(/^tusgate_s3_parts_in_flight 0$/m)
     expect(after).toMatch(/^tusgate_s3_parts_waiting 0$/m)
@@ -110,8 +103,10 @@ describe('S3 request metrics on /metrics', () => {
       const head = await request(url, { method: 'HEAD', headers: TUS })
       expect(head.status).toBeGreaterThanOrEqual(500)
       const after = await scrape()
-      expect(sum(after, 'tusgate_s3_request_errors_total', 'status="none"')).toBeGreaterThan(sum(before, 'tusgate_s3_request_errors_total', 'status="none"'))
-      expect(sum(after, 'tusgate_s3_requests_total', '')).toBeGreaterThan(sum(before, 'tusgate_s3_requests_total', ''))
+      expect(metricSum(after, 'tusgate_s3_request_errors_total', 'status="none"')).toBeGreaterThan(
+        metricSum(before, 'tusgate_s3_request_errors_total', 'status="none"'),
+      )
+      expect(metricSum(after, 'tusgate_s3_requests_total', '')).toBeGreaterThan(metricSum(before, 'tusgate_s3_requests_total', ''))
     } finally {
       await ceph().gateway.start()
     }

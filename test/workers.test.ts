@@ -3,6 +3,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { NODE_FLAGS } from '../server/runtimeFlags.js'
 import { createUpload, pacedPatch, request, sha256, TUS } from './helpers/http.js'
+import { metricSum } from './helpers/metrics.js'
 import { processPool, type ServerProcess } from './helpers/servers.js'
 
 // WORKERS=2: two processes accepting connections on one port. Several clients race to finish one upload,
@@ -199,11 +200,7 @@ test('/metrics on any worker counts the requests of every worker', async () => {
   const options = async () => {
     const res = await request(`${server.url}/metrics`, { headers: { Connection: 'close' } })
     expect(res.status).toBe(200)
-    return res.body
-      .toString()
-      .split('\n')
-      .filter((line) => line.startsWith('tusgate_http_requests_total{') && line.includes('method="OPTIONS"'))
-      .reduce((total, line) => total + Number(line.slice(line.lastIndexOf(' ') + 1)), 0)
+    return metricSum(res.body.toString(), 'tusgate_http_requests_total', 'method="OPTIONS"')
   }
   // Bounded: a request is counted as its answer ends, a moment after the client has it.
   let counted = await options()
